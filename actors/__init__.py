@@ -1,0 +1,116 @@
+"""A small, generic actor runtime on trio.
+
+Actors with bounded mailboxes, ``tell``/``ask`` refs that look the same locally and
+remotely, supervisors with restart policies, links between nodes over websockets (or
+an in-memory transport for tests), msgpack + cattrs messages, and UDP discovery.
+It knows nothing about task queues.
+"""
+
+from ._actor import Actor, Context
+from ._codec import Codec, Kind, message, message_name, registered_messages
+from ._discovery import (
+    DEFAULT_BROADCAST_ADDRESS,
+    DEFAULT_DISCOVERY_PORT,
+    Beacon,
+    DiscoveryConfig,
+    DiscoveryListener,
+    PeerAppeared,
+    PeerDisappeared,
+    PeerInfo,
+    open_discovery_listener,
+    run_beacon,
+)
+from ._errors import (
+    ActorCrashed,
+    ActorError,
+    ActorGone,
+    ActorNotFound,
+    AuthenticationError,
+    BodyError,
+    CodecError,
+    ConnectFailed,
+    DiscoveryError,
+    EscalationError,
+    HandshakeError,
+    LinkClosed,
+    LinkError,
+    MailboxFull,
+    MessageTooLarge,
+    NameTaken,
+    PeerDown,
+    RemoteError,
+    UnknownMessageType,
+)
+from ._link import PROTOCOL_VERSION, Hello, Link, LinkConfig, LinkDown, LinkUp, Peer
+from ._mailbox import DeadLetters, Delivery, Mailbox, MailboxStatistics, Overflow
+from ._ref import ActorRef, Future, LocalRef, RemoteRef
+from ._supervisor import Restart, Supervisor, SupervisorStatistics
+from ._system import ActorSystem, SystemConfig, SystemStatistics, open_actor_system
+from ._transport import Connection, MemoryConnection, MemoryNetwork, Transport, memory_network
+
+__all__ = [
+    "DEFAULT_BROADCAST_ADDRESS",
+    "DEFAULT_DISCOVERY_PORT",
+    "PROTOCOL_VERSION",
+    "Actor",
+    "ActorCrashed",
+    "ActorError",
+    "ActorGone",
+    "ActorNotFound",
+    "ActorRef",
+    "ActorSystem",
+    "AuthenticationError",
+    "Beacon",
+    "BodyError",
+    "Codec",
+    "CodecError",
+    "ConnectFailed",
+    "Connection",
+    "Context",
+    "DeadLetters",
+    "Delivery",
+    "DiscoveryConfig",
+    "DiscoveryError",
+    "DiscoveryListener",
+    "EscalationError",
+    "Future",
+    "HandshakeError",
+    "Hello",
+    "Kind",
+    "Link",
+    "LinkClosed",
+    "LinkConfig",
+    "LinkDown",
+    "LinkError",
+    "LinkUp",
+    "LocalRef",
+    "Mailbox",
+    "MailboxFull",
+    "MailboxStatistics",
+    "MemoryConnection",
+    "MemoryNetwork",
+    "MessageTooLarge",
+    "NameTaken",
+    "Overflow",
+    "Peer",
+    "PeerAppeared",
+    "PeerDisappeared",
+    "PeerDown",
+    "PeerInfo",
+    "RemoteError",
+    "RemoteRef",
+    "Restart",
+    "Supervisor",
+    "SupervisorStatistics",
+    "SystemConfig",
+    "SystemStatistics",
+    "Transport",
+    "UnknownMessageType",
+    "memory_network",
+    "message",
+    "message_name",
+    "open_actor_system",
+    "open_discovery_listener",
+    "registered_messages",
+    "run_beacon",
+]

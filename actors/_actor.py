@@ -1,0 +1,116 @@
+"""The Actor base class and the context each incarnation runs with."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import trio
+
+from ._errors import ActorCrashed, ActorGone
+
+if TYPE_CHECKING:
+    from ._mailbox import Delivery, Mailbox
+    from ._ref import ActorRef, LocalRef
+    from ._system import ActorSystem
+
+log = logging.getLogger("actors.actor")
+
+
+class Context:
+    """What an actor incarnation can reach: its ref, its mailbox, a nursery, the system.
+
+    ``nursery`` belongs to this incarnation: tasks started there are cancelled when the
+    actor stops or restarts, and an exception in one of them crashes the actor (and so
+    goes to its supervisor). ``sender`` is the sender of the message being handled.
+    """
+
+    __slots__ = ("_stop_scope", "mailbox", "nursery", "self", "sender", "system")
+
+    def __init__(
+        self, system: ActorSystem, ref: LocalRef, mailbox: Mailbox, nursery: trio.Nursery
+    ) -> None:
+        self.system = system
+        self.self = ref
+        self.mailbox = mailbox
+        self.nursery = nursery
+        self.sender: ActorRef | None = None
+        self._stop_scope = trio.CancelScope()
+
+    @property
+    def name(self) -> str:
+        """The actor's registered name."""
+        return self.self.name
+
+    def stop(self) -> None:
+        """End this actor normally after the current message (transient: not restarted)."""
+        self._stop_scope.cancel()
+
+
+class Actor:
+    """Subclass and override ``receive``; the runtime feeds it one message at a time.
+
+    The default loop awaits the first message, then takes every ready one and hands the
+    batch to ``handle_batch`` (which calls ``receive`` for each): under load, an actor
+    that overrides ``handle_batch`` can amortise work over many messages; when idle,
+    nothing waits for a batch to fill.
+
+    ``receive``'s return value answers an ask. An exception answers the ask with that
+    error and crashes the incarnation (its supervisor decides what next), except the
+    types listed in ``reply_errors``: those only answer the ask (or are logged for a
+    tell) and the actor carries on.
+    """
+
+    reply_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    batch_limit: ClassVar[int] = 512
+
+    async def started(self, ctx: Context) -> None:
+        """Called before the actor is reported ready (``spawn`` returns after it)."""
+
+    async def receive(self, ctx: Context, message: Any) -> Any:
+        """Handle one message; the return value answers an ask."""
+        raise NotImplementedError(f"{type(self).__qualname__} does not handle {message!r}")
+
+    async def run(self, ctx: Context) -> None:
+        """The message loop. Override for full control (return to stop normally)."""
+        mailbox = ctx.mailbox
+        limit = self.batch_limit
+        while True:
+            batch = await mailbox.get_batch(limit)
+            await self.handle_batch(ctx, batch)
+
+    async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
+        """Handle messages taken together; unhandled ones go back to the mailbox on a crash."""
+        for index, delivery in enumerate(batch):
+            try:
+                await self.handle(ctx, delivery)
+            except BaseException:
+                ctx.mailbox.give_back(batch[index + 1 :])
+                raise
+
+    async def handle(self, ctx: Context, delivery: Delivery) -> None:
+        """Handle one delivery: call ``receive`` and route its answer or error."""
+        ctx.sender = delivery.sender
+        reply = delivery.reply
+        try:
+            value = await self.receive(ctx, delivery.message)
+        except self.reply_errors as exc:
+            if reply is not None:
+                reply.fail(exc)
+            else:
+                log.warning("%s: %s while handling a tell: %s", ctx.name, type(exc).__name__, exc)
+            return
+        except trio.Cancelled:
+            if reply is not None:
+                reply.fail(ActorGone(f"actor {ctx.name!r} stopped while handling the request"))
+            raise
+        except Exception as exc:
+            if reply is not None:
+                crashed = ActorCrashed(
+                    f"actor {ctx.name!r} crashed handling the request: {type(exc).__name__}: {exc}"
+                )
+                crashed.__cause__ = exc
+                reply.fail(crashed)
+            raise
+        if reply is not None:
+            reply.resolve(value)

@@ -1,0 +1,187 @@
+"""Supervisors: run children in a nursery, restart them by policy, escalate a crash loop."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ._actor import Actor, Context
+from ._errors import EscalationError, NameTaken
+from ._mailbox import Overflow
+
+if TYPE_CHECKING:
+    from ._ref import LocalRef
+    from ._system import ActorSystem
+
+log = logging.getLogger("actors.supervisor")
+
+
+class Restart(enum.Enum):
+    """When a child is restarted.
+
+    ``PERMANENT``: always (after a crash and after a normal exit).
+    ``TRANSIENT``: only after a crash. ``TEMPORARY``: never.
+    """
+
+    PERMANENT = "permanent"
+    TRANSIENT = "transient"
+    TEMPORARY = "temporary"
+
+
+@attrs.frozen
+class ChildSpec:
+    """How to start (and restart) one child actor."""
+
+    name: str
+    factory: Callable[[], Actor]
+    restart: Restart = Restart.PERMANENT
+    capacity: int | None = None
+    overflow: Overflow | None = None
+
+
+@attrs.frozen
+class SupervisorStatistics:
+    """Children running and restarts so far."""
+
+    name: str
+    children: tuple[str, ...]
+    restarts: int
+
+
+class Supervisor:
+    """Owns a nursery of children; restarts them per their policy.
+
+    Restart intensity: more than ``max_restarts`` restarts within ``within`` seconds
+    (trio's clock, so virtual time in tests) means a crash loop. The supervisor then
+    escalates: it raises EscalationError (chained to the child's error), which cancels
+    its other children and propagates to its own parent.
+    """
+
+    def __init__(
+        self, system: ActorSystem, name: str, *, max_restarts: int = 3, within: float = 5.0
+    ) -> None:
+        if max_restarts < 0 or within <= 0:
+            raise ValueError("max_restarts must be >= 0 and within > 0")
+        self.system = system
+        self.name = name
+        self.max_restarts = max_restarts
+        self.within = within
+        self._nursery: trio.Nursery | None = None
+        self._restart_times: deque[float] = deque()
+        self._restarts = 0
+        self._children: dict[str, ChildSpec] = {}
+
+    def statistics(self) -> SupervisorStatistics:
+        """Running children and total restarts."""
+        return SupervisorStatistics(self.name, tuple(self._children), self._restarts)
+
+    async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED):
+        """Serve until cancelled (start it with ``nursery.start``)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started(self)
+            await trio.sleep_forever()
+
+    async def spawn(
+        self,
+        name: str,
+        factory: Callable[[], Actor] | Actor,
+        *,
+        restart: Restart | str = Restart.PERMANENT,
+        capacity: int | None = None,
+        overflow: Overflow | str | None = None,
+    ) -> LocalRef:
+        """Start a child and return its ref once its ``started`` hook has run.
+
+        ``factory`` makes a fresh actor for each incarnation (an Actor subclass works);
+        an Actor instance is reused across restarts. Raises NameTaken if the name is in
+        use on this node, and whatever ``started`` raised if the first start fails.
+        """
+        if self._nursery is None:
+            raise RuntimeError("the supervisor is not running yet")
+        if isinstance(factory, Actor):
+            instance = factory
+            factory = lambda: instance  # noqa: E731
+        spec = ChildSpec(
+            name=name,
+            factory=factory,
+            restart=Restart(restart),
+            capacity=capacity,
+            overflow=Overflow(overflow) if overflow is not None else None,
+        )
+        if self.system.lookup(name) is not None:
+            raise NameTaken(f"an actor named {name!r} already runs on this node")
+        ref = self.system._register(name, spec.capacity, spec.overflow)
+        self._children[name] = spec
+        try:
+            await self._nursery.start(self._supervise, spec, ref)
+        except BaseException:
+            self._children.pop(name, None)
+            self.system._unregister(name, "failed to start")
+            raise
+        return ref
+
+    async def _supervise(self, spec: ChildSpec, ref: LocalRef, *, task_status: Any) -> None:
+        started = False
+        reason = "stopped"
+        try:
+            while True:
+                try:
+                    await self._incarnation(spec, ref, task_status if not started else None)
+                    started = True
+                except Exception as exc:
+                    if not started:
+                        reason = "failed to start"
+                        raise
+                    if spec.restart is Restart.TEMPORARY:
+                        log.error(
+                            "actor %r crashed (temporary, not restarted)", spec.name, exc_info=exc
+                        )
+                        reason = f"crashed: {type(exc).__name__}: {exc}"
+                        return
+                    self._count_restart(spec, exc)
+                    log.warning(
+                        "actor %r crashed, restarting: %s: %s", spec.name, type(exc).__name__, exc
+                    )
+                    continue
+                if spec.restart is not Restart.PERMANENT:
+                    return
+                self._count_restart(spec, None)
+        finally:
+            self._children.pop(spec.name, None)
+            self.system._unregister(spec.name, reason)
+
+    async def _incarnation(self, spec: ChildSpec, ref: LocalRef, task_status: Any) -> None:
+        actor = spec.factory()
+        async with trio.open_nursery() as nursery:
+            ctx = Context(self.system, ref, ref.mailbox, nursery)
+            with ctx._stop_scope:
+                await actor.started(ctx)
+                if task_status is not None:
+                    task_status.started()
+                    task_status = None
+                await actor.run(ctx)
+            nursery.cancel_scope.cancel()
+        if task_status is not None:
+            # stopped itself inside started(): still report it as started
+            task_status.started()
+
+    def _count_restart(self, spec: ChildSpec, exc: BaseException | None) -> None:
+        now = trio.current_time()
+        times = self._restart_times
+        times.append(now)
+        while times and times[0] < now - self.within:
+            times.popleft()
+        self._restarts += 1
+        if len(times) > self.max_restarts:
+            error = EscalationError(
+                f"supervisor {self.name!r}: child {spec.name!r} restarted more than "
+                f"{self.max_restarts} times in {self.within}s; giving up and escalating"
+            )
+            raise error from exc
