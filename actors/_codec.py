@@ -200,13 +200,7 @@ class Codec:
         if not isinstance(frame, bytes | bytearray | memoryview):
             raise CodecError("text frames are not accepted: send binary msgpack frames")
         try:
-            items = msgpack.unpackb(
-                frame,
-                raw=False,
-                use_list=True,
-                strict_map_key=False,
-                max_buffer_size=len(frame) or 1,
-            )
+            items = msgpack.unpackb(frame, raw=False, use_list=True, strict_map_key=False)
         except Exception as exc:
             raise CodecError(f"frame is not valid msgpack: {exc}") from None
         if not isinstance(items, list):

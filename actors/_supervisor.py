@@ -129,16 +129,23 @@ class Supervisor:
 
     async def _supervise(self, spec: ChildSpec, ref: LocalRef, *, task_status: Any) -> None:
         started = False
+
+        def report_started() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
         reason = "stopped"
         try:
             while True:
                 try:
-                    await self._incarnation(spec, ref, task_status if not started else None)
-                    started = True
-                except Exception as exc:
+                    await self._incarnation(spec, ref, report_started)
+                except Exception as raised:
+                    exc = _unwrap(raised)
                     if not started:
                         reason = "failed to start"
-                        raise
+                        raise exc from None
                     if spec.restart is Restart.TEMPORARY:
                         log.error(
                             "actor %r crashed (temporary, not restarted)", spec.name, exc_info=exc
@@ -150,6 +157,7 @@ class Supervisor:
                         "actor %r crashed, restarting: %s: %s", spec.name, type(exc).__name__, exc
                     )
                     continue
+                report_started()  # it stopped itself inside started(): still report it
                 if spec.restart is not Restart.PERMANENT:
                     return
                 self._count_restart(spec, None)
@@ -157,20 +165,17 @@ class Supervisor:
             self._children.pop(spec.name, None)
             self.system._unregister(spec.name, reason)
 
-    async def _incarnation(self, spec: ChildSpec, ref: LocalRef, task_status: Any) -> None:
+    async def _incarnation(
+        self, spec: ChildSpec, ref: LocalRef, report_started: Callable[[], None]
+    ) -> None:
         actor = spec.factory()
         async with trio.open_nursery() as nursery:
             ctx = Context(self.system, ref, ref.mailbox, nursery)
             with ctx._stop_scope:
                 await actor.started(ctx)
-                if task_status is not None:
-                    task_status.started()
-                    task_status = None
+                report_started()
                 await actor.run(ctx)
             nursery.cancel_scope.cancel()
-        if task_status is not None:
-            # stopped itself inside started(): still report it as started
-            task_status.started()
 
     def _count_restart(self, spec: ChildSpec, exc: BaseException | None) -> None:
         now = trio.current_time()
@@ -185,3 +190,10 @@ class Supervisor:
                 f"{self.max_restarts} times in {self.within}s; giving up and escalating"
             )
             raise error from exc
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The single error inside nested one-exception groups (an actor's nursery wraps it)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
