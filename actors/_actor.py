@@ -11,7 +11,7 @@ from ._errors import ActorCrashed, ActorGone
 
 if TYPE_CHECKING:
     from ._mailbox import Delivery, Mailbox
-    from ._ref import ActorRef, LocalRef
+    from ._ref import ActorRef, LocalRef, Reply
     from ._system import ActorSystem
 
 log = logging.getLogger("actors.actor")
@@ -25,7 +25,7 @@ class Context:
     goes to its supervisor). ``sender`` is the sender of the message being handled.
     """
 
-    __slots__ = ("_stop_scope", "mailbox", "nursery", "self", "sender", "system")
+    __slots__ = ("_reply", "_stop_scope", "mailbox", "nursery", "self", "sender", "system")
 
     def __init__(
         self, system: ActorSystem, ref: LocalRef, mailbox: Mailbox, nursery: trio.Nursery
@@ -35,12 +35,27 @@ class Context:
         self.mailbox = mailbox
         self.nursery = nursery
         self.sender: ActorRef | None = None
+        self._reply: Reply | None = None
         self._stop_scope = trio.CancelScope()
 
     @property
     def name(self) -> str:
         """The actor's registered name."""
         return self.self.name
+
+    def defer_reply(self) -> Reply:
+        """Take over answering the ask being handled (to answer later, or from elsewhere).
+
+        The handler's return value is then ignored; the caller waits until the returned
+        Reply is resolved or failed. Useful to forward a request to another actor along
+        with its Reply, so the actor in the middle never waits. RuntimeError when the
+        current message is a tell.
+        """
+        reply = self._reply
+        if reply is None:
+            raise RuntimeError("defer_reply() needs an ask being handled (this is a tell)")
+        self._reply = None
+        return reply
 
     def stop(self) -> None:
         """End this actor normally after the current message (transient: not restarted)."""
@@ -87,30 +102,37 @@ class Actor:
             except BaseException:
                 ctx.mailbox.give_back(batch[index + 1 :])
                 raise
+            if ctx._stop_scope.cancel_called:  # ctx.stop(): the rest is not ours to handle
+                ctx.mailbox.give_back(batch[index + 1 :])
+                return
 
     async def handle(self, ctx: Context, delivery: Delivery) -> None:
         """Handle one delivery: call ``receive`` and route its answer or error."""
         ctx.sender = delivery.sender
-        reply = delivery.reply
+        ctx._reply = delivery.reply
         try:
             value = await self.receive(ctx, delivery.message)
         except self.reply_errors as exc:
+            reply = ctx._reply
             if reply is not None:
                 reply.fail(exc)
-            else:
+            elif delivery.reply is None:
                 log.warning("%s: %s while handling a tell: %s", ctx.name, type(exc).__name__, exc)
             return
         except trio.Cancelled:
-            if reply is not None:
-                reply.fail(ActorGone(f"actor {ctx.name!r} stopped while handling the request"))
+            if ctx._reply is not None:
+                ctx._reply.fail(ActorGone(f"actor {ctx.name!r} stopped while handling the request"))
             raise
         except Exception as exc:
-            if reply is not None:
+            if ctx._reply is not None:
                 crashed = ActorCrashed(
                     f"actor {ctx.name!r} crashed handling the request: {type(exc).__name__}: {exc}"
                 )
                 crashed.__cause__ = exc
-                reply.fail(crashed)
+                ctx._reply.fail(crashed)
             raise
+        finally:
+            reply = ctx._reply
+            ctx._reply = None
         if reply is not None:
             reply.resolve(value)

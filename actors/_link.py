@@ -310,6 +310,7 @@ class Link:
         self._writer_wake = trio.lowlevel.ParkingLot()
         self._space = trio.lowlevel.ParkingLot()
         self.closed: LinkClosed | None = None
+        self.done = trio.Event()
         now = trio.current_time()
         self.last_received = now
         self.last_sent = now
@@ -507,6 +508,7 @@ class Link:
         self.pending.clear()
         self._outbox.clear()
         self._space.unpark_all()
+        self.done.set()
 
 
 async def serve_link(system: ActorSystem, connection: Connection, *, initiator: bool) -> None:
@@ -548,6 +550,14 @@ class Peer:
     def ref(self, name: str) -> RemoteRef:
         """A reference to the actor ``name`` on this peer."""
         return RemoteRef(self, name)
+
+    async def wait_disconnected(self) -> None:
+        """Wait until the current link (if any) is down (the caller owns the timeout)."""
+        link = self._link
+        if link is None:
+            await trio.lowlevel.checkpoint()
+            return
+        await link.done.wait()
 
     async def wait_connected(self) -> None:
         """Wait until a link is up (the caller owns the timeout)."""

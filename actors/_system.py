@@ -205,6 +205,9 @@ class ActorSystem:
 
         for ref in list(self._peer_monitors):
             if isinstance(ref, LocalRef):
+                if ref.mailbox.closed:  # a monitor that stopped: forget it
+                    self._peer_monitors.remove(ref)
+                    continue
                 ref.mailbox.put_system(Delivery(event))
             else:
                 try:

@@ -148,10 +148,17 @@ def _fail(expression: str, message: str) -> InvalidSchedule:
     return InvalidSchedule(f"cron {expression!r}: {message}")
 
 
+def _small_int(digits: str) -> int:
+    """The value of a string of ASCII digits, capped at 10**9 (all that matters, and it avoids
+    int()'s limit on very long digit strings)."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 9 else 10**9
+
+
 def _parse_value(expression: str, field: _Field, text: str, token: str) -> int:
     """One number or name of a field, range-checked."""
     if _DIGITS.fullmatch(token):
-        value = int(token)
+        value = _small_int(token)
     elif token.upper() in field.names:
         return field.names[token.upper()]
     else:
@@ -174,13 +181,13 @@ def _parse_item(expression: str, field: _Field, text: str, item: str) -> range:
     base, slash, step_text = item.partition("/")
     step = 1
     if slash:
-        if not _DIGITS.fullmatch(step_text) or int(step_text) == 0:
+        if not _DIGITS.fullmatch(step_text) or not step_text.strip("0"):
             raise _fail(
                 expression,
                 f"{field.name} field {text!r} has step {step_text!r}; "
                 "a step must be a positive whole number (as in '*/15')",
             )
-        step = int(step_text)
+        step = _small_int(step_text)
     if base == "*":
         return range(field.low, field.implicit_high + 1, step)
     start_text, dash, end_text = base.partition("-")

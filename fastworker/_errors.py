@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._result import TaskResult
+    from ._model import TaskResult
 
 
 class FastWorkerError(Exception):
@@ -24,6 +24,10 @@ class TaskNotRegistered(FastWorkerError, LookupError):
     """No task is registered under that name: check the name and the `tasks=` modules."""
 
 
+class TaskNotFound(FastWorkerError, LookupError):
+    """No task with that id: it was never submitted, or its result expired (result_ttl)."""
+
+
 class TaskModuleError(FastWorkerError, ImportError):
     """A task module could not be imported; the original error is chained."""
 
@@ -37,11 +41,11 @@ class QueueFull(SubmissionError):
 
 
 class PayloadTooLarge(SubmissionError):
-    """Arguments or a result exceed max_message_size: pass a reference (a path, a key), not the data."""
+    """Arguments or a result exceed the size limit: pass a reference (a path, a key), not data."""
 
 
 class NotSerializable(SubmissionError, TypeError):
-    """Arguments or a result are not msgpack data (None, bool, int, float, str, bytes, list, dict)."""
+    """Arguments or a result are not msgpack data: None, bool, numbers, str, bytes, list, dict."""
 
 
 class ShuttingDown(SubmissionError):

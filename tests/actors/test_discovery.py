@@ -204,7 +204,7 @@ def test_config_validation() -> None:
         {"expiry": -1},
     ):
         with pytest.raises(DiscoveryError):
-            DiscoveryConfig(**kwargs)  # type: ignore[arg-type]
+            DiscoveryConfig(**kwargs)
 
 
 # --- peer table (pure, virtual time) -----------------------------------------------------------

@@ -1,0 +1,82 @@
+"""FastWorker: a brokerless, actor-model task queue for Python, built on trio.
+
+Public API::
+
+    from fastworker import task, Priority, TaskStatus, TaskResult, TaskFailed, TaskCancelled
+
+    @task
+    def add(x: int, y: int) -> int: ...
+
+    async with fastworker.open_client(url) as client:
+        value = await client.call("add", 1, 2)
+"""
+
+from ._client import Client, open_client
+from ._control_plane_node import ControlPlaneNode, open_control_plane, run_control_plane
+from ._errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    ConnectionFailed,
+    FastWorkerError,
+    InvalidSchedule,
+    NotSerializable,
+    PayloadTooLarge,
+    QueueFull,
+    ShuttingDown,
+    SubmissionError,
+    TaskCancelled,
+    TaskError,
+    TaskFailed,
+    TaskModuleError,
+    TaskNotFound,
+    TaskNotRegistered,
+    TaskTimeout,
+    WorkerLost,
+)
+from ._messages import ClusterStats, Event, QueueStats, WorkerStats
+from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
+from ._registry import Registry, TaskSpec, default_registry, task
+from ._subworker_node import SubworkerNode, open_subworker, run_subworker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationFailed",
+    "Client",
+    "ClusterStats",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "ControlPlaneNode",
+    "ErrorInfo",
+    "Event",
+    "FastWorkerError",
+    "InvalidSchedule",
+    "NotSerializable",
+    "PayloadTooLarge",
+    "Priority",
+    "QueueFull",
+    "QueueStats",
+    "Registry",
+    "ShuttingDown",
+    "SubmissionError",
+    "SubworkerNode",
+    "TaskCancelled",
+    "TaskError",
+    "TaskFailed",
+    "TaskModuleError",
+    "TaskNotFound",
+    "TaskNotRegistered",
+    "TaskResult",
+    "TaskSpec",
+    "TaskStatus",
+    "TaskTimeout",
+    "WorkerLost",
+    "WorkerStats",
+    "default_registry",
+    "open_client",
+    "open_control_plane",
+    "open_subworker",
+    "run_control_plane",
+    "run_subworker",
+    "task",
+]

@@ -1,0 +1,525 @@
+"""The trio-native client: submit tasks, await results, query, cancel, follow events."""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import ssl
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from itertools import count
+from typing import Any
+
+import trio
+
+import actors
+from actors import Actor, Context
+
+from ._control_plane_node import secret_bytes
+from ._discovery import discover_control_plane
+from ._errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    ConnectionFailed,
+    FastWorkerError,
+    NotSerializable,
+    PayloadTooLarge,
+    QueueFull,
+    ShuttingDown,
+    SubmissionError,
+    TaskCancelled,
+    TaskFailed,
+    TaskNotFound,
+    TaskTimeout,
+    WorkerLost,
+)
+from ._gateway import GATEWAY
+from ._messages import (
+    Cancel,
+    ClusterStats,
+    Event,
+    Events,
+    GetResult,
+    GetStats,
+    GetStatus,
+    Outcome,
+    RegisterClient,
+    Results,
+    Submission,
+    Submit,
+    SubscribeEvents,
+    Unknown,
+    Watch,
+)
+from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
+from ._serialization import DEFAULT_MAX_PAYLOAD, pack_arguments, unpack
+
+log = logging.getLogger("fastworker.client")
+
+ROLE = "client"
+INBOX = "inbox"
+
+_SUBMISSION_ERRORS: dict[str, type[SubmissionError]] = {
+    "QueueFull": QueueFull,
+    "ShuttingDown": ShuttingDown,
+    "PayloadTooLarge": PayloadTooLarge,
+    "NotSerializable": NotSerializable,
+}
+
+
+def to_result(outcome: Outcome) -> TaskResult:
+    """A wire Outcome as the public TaskResult (the value unpacked)."""
+    error = outcome.error
+    return TaskResult(
+        task_id=outcome.id,
+        status=TaskStatus(outcome.status),
+        value=unpack(outcome.value) if outcome.value is not None else None,
+        error=ErrorInfo(error.type, error.message, error.traceback) if error else None,
+        started_at=outcome.started_at,
+        completed_at=outcome.completed_at,
+        attempts=outcome.attempt,
+        worker=outcome.worker,
+        name=outcome.name,
+    )
+
+
+def raise_for(result: TaskResult) -> None:
+    """Raise TaskFailed (or TaskTimeout, WorkerLost) or TaskCancelled for a non-success."""
+    if result.status is TaskStatus.SUCCESS:
+        return
+    error = result.error
+    text = f"task {result.name or result.task_id} ({result.task_id}) "
+    if result.status is TaskStatus.CANCELLED:
+        raise TaskCancelled(text + "was cancelled", result)
+    detail = f"{error.type}: {error.message}" if error else "failed"
+    cls: type[TaskFailed] = TaskFailed
+    if error is not None and error.type == "TaskTimeout":
+        cls = TaskTimeout
+    elif error is not None and error.type == "WorkerLost":
+        cls = WorkerLost
+    raise cls(text + f"failed: {detail}", result)
+
+
+class _Inbox(Actor):
+    """The client's local actor: outcomes and events pushed by the control plane."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def receive(self, ctx: Context, message: Any) -> Any:
+        kind = type(message)
+        if kind is Results:
+            self.client._deliver(message.outcomes)
+        elif kind is Unknown:
+            self.client._unknown(message.ids)
+        elif kind is Events:
+            self.client._publish(message.events)
+        return None
+
+
+class Client:
+    """A connection to a FastWorker cluster (from ``open_client``).
+
+    Every call is safe to make from many tasks at once. When the link drops, waiting
+    calls resume after the reconnect, and new calls wait up to ``reconnect_timeout``
+    before raising ConnectionFailed.
+    """
+
+    def __init__(
+        self,
+        system: actors.ActorSystem,
+        peer: actors.Peer,
+        *,
+        max_payload: int,
+        reconnect_timeout: float,
+    ) -> None:
+        self.system = system
+        self.peer = peer
+        self.max_payload = max_payload
+        self.reconnect_timeout = reconnect_timeout
+        self._prefix = secrets.token_hex(6)
+        self._ids = count(1)
+        self._connection: actors.ActorRef | None = None
+        self._ready = trio.Event()
+        self._inbox_ref: actors.LocalRef | None = None
+        self._waiters: dict[str, list[actors.Future]] = {}
+        self._event_channels: list[trio.MemorySendChannel[Event]] = []
+        self._events_dropped = 0
+
+    @property
+    def url(self) -> str:
+        """The control plane's URL."""
+        return self.peer.url or ""
+
+    @property
+    def connected(self) -> bool:
+        """True while linked and registered."""
+        return self._ready.is_set() and self.peer.connected
+
+    def new_id(self) -> str:
+        """A fresh, unique task id (cheap: a random client prefix and a counter)."""
+        return f"{self._prefix}-{next(self._ids):x}"
+
+    # -- submitting -------------------------------------------------------------------
+    def _submission(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any] | None,
+        priority: Priority | str | int | None,
+        countdown: float | None,
+        eta: datetime | float | None,
+        task_id: str | None,
+    ) -> Submission:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"a task name must be a non-empty string, got {name!r}")
+        payload = pack_arguments(tuple(args), kwargs or {}, limit=self.max_payload)
+        when: float | None = None
+        delay: float | None = None
+        if countdown is not None and eta is not None:
+            raise ConfigurationError("give countdown or eta, not both")
+        if countdown is not None:
+            if (
+                not isinstance(countdown, int | float)
+                or isinstance(countdown, bool)
+                or not math.isfinite(countdown)
+            ):
+                raise ConfigurationError(
+                    f"countdown must be a number of seconds, got {countdown!r}"
+                )
+            delay = max(0.0, float(countdown))
+        elif eta is not None:
+            if isinstance(eta, datetime):
+                if eta.tzinfo is None:
+                    raise ConfigurationError("eta must be a timezone-aware datetime")
+                when = eta.timestamp()
+            elif isinstance(eta, int | float) and math.isfinite(eta):
+                when = float(eta)
+            else:
+                raise ConfigurationError(f"eta must be a datetime or a timestamp, got {eta!r}")
+        prio = None
+        if priority is not None:
+            try:
+                prio = int(Priority.parse(priority))
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
+        return Submission(task_id or self.new_id(), name, payload, prio, when, delay)
+
+    async def submit(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        priority: Priority | str | int | None = None,
+        countdown: float | None = None,
+        eta: datetime | float | None = None,
+        task_id: str | None = None,
+    ) -> str:
+        """Submit one task with explicit args and kwargs; returns its id once accepted."""
+        sub = self._submission(name, args, kwargs, priority, countdown, eta, task_id)
+        await self._submit([sub], watch=False)
+        return sub.id
+
+    async def delay(
+        self,
+        name: str,
+        /,
+        *args: Any,
+        priority: Priority | str | int | None = None,
+        countdown: float | None = None,
+        eta: datetime | float | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Submit ``name(*args, **kwargs)``; returns the task id once the control plane accepted it.
+
+        ``priority`` overrides the task's default; ``countdown`` (seconds) or ``eta``
+        (aware datetime or timestamp) schedule it. A task whose own keyword arguments are
+        called priority, countdown or eta is submitted with ``submit()`` instead.
+        Raises NotSerializable / PayloadTooLarge before sending, QueueFull or
+        ShuttingDown if the control plane refuses, ConnectionFailed if unreachable.
+        """
+        sub = self._submission(name, args, kwargs, priority, countdown, eta, None)
+        await self._submit([sub], watch=False)
+        return sub.id
+
+    async def delay_batch(
+        self,
+        items: Iterable[tuple[str, Sequence[Any]] | tuple[str, Sequence[Any], dict[str, Any]]],
+        *,
+        priority: Priority | str | int | None = None,
+    ) -> list[str]:
+        """Submit many tasks as one all-or-nothing batch; returns their ids in order.
+
+        Each item is ``(name, args)`` or ``(name, args, kwargs)``. Everything is validated
+        and packed before anything is sent; the control plane accepts the whole batch
+        or none of it (QueueFull).
+        """
+        subs = []
+        for index, item in enumerate(items):
+            if not isinstance(item, tuple | list) or len(item) not in (2, 3):
+                raise ConfigurationError(
+                    f"batch item {index} must be (name, args) or (name, args, kwargs), got {item!r}"
+                )
+            name, args = item[0], item[1]
+            kwargs = item[2] if len(item) == 3 else None
+            try:
+                subs.append(self._submission(name, args, kwargs, priority, None, None, None))
+            except FastWorkerError as exc:
+                raise type(exc)(f"batch item {index} ({name!r}): {exc}") from None
+        if subs:
+            await self._submit(subs, watch=False)
+        return [s.id for s in subs]
+
+    async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Submit ``name(*args, **kwargs)``, wait for it, return its value.
+
+        Raises TaskFailed (TaskTimeout, WorkerLost) or TaskCancelled; the TaskResult is
+        on the exception's ``result``.
+        """
+        sub = self._submission(name, args, kwargs, None, None, None, None)
+        future = self._waiter(sub.id)
+        await self._submit([sub], watch=True)
+        result = to_result(await future.wait())
+        raise_for(result)
+        return result.value
+
+    async def _submit(self, subs: list[Submission], *, watch: bool) -> None:
+        message = Submit(subs, watch)
+        while True:
+            connection = await self._connection_ref()
+            try:
+                await connection.ask(message)
+                return
+            except actors.PeerDown:
+                # Whether it was accepted is unknown: resubmit after the reconnect (the
+                # ids make a resubmission idempotent).
+                continue
+            except actors.ActorError as exc:
+                raise self._translate(exc) from None
+
+    @staticmethod
+    def _translate(exc: actors.ActorError) -> FastWorkerError:
+        if isinstance(exc, actors.RemoteError):
+            cls = _SUBMISSION_ERRORS.get(exc.type_name)
+            if cls is not None:
+                return cls(exc.message)
+            return FastWorkerError(f"the control plane refused the request: {exc}")
+        if isinstance(exc, actors.MessageTooLarge):
+            return PayloadTooLarge(str(exc))
+        return FastWorkerError(f"the control plane refused the request: {exc}")
+
+    # -- results ----------------------------------------------------------------------
+    def _waiter(self, task_id: str) -> actors.Future:
+        future = actors.Future()
+        self._waiters.setdefault(task_id, []).append(future)
+        return future
+
+    def _deliver(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            for future in self._waiters.pop(outcome.id, ()):
+                future.resolve(outcome)
+
+    def _unknown(self, ids: list[str]) -> None:
+        for task_id in ids:
+            for future in self._waiters.pop(task_id, ()):
+                future.fail(
+                    TaskNotFound(
+                        f"no task with id {task_id!r}: it was never submitted, or its result "
+                        "expired from the result cache (result_ttl)"
+                    )
+                )
+
+    async def result(self, task_id: str) -> TaskResult:
+        """Wait until the task is terminal and return its TaskResult (any status).
+
+        Raises TaskNotFound for an id the cluster does not know. The caller owns the
+        timeout (``with trio.fail_after(...)``).
+        """
+        future = self._waiter(task_id)
+        try:
+            connection = await self._connection_ref()
+            await connection.tell(Watch([task_id]))
+            return to_result(await future.wait())
+        finally:
+            waiters = self._waiters.get(task_id)
+            if waiters is not None and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self._waiters[task_id]
+
+    async def get_result(self, task_id: str) -> TaskResult | None:
+        """The TaskResult if the task is terminal; None if unknown, unfinished or expired."""
+        outcome = await self._ask(GetResult(task_id))
+        return to_result(outcome) if outcome is not None else None
+
+    async def status(self, task_id: str) -> TaskStatus | None:
+        """The task's current status, or None if unknown or expired."""
+        value = await self._ask(GetStatus(task_id))
+        return TaskStatus(value) if value is not None else None
+
+    async def cancel(self, task_id: str) -> bool:
+        """Cancel a queued, scheduled or running task; False if unknown or already finished.
+
+        A queued or scheduled task never runs; a running async task is interrupted (its
+        ``finally`` runs); a running sync task cannot be interrupted, so it is marked
+        cancelled and its late result discarded.
+        """
+        return bool(await self._ask(Cancel(task_id)))
+
+    async def stats(self) -> ClusterStats:
+        """A snapshot of the cluster: queue depths, workers, counters."""
+        stats: ClusterStats = await self._ask(GetStats())
+        return stats
+
+    async def _ask(self, message: Any) -> Any:
+        while True:
+            connection = await self._connection_ref()
+            try:
+                return await connection.ask(message)
+            except actors.PeerDown:
+                continue
+            except actors.ActorError as exc:
+                raise self._translate(exc) from None
+
+    # -- events -----------------------------------------------------------------------
+    @asynccontextmanager
+    async def _event_stream(self, buffer: int) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
+        send, receive = trio.open_memory_channel[Event](buffer)
+        first = not self._event_channels
+        self._event_channels.append(send)
+        try:
+            if first:
+                await self._tell(SubscribeEvents(True))
+            yield receive
+        finally:
+            self._event_channels.remove(send)
+            send.close()
+            if not self._event_channels and self.peer.connected and self._connection:
+                try:
+                    self._connection.tell_nowait(SubscribeEvents(False))
+                except actors.ActorError:
+                    pass
+
+    async def events(self, *, buffer: int = 1000) -> AsyncIterator[Event]:
+        """Task and worker events as they happen (``Event.kind`` is "task" or "worker").
+
+        A consumer that falls more than ``buffer`` events behind loses the oldest ones
+        (counted in ``events_dropped``), so a slow reader never slows the cluster.
+        """
+        async with self._event_stream(buffer) as receive:
+            async for event in receive:
+                yield event
+
+    @property
+    def events_dropped(self) -> int:
+        """Events dropped because an ``events()`` consumer fell behind."""
+        return self._events_dropped
+
+    def _publish(self, events: list[Event]) -> None:
+        for channel in self._event_channels:
+            for event in events:
+                try:
+                    channel.send_nowait(event)
+                except trio.WouldBlock:
+                    self._events_dropped += 1
+
+    async def _tell(self, message: Any) -> None:
+        connection = await self._connection_ref()
+        await connection.tell(message)
+
+    # -- connection -------------------------------------------------------------------
+    async def _connection_ref(self) -> actors.ActorRef:
+        if self._ready.is_set() and self._connection is not None and self.peer.connected:
+            return self._connection
+        with trio.move_on_after(self.reconnect_timeout):
+            while not (self._ready.is_set() and self.peer.connected):
+                await self._ready.wait()
+                if not self.peer.connected:
+                    await self.peer.wait_connected()
+            assert self._connection is not None
+            return self._connection
+        raise ConnectionFailed(
+            f"the control plane at {self.url} has been unreachable for "
+            f"{self.reconnect_timeout}s: is it running? (fastworker run-actor-system ...)"
+        )
+
+    async def _keep_registered(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        first = True
+        gateway = self.peer.ref(GATEWAY)
+        while True:
+            await self.peer.wait_connected()
+            try:
+                name = await gateway.ask(
+                    RegisterClient(self.system.node_id, INBOX), sender=self._inbox_ref
+                )
+            except actors.PeerDown:
+                continue
+            self._connection = self.peer.ref(name)
+            if not first:
+                # Waiting calls resume: re-watch what they wait for, re-subscribe events.
+                if self._waiters:
+                    self._connection.tell_nowait(Watch(list(self._waiters)))
+                if self._event_channels:
+                    self._connection.tell_nowait(SubscribeEvents(True))
+            self._ready.set()
+            if first:
+                first = False
+                task_status.started()
+            await self.peer.wait_disconnected()
+            self._ready = trio.Event()
+            log.warning("lost the control plane at %s; reconnecting", self.url)
+
+
+@asynccontextmanager
+async def open_client(
+    url: str | None = None,
+    *,
+    cluster: str = "default",
+    secret: str | bytes | None = None,
+    connect_timeout: float = 10.0,
+    reconnect_timeout: float = 10.0,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ssl_context: ssl.SSLContext | None = None,
+    link: actors.LinkConfig | None = None,
+    discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
+) -> AsyncIterator[Client]:
+    """Connect to a cluster for the duration of the block.
+
+    ``url`` None discovers the control plane by UDP beacon. Raises ConnectionFailed if
+    none is reachable within ``connect_timeout`` seconds, AuthenticationFailed if the
+    secret is refused.
+    """
+    secret_key = secret_bytes(secret)
+    config = actors.SystemConfig(
+        cluster=cluster,
+        role=ROLE,
+        secret=secret_key,
+        link=link or actors.LinkConfig(max_frame_size=max(16 * 1024 * 1024, 4 * max_payload)),
+    )
+    async with actors.open_actor_system(config) as system:
+        with trio.move_on_after(connect_timeout) as scope:
+            try:
+                if url is None:
+                    url = await discover_control_plane(cluster, secret_key, discovery_port)
+                peer = await system.connect(url, ssl_context=ssl_context)
+            except actors.AuthenticationError as exc:
+                raise AuthenticationFailed(
+                    f"the control plane at {url} refused us: {exc}"
+                ) from None
+            except actors.HandshakeError as exc:
+                raise ConnectionFailed(f"cannot connect to {url}: {exc}") from None
+            client = Client(
+                system, peer, max_payload=max_payload, reconnect_timeout=reconnect_timeout
+            )
+            client._inbox_ref = await system.spawn(INBOX, lambda: _Inbox(client), capacity=100_000)
+            await system.nursery.start(client._keep_registered)
+        if scope.cancelled_caught:
+            where = url or f"cluster {cluster!r} (no beacon heard)"
+            raise ConnectionFailed(
+                f"cannot reach the control plane at {where} within {connect_timeout}s: "
+                "is it running? (fastworker run-actor-system --tasks ...)"
+            )
+        yield client

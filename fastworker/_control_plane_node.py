@@ -1,0 +1,263 @@
+"""The control plane node: an actor system with the gateway, control plane, scheduler,
+result cache and local executor, listening for subworkers and clients, announcing
+itself by UDP beacon.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import attrs
+import trio
+
+import actors
+
+from ._clock import WallClock
+from ._control_plane import (
+    LOCAL_WORKER,
+    BeginDrain,
+    ControlPlane,
+    ControlPlaneConfig,
+    GetClusterStats,
+    WaitIdle,
+    WorkerCompleted,
+    WorkerJoined,
+)
+from ._errors import ConfigurationError
+from ._executor import Executor
+from ._gateway import GATEWAY, Gateway
+from ._messages import ClusterStats, Drain, Outcome
+from ._registry import Registry, default_registry, import_task_modules
+from ._result_cache import GetCacheStatistics, ResultCache, ResultStore
+from ._scheduler import NextFireTimes, Scheduler
+from ._serialization import DEFAULT_MAX_PAYLOAD
+
+log = logging.getLogger("fastworker.control_plane")
+
+ROLE = "control-plane"
+DEFAULT_PORT = 8765
+
+
+def secret_bytes(secret: str | bytes | None) -> bytes | None:
+    """A cluster secret as bytes (str is UTF-8 encoded; surrounding whitespace dropped)."""
+    if secret is None:
+        return None
+    data = secret.encode() if isinstance(secret, str) else bytes(secret)
+    data = data.strip()
+    if not data:
+        raise ConfigurationError("the cluster secret is empty")
+    return data
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@attrs.define
+class ControlPlaneNode:
+    """A running control plane (from ``open_control_plane``).
+
+    ``url`` is where subworkers and clients connect. ``control_plane``, ``cache`` and
+    ``scheduler`` are the actor instances, for inspection in tests.
+    """
+
+    url: str
+    system: actors.ActorSystem
+    control_plane: ControlPlane
+    cache: ResultCache
+    scheduler: Scheduler
+    registry: Registry
+    clock: WallClock
+    executor: Executor | None = None
+
+    @property
+    def node_id(self) -> str:
+        """This node's uuid."""
+        return self.system.node_id
+
+    async def statistics(self) -> ClusterStats:
+        """A snapshot of queues, workers and counters."""
+        cached = (await self.system.ref("result-cache").ask(GetCacheStatistics())).entries
+        stats: ClusterStats = await self.system.ref("control-plane-core").ask(
+            GetClusterStats(cached)
+        )
+        return stats
+
+    async def next_fire_times(self) -> dict[str, float]:
+        """Next wall-clock fire time of each periodic task."""
+        times: dict[str, float] = await self.system.ref("scheduler").ask(NextFireTimes())
+        return times
+
+    async def drain(self) -> None:
+        """Refuse new work and wait until running tasks finished (caller owns the timeout).
+
+        Their outcomes are in the result cache (and pushed to watchers) when this returns.
+        Queued tasks that never started stay queued (without a journal they are lost
+        when the process exits; a warning says how many).
+        """
+        core = self.system.ref("control-plane-core")
+        if self._gateway is not None:
+            self._gateway.draining = True
+        await core.ask(BeginDrain())
+        if self.executor is not None:
+            await self.system.ref("executor").ask(Drain())
+        await core.ask(WaitIdle())
+        stats = await self.statistics()
+        left = stats.queued.critical + stats.queued.high + stats.queued.normal + stats.queued.low
+        if left or stats.scheduled:
+            log.warning(
+                "draining: %d queued and %d scheduled tasks were not started "
+                "(no journal: they are lost when the process exits)",
+                left,
+                stats.scheduled,
+            )
+
+    _gateway: Gateway | None = None
+
+
+@asynccontextmanager
+async def open_control_plane(
+    tasks: Iterable[str] | str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    cluster: str = "default",
+    secret: str | bytes | None = None,
+    result_cache_size: int = 10_000,
+    result_ttl: float = 3600.0,
+    max_queue: int = 100_000,
+    local_concurrency: int = 4,
+    journal: str | None = None,
+    discovery: bool = True,
+    *,
+    url: str | None = None,
+    registry: Registry | None = None,
+    result_cache_bytes: int = 256 * 1024 * 1024,
+    aging: float | None = 60.0,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ssl_context: ssl.SSLContext | None = None,
+    allow_unauthenticated_remote: bool = False,
+    discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
+    broadcast_address: str = actors.DEFAULT_BROADCAST_ADDRESS,
+    beacon_interval: float = 1.0,
+    link: actors.LinkConfig | None = None,
+    start_time: float | datetime | None = None,
+) -> AsyncIterator[ControlPlaneNode]:
+    """Run a control plane for the duration of the block (embedding in a trio app).
+
+    It listens on ``ws://host:port`` (port 0 picks a free one; ``url`` may instead name
+    any listen URL, e.g. ``memory://cp`` for the in-memory transport), announces itself
+    by UDP beacon when ``discovery`` is on, and runs tasks itself with
+    ``local_concurrency`` slots while no subworker is connected (0: never). Leaving the
+    block stops everything at once; call ``node.drain()`` first for a graceful stop.
+    """
+    if journal is not None:
+        raise ConfigurationError(
+            "the journal (--journal) is not part of this build yet: run without it; "
+            "queued tasks are then kept in memory only"
+        )
+    secret_key = secret_bytes(secret)
+    if url is None:
+        if secret_key is None and not _is_loopback(host) and not allow_unauthenticated_remote:
+            raise ConfigurationError(
+                f"refusing to listen on {host} without a cluster secret: anyone who can reach "
+                "it could submit tasks or register as a worker. Set a secret (--secret-file), "
+                "bind 127.0.0.1, or pass allow_unauthenticated_remote=True "
+                "(--insecure-allow-unauthenticated) if you really mean it"
+            )
+        scheme = "wss" if ssl_context is not None else "ws"
+        listen_url = f"{scheme}://{host}:{port}"
+    else:
+        listen_url = url
+    for label, value in (("result_cache_size", result_cache_size), ("max_queue", max_queue)):
+        if value < 1:
+            raise ConfigurationError(f"{label} must be at least 1, got {value}")
+    if local_concurrency < 0:
+        raise ConfigurationError(f"local_concurrency must be >= 0, got {local_concurrency}")
+    if result_ttl <= 0:
+        raise ConfigurationError(f"result_ttl must be > 0, got {result_ttl}")
+    import_task_modules(tasks)
+    registry = registry if registry is not None else default_registry
+    clock = WallClock(start_time)
+    system_config = actors.SystemConfig(
+        cluster=cluster,
+        role=ROLE,
+        secret=secret_key,
+        mailbox_capacity=1000,
+        link=link or actors.LinkConfig(max_frame_size=max(16 * 1024 * 1024, 4 * max_payload)),
+    )
+    capacity = max_queue * 2 + 10_000
+    async with actors.open_actor_system(system_config) as system:
+        cache = ResultCache(ResultStore(result_cache_size, result_ttl, result_cache_bytes))
+        cache_ref = await system.spawn("result-cache", cache, capacity=capacity)
+        core = ControlPlane(registry, cache_ref, clock, ControlPlaneConfig(max_queue, aging))
+        core_ref = await system.spawn("control-plane-core", core, capacity=capacity)
+        scheduler = Scheduler(core_ref, registry.periodic(), clock)
+        core.scheduler = await system.spawn("scheduler", scheduler, capacity=capacity)
+        gateway = Gateway(core_ref, cache_ref, registry)
+        await system.spawn(GATEWAY, gateway)
+        executor = None
+        if local_concurrency:
+
+            def report(outcomes: list[Outcome], credits: int) -> None:
+                core_ref.tell_nowait(WorkerCompleted(LOCAL_WORKER, outcomes, credits))
+
+            executor = Executor(
+                registry, local_concurrency, report, LOCAL_WORKER, max_result_size=max_payload
+            )
+            executor_ref = await system.spawn("executor", executor, capacity=capacity)
+            await core_ref.tell(
+                WorkerJoined(LOCAL_WORKER, executor_ref, local_concurrency, local=True)
+            )
+        public_url = await system.listen(listen_url, ssl_context=ssl_context)
+        node = ControlPlaneNode(
+            public_url, system, core, cache, scheduler, registry, clock, executor
+        )
+        node._gateway = gateway
+        if discovery and not public_url.startswith("memory:"):
+            config = actors.DiscoveryConfig(
+                cluster=cluster,
+                port=discovery_port,
+                broadcast_address=broadcast_address,
+                interval=beacon_interval,
+                secret=secret_key,
+            )
+            await system.nursery.start(_beacon, config, system.node_id, public_url)
+        log.info(
+            "control plane %s listening at %s (cluster %r, tasks: %s)",
+            system.node_id[:8],
+            public_url,
+            cluster,
+            ", ".join(registry.names()) or "none",
+        )
+        yield node
+
+
+async def _beacon(
+    config: actors.DiscoveryConfig, node_id: str, url: str, *, task_status: Any
+) -> None:
+    await actors.run_beacon(
+        config,
+        node_id=node_id,
+        role=ROLE,
+        url=url,
+        protocol_version=actors.PROTOCOL_VERSION,
+        task_status=task_status,
+    )
+
+
+async def run_control_plane(*, task_status: Any = trio.TASK_STATUS_IGNORED, **options: Any) -> None:
+    """``open_control_plane`` for ``nursery.start``: reports the node, runs until cancelled."""
+    async with open_control_plane(**options) as node:
+        task_status.started(node)
+        await trio.sleep_forever()

@@ -1,0 +1,23 @@
+"""Finding the control plane by its UDP beacon."""
+
+from __future__ import annotations
+
+import actors
+
+CONTROL_PLANE_ROLE = "control-plane"
+
+
+async def discover_control_plane(
+    cluster: str = "default",
+    secret: bytes | None = None,
+    port: int = actors.DEFAULT_DISCOVERY_PORT,
+) -> str:
+    """Wait for a control plane beacon of ``cluster`` and return its URL.
+
+    Listens on the discovery port (all interfaces, so broadcasts are heard); with a
+    secret, unsigned or badly signed beacons are ignored. The caller owns the timeout.
+    """
+    config = actors.DiscoveryConfig(cluster=cluster, port=port, secret=secret)
+    async with actors.open_discovery_listener(config) as listener:
+        peer = await listener.wait_for_peer(role=CONTROL_PLANE_ROLE)
+        return peer.url

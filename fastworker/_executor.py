@@ -1,0 +1,413 @@
+"""The Executor actor: runs task attempts and reports their outcomes in batches.
+
+- ``async def`` tasks run in the trio loop, each in its own cancel scope (timeout and
+  cancellation interrupt them; their ``finally`` blocks run).
+- Sync tasks run in worker threads. Ready sync tasks are handed to a thread several
+  at a time (one hand-off for many trivial tasks), but a thread returns to the loop
+  after a short time budget, so a slow task never holds others back for long.
+  A thread cannot be interrupted: a sync task past its timeout is reported as timed
+  out at once, its late result is discarded, and its slot is freed only when the thread
+  really returns.
+- Outcomes finished together are reported together (one ``Completed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from actors import Actor, Context
+
+from ._messages import CancelRun, Drain, Outcome, Run, RunTasks, WireError
+from ._model import TaskStatus
+from ._registry import Registry, TaskSpec, check_arguments
+from ._serialization import DEFAULT_MAX_PAYLOAD, pack_result, unpack_arguments
+
+log = logging.getLogger("fastworker.executor")
+
+Report = Callable[[list[Outcome], int], None]
+
+THREAD_BUDGET = 0.002
+"""Seconds a worker thread may spend on a run of ready sync tasks before returning."""
+
+
+@attrs.frozen
+class ExecutorStatistics:
+    """Slots, running attempts and lifetime counters."""
+
+    concurrency: int
+    running: int
+    started: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    timed_out: int
+
+
+class _Attempt:
+    __slots__ = (
+        "args",
+        "cancel_requested",
+        "kwargs",
+        "run",
+        "scope",
+        "spec",
+        "started_at",
+        "timed_out",
+    )
+
+    def __init__(self, run: Run, spec: TaskSpec, args: list[Any], kwargs: dict[str, Any]):
+        self.run = run
+        self.spec = spec
+        self.args = args
+        self.kwargs = kwargs
+        self.scope: trio.CancelScope | None = None
+        self.started_at = 0.0
+        self.timed_out = False
+        self.cancel_requested = False
+
+
+def _error(exc: BaseException, tb: bool = True) -> WireError:
+    text = "".join(traceback.format_exception(exc)) if tb else ""
+    return WireError(type(exc).__name__, str(exc), text)
+
+
+class Executor(Actor):
+    """Runs attempts with at most ``concurrency`` at once; calls ``report`` with outcomes.
+
+    ``report(outcomes, credits)`` is how results leave: the local executor tells the
+    control plane, a subworker sends them over its link. ``worker`` names this worker in
+    outcomes.
+    """
+
+    batch_limit = 4096
+
+    def __init__(
+        self,
+        registry: Registry,
+        concurrency: int,
+        report: Report,
+        worker: str,
+        *,
+        max_result_size: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.registry = registry
+        self.concurrency = concurrency
+        self.report = report
+        self.worker = worker
+        self.max_result_size = max_result_size
+        self._running: dict[str, _Attempt] = {}
+        self._sync_ready: deque[_Attempt] = deque()
+        self._sync_wake = trio.lowlevel.ParkingLot()
+        self._outcomes: list[Outcome] = []
+        self._credits = 0
+        self._flush_wake = trio.lowlevel.ParkingLot()
+        self._idle = trio.Event()
+        self._idle.set()
+        self._draining = False
+        self._nursery: trio.Nursery | None = None
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self.runs_started = self.succeeded = self.failed = self.cancelled = self.timed_out = 0
+
+    def statistics(self) -> ExecutorStatistics:
+        """Slots, running attempts and counters."""
+        return ExecutorStatistics(
+            self.concurrency,
+            len(self._running),
+            self.runs_started,
+            self.succeeded,
+            self.failed,
+            self.cancelled,
+            self.timed_out,
+        )
+
+    @property
+    def busy(self) -> int:
+        """Attempts holding a slot (running, or timed out with their thread still busy)."""
+        return len(self._running)
+
+    async def started(self, ctx: Context) -> None:
+        """Start the reporter and the sync lanes."""
+        self._nursery = ctx.nursery
+        ctx.nursery.start_soon(self._reporter)
+        for _ in range(self.concurrency):
+            ctx.nursery.start_soon(self._sync_lane)
+
+    async def receive(self, ctx: Context, message: Any) -> Any:
+        """RunTasks, CancelRun, Drain."""
+        if isinstance(message, RunTasks):
+            for run in message.runs:
+                self._start(run)
+            return None
+        if isinstance(message, CancelRun):
+            attempt = self._running.get(message.id)
+            if attempt is not None and attempt.run.attempt == message.attempt:
+                attempt.cancel_requested = True
+                if attempt.scope is not None:
+                    attempt.scope.cancel()
+                else:
+                    self._cancel_waiting_sync(attempt)
+            return None
+        if isinstance(message, Drain):
+            self._draining = True
+            await self._idle.wait()
+            return None
+        raise TypeError(f"Executor does not handle {type(message).__name__}")
+
+    # -- starting ---------------------------------------------------------------------
+    def _start(self, run: Run) -> None:
+        if run.id in self._running:
+            return  # a duplicate dispatch of an attempt already running here
+        self.runs_started += 1
+        spec = self.registry.lookup(run.name)
+        now = time.time()
+        if spec is None:
+            known = ", ".join(self.registry.names()) or "none"
+            self._finish_early(
+                run,
+                now,
+                WireError(
+                    "TaskNotRegistered",
+                    f"no task named {run.name!r} is registered on worker {self.worker} "
+                    f"(known tasks: {known})",
+                ),
+            )
+            return
+        try:
+            args, kwargs = unpack_arguments(run.payload)
+            check_arguments(spec, args, kwargs)
+        except Exception as exc:
+            self._finish_early(run, now, _error(exc, tb=False))
+            return
+        attempt = _Attempt(run, spec, args, kwargs)
+        attempt.started_at = now
+        self._running[run.id] = attempt
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        assert self._nursery is not None
+        if spec.is_async:
+            self._nursery.start_soon(self._run_async, attempt)
+        else:
+            self._sync_ready.append(attempt)
+            self._sync_wake.unpark()
+            if attempt.run.timeout is not None:
+                self._nursery.start_soon(self._sync_deadline, attempt)
+
+    def _finish_early(self, run: Run, now: float, error: WireError) -> None:
+        self.failed += 1
+        self._emit(
+            Outcome(
+                run.id,
+                TaskStatus.FAILURE.value,
+                run.attempt,
+                None,
+                error,
+                now,
+                now,
+                self.worker,
+                run.name,
+                False,
+            ),
+            credits=1,
+        )
+
+    # -- async tasks ------------------------------------------------------------------
+    async def _run_async(self, attempt: _Attempt) -> None:
+        run = attempt.run
+        with trio.CancelScope() as scope:
+            attempt.scope = scope
+            if run.timeout is not None:
+                scope.relative_deadline = run.timeout
+            try:
+                value = await attempt.spec.func(*attempt.args, **attempt.kwargs)
+            except Exception as exc:
+                self._done(attempt, error=exc)
+                return
+            self._done(attempt, value=value)
+            return
+        # The scope swallowed a Cancelled: a cancel request, or else its deadline.
+        if attempt.cancel_requested:
+            self._cancelled(attempt)
+        else:
+            self._timed_out(attempt)
+
+    # -- sync tasks -------------------------------------------------------------------
+    async def _sync_lane(self) -> None:
+        ready = self._sync_ready
+        while True:
+            while not ready:
+                await self._sync_wake.park()
+            # A fair share: many trivial tasks go to a thread together, while two slow
+            # ones go to two lanes.
+            share = max(1, len(ready) // self.concurrency)
+            taken = [ready.popleft() for _ in range(min(share, len(ready)))]
+            results = await trio.to_thread.run_sync(
+                _run_many, taken, THREAD_BUDGET, limiter=self._limiter
+            )
+            for attempt, value, error in results:
+                self._sync_done(attempt, value, error)
+            if len(results) < len(taken):
+                ready.extendleft(reversed(taken[len(results) :]))
+                self._sync_wake.unpark()
+
+    def _sync_done(self, attempt: _Attempt, value: Any, error: BaseException | None) -> None:
+        if self._running.get(attempt.run.id) is not attempt:
+            return
+        if attempt.timed_out:
+            # Reported when it timed out; only its slot comes back now.
+            del self._running[attempt.run.id]
+            self._emit(None, credits=1)
+            return
+        self._done(attempt, value=value, error=error)
+
+    async def _sync_deadline(self, attempt: _Attempt) -> None:
+        assert attempt.run.timeout is not None
+        await trio.sleep(attempt.run.timeout)
+        if self._running.get(attempt.run.id) is attempt and not attempt.timed_out:
+            if attempt in self._sync_ready:
+                self._sync_ready.remove(attempt)
+                self._timed_out(attempt)
+                return
+            attempt.timed_out = True
+            self.timed_out += 1
+            self.failed += 1
+            self._emit(
+                self._outcome(
+                    attempt,
+                    TaskStatus.FAILURE,
+                    error=self._timeout_error(
+                        attempt,
+                        " (a sync task cannot be interrupted: its thread runs on and its "
+                        "result will be discarded)",
+                    ),
+                ),
+                credits=0,
+            )
+
+    def _cancel_waiting_sync(self, attempt: _Attempt) -> None:
+        if attempt in self._sync_ready:
+            self._sync_ready.remove(attempt)
+            self._cancelled(attempt)
+        # A sync task already in a thread cannot be interrupted; the control plane has
+        # already marked it cancelled and will ignore its result.
+
+    # -- outcomes ---------------------------------------------------------------------
+    def _outcome(
+        self,
+        attempt: _Attempt,
+        status: TaskStatus,
+        *,
+        value: bytes | None = None,
+        error: WireError | None = None,
+        retryable: bool = False,
+    ) -> Outcome:
+        run = attempt.run
+        return Outcome(
+            run.id,
+            status.value,
+            run.attempt,
+            value,
+            error,
+            attempt.started_at,
+            time.time(),
+            self.worker,
+            run.name,
+            retryable,
+        )
+
+    def _done(self, attempt: _Attempt, *, value: Any = None, error: BaseException | None = None):
+        if self._running.pop(attempt.run.id, None) is None:
+            return
+        if error is None:
+            try:
+                packed = pack_result(value, limit=self.max_result_size)
+            except Exception as exc:
+                error = exc
+            else:
+                self.succeeded += 1
+                self._emit(self._outcome(attempt, TaskStatus.SUCCESS, value=packed), credits=1)
+                return
+        self.failed += 1
+        retryable = isinstance(error, attempt.spec.retry_on)
+        self._emit(
+            self._outcome(attempt, TaskStatus.FAILURE, error=_error(error), retryable=retryable),
+            credits=1,
+        )
+
+    def _timeout_error(self, attempt: _Attempt, note: str = "") -> WireError:
+        return WireError(
+            "TaskTimeout",
+            f"task {attempt.run.name!r} ran past its timeout of {attempt.run.timeout}s{note}",
+        )
+
+    def _timed_out(self, attempt: _Attempt) -> None:
+        if self._running.pop(attempt.run.id, None) is None:
+            return
+        self.timed_out += 1
+        self.failed += 1
+        self._emit(
+            self._outcome(
+                attempt, TaskStatus.FAILURE, error=self._timeout_error(attempt), retryable=False
+            ),
+            credits=1,
+        )
+
+    def _cancelled(self, attempt: _Attempt) -> None:
+        if self._running.pop(attempt.run.id, None) is None:
+            return
+        self.cancelled += 1
+        self._emit(
+            self._outcome(
+                attempt,
+                TaskStatus.CANCELLED,
+                error=WireError("TaskCancelled", "cancelled while running"),
+            ),
+            credits=1,
+        )
+
+    def _emit(self, outcome: Outcome | None, credits: int) -> None:
+        if outcome is not None:
+            self._outcomes.append(outcome)
+        self._credits += credits
+        self._flush_wake.unpark()
+        if not self._running and not self._idle.is_set():
+            self._idle.set()
+
+    async def _reporter(self) -> None:
+        while True:
+            while not self._outcomes and not self._credits:
+                await self._flush_wake.park()
+            # Let every attempt that finishes in this scheduling round join the batch.
+            await trio.lowlevel.checkpoint()
+            outcomes, self._outcomes = self._outcomes, []
+            credits, self._credits = self._credits, 0
+            try:
+                self.report(outcomes, credits)
+            except Exception:
+                log.exception("could not report %d outcomes", len(outcomes))
+
+
+def _run_many(
+    attempts: list[_Attempt], budget: float
+) -> list[tuple[_Attempt, Any, BaseException | None]]:
+    """In a worker thread: run ready sync attempts until the time budget is spent."""
+    results: list[tuple[_Attempt, Any, BaseException | None]] = []
+    deadline = time.perf_counter() + budget
+    for attempt in attempts:
+        try:
+            value = attempt.spec.func(*attempt.args, **attempt.kwargs)
+        except Exception as exc:
+            results.append((attempt, None, exc))
+        else:
+            results.append((attempt, value, None))
+        if time.perf_counter() > deadline:
+            break
+    return results

@@ -1,0 +1,86 @@
+"""The Gateway actor ("control-plane"): where clients and subworkers register.
+
+Each registration spawns the peer's own connection actor (ClientConnection or
+SubworkerConnection) and answers its name; after that, the peer talks to that actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from itertools import count
+from typing import Any
+
+from actors import Actor, ActorRef, Context, Restart
+
+from ._client_connection import ClientConnection
+from ._errors import ShuttingDown
+from ._messages import RegisterClient, RegisterWorker
+from ._registry import Registry
+from ._subworker_connection import SubworkerConnection
+
+log = logging.getLogger("fastworker.gateway")
+
+GATEWAY = "control-plane"
+
+
+class Gateway(Actor):
+    """Registers clients and subworkers; answers the name of their connection actor."""
+
+    reply_errors = (ShuttingDown, LookupError, TypeError, ValueError)
+
+    def __init__(
+        self,
+        control_plane: ActorRef,
+        cache: ActorRef,
+        registry: Registry,
+        connection_mailbox: int = 100_000,
+    ) -> None:
+        self.control_plane = control_plane
+        self.cache = cache
+        self.registry = registry
+        self.connection_mailbox = connection_mailbox
+        self._seq = count(1)
+        self.draining = False
+
+    async def receive(self, ctx: Context, message: Any) -> Any:
+        """RegisterClient or RegisterWorker."""
+        if isinstance(message, RegisterClient):
+            peer = ctx.system.peer(message.node_id)
+            name = f"client/{message.node_id[:12]}/{next(self._seq)}"
+            await ctx.system.spawn(
+                name,
+                lambda: ClientConnection(peer, message.inbox, self.control_plane, self.cache),
+                restart=Restart.TEMPORARY,
+                capacity=self.connection_mailbox,
+            )
+            return name
+        if isinstance(message, RegisterWorker):
+            if self.draining:
+                raise ShuttingDown("the control plane is shutting down: no new subworkers")
+            if message.concurrency < 1:
+                raise ValueError("a subworker needs concurrency >= 1")
+            peer = ctx.system.peer(message.node_id)
+            missing = sorted(set(self.registry.names()) - set(message.tasks))
+            if missing:
+                log.warning(
+                    "subworker %s lacks tasks %s: those will fail there (same tasks= modules?)",
+                    message.node_id[:8],
+                    ", ".join(missing),
+                )
+            worker_id = f"{message.node_id[:8]}/{next(self._seq)}"
+            name = f"worker/{worker_id}"
+            await ctx.system.spawn(
+                name,
+                lambda: SubworkerConnection(
+                    peer,
+                    worker_id,
+                    message.executor,
+                    self.control_plane,
+                    message.concurrency,
+                    message.busy,
+                ),
+                restart=Restart.TEMPORARY,
+                capacity=self.connection_mailbox,
+            )
+            return name
+        raise TypeError(f"the gateway does not handle {type(message).__name__}")

@@ -1,0 +1,273 @@
+"""Messages between the actors of FastWorker (in-process and over links).
+
+Task arguments and results travel as opaque msgpack bytes (``payload``, ``value``):
+only the client and the executor pack or unpack them.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from actors import message
+
+# -- records --------------------------------------------------------------------------
+
+
+@message("fw.Error")
+@attrs.frozen
+class WireError:
+    """An error's type name, message and traceback text."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+
+@message("fw.Submission")
+@attrs.frozen
+class Submission:
+    """One task as the client submits it.
+
+    ``eta`` is a wall-clock POSIX timestamp; ``countdown`` is seconds from when the
+    control plane accepts it (measured on the control plane's clock, so client clock
+    skew does not matter).
+    """
+
+    id: str
+    name: str
+    payload: bytes
+    priority: int | None = None
+    eta: float | None = None
+    countdown: float | None = None
+
+
+@message("fw.Run")
+@attrs.frozen
+class Run:
+    """One attempt of a task, sent to an executor."""
+
+    id: str
+    name: str
+    payload: bytes
+    attempt: int
+    timeout: float | None = None
+
+
+@message("fw.Outcome")
+@attrs.frozen
+class Outcome:
+    """What an attempt produced (from an executor) or a terminal result (in the cache).
+
+    ``status`` is a TaskStatus value; ``value`` is the packed result on success;
+    ``retryable`` says the error matched the task's ``retry_on``.
+    """
+
+    id: str
+    status: str
+    attempt: int
+    value: bytes | None = None
+    error: WireError | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    worker: str | None = None
+    name: str = ""
+    retryable: bool = False
+
+
+# -- client -> control plane ----------------------------------------------------------
+
+
+@message("fw.RegisterClient")
+@attrs.frozen
+class RegisterClient:
+    """A client node introduces itself; the answer is its ClientConnection's actor name."""
+
+    node_id: str
+    inbox: str
+
+
+@message("fw.Submit")
+@attrs.frozen
+class Submit:
+    """Accept these tasks (all or nothing). With ``watch`` their results are pushed back."""
+
+    tasks: list[Submission]
+    watch: bool = False
+
+
+@message("fw.Watch")
+@attrs.frozen
+class Watch:
+    """Push these tasks' results to the client when they are terminal."""
+
+    ids: list[str]
+
+
+@message("fw.GetResult")
+@attrs.frozen
+class GetResult:
+    """Answer the terminal Outcome of a task, or None."""
+
+    id: str
+
+
+@message("fw.GetStatus")
+@attrs.frozen
+class GetStatus:
+    """Answer a task's status value, or None if unknown or expired."""
+
+    id: str
+
+
+@message("fw.Cancel")
+@attrs.frozen
+class Cancel:
+    """Cancel a task; answers True if it was not terminal yet."""
+
+    id: str
+
+
+@message("fw.SubscribeEvents")
+@attrs.frozen
+class SubscribeEvents:
+    """Start (or stop) pushing task and worker events to the client."""
+
+    enabled: bool = True
+
+
+@message("fw.GetStats")
+@attrs.frozen
+class GetStats:
+    """Answer a ClusterStats snapshot."""
+
+
+# -- control plane -> client ----------------------------------------------------------
+
+
+@message("fw.Results")
+@attrs.frozen
+class Results:
+    """Terminal outcomes pushed to a client that watches them."""
+
+    outcomes: list[Outcome]
+
+
+@message("fw.Unknown")
+@attrs.frozen
+class Unknown:
+    """Watched ids the control plane does not know (never submitted, or expired)."""
+
+    ids: list[str]
+
+
+@message("fw.Event")
+@attrs.frozen
+class Event:
+    """A task or worker event. ``kind`` is "task" or "worker"."""
+
+    kind: str
+    id: str
+    status: str
+    name: str = ""
+    worker: str | None = None
+    at: float = 0.0
+
+
+@message("fw.Events")
+@attrs.frozen
+class Events:
+    """Events pushed together."""
+
+    events: list[Event]
+
+
+@message("fw.QueueStats")
+@attrs.frozen
+class QueueStats:
+    """Queued tasks by priority name."""
+
+    critical: int
+    high: int
+    normal: int
+    low: int
+
+
+@message("fw.WorkerStats")
+@attrs.frozen
+class WorkerStats:
+    """One worker's slots and progress."""
+
+    id: str
+    slots: int
+    free: int
+    running: int
+    completed: int
+
+
+@message("fw.ClusterStats")
+@attrs.frozen
+class ClusterStats:
+    """A snapshot of the control plane for ``top`` and tests."""
+
+    queued: QueueStats
+    scheduled: int
+    running: int
+    workers: list[WorkerStats]
+    submitted: int
+    completed: int
+    failed: int
+    retried: int
+    redelivered: int
+    results_cached: int
+    draining: bool
+
+
+# -- subworker <-> control plane ------------------------------------------------------
+
+
+@message("fw.RegisterWorker")
+@attrs.frozen
+class RegisterWorker:
+    """A subworker introduces itself; the answer is its SubworkerConnection's actor name."""
+
+    node_id: str
+    concurrency: int
+    tasks: list[str]
+    executor: str = "executor"
+    busy: int = 0
+
+
+@message("fw.RunTasks")
+@attrs.frozen
+class RunTasks:
+    """Run these attempts (never more than the worker's free slots)."""
+
+    runs: list[Run]
+
+
+@message("fw.CancelRun")
+@attrs.frozen
+class CancelRun:
+    """Cancel a running attempt."""
+
+    id: str
+    attempt: int
+
+
+@message("fw.Completed")
+@attrs.frozen
+class Completed:
+    """Finished attempts, and how many slots became free (``credits``).
+
+    A sync task that timed out is reported at once but frees its slot only when its
+    thread returns, in a later Completed with no outcomes.
+    """
+
+    outcomes: list[Outcome]
+    credits: int
+
+
+@message("fw.Drain")
+@attrs.frozen
+class Drain:
+    """Stop taking work; answer once running tasks finished (or the caller gives up)."""

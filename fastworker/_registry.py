@@ -1,0 +1,280 @@
+"""The ``@task`` decorator, the task registry and importing task modules by name."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import math
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, overload
+
+import attrs
+
+from ._cron import CronSchedule
+from ._errors import ConfigurationError, InvalidSchedule, TaskModuleError, TaskNotRegistered
+from ._model import Priority
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@attrs.frozen
+class TaskSpec:
+    """A registered task: its function and options."""
+
+    name: str
+    func: Callable[..., Any]
+    is_async: bool
+    priority: Priority = Priority.NORMAL
+    retries: int = 0
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 600.0
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    timeout: float | None = None
+    redeliver: bool = True
+    repeat_interval: float | None = None
+    cron: CronSchedule | None = None
+
+    @property
+    def periodic(self) -> bool:
+        """True for tasks with a repeat_interval or a cron schedule."""
+        return self.repeat_interval is not None or self.cron is not None
+
+    def describe_schedule(self) -> str:
+        """A short text of the schedule ("every 30s", "cron 0 9 * * 1-5", or "")."""
+        if self.repeat_interval is not None:
+            return f"every {self.repeat_interval:g}s"
+        if self.cron is not None:
+            return f"cron {self.cron.expression}"
+        return ""
+
+
+class Registry:
+    """Task specs by name. One default registry serves ``@task``; tests may make their own."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, TaskSpec] = {}
+
+    def add(self, spec: TaskSpec) -> None:
+        """Register a spec; a different function under a taken name is an error."""
+        existing = self._tasks.get(spec.name)
+        if existing is not None and _origin(existing.func) != _origin(spec.func):
+            raise ConfigurationError(
+                f"task name {spec.name!r} is already registered by "
+                f"{_origin(existing.func)}: give one of them another name=..."
+            )
+        self._tasks[spec.name] = spec
+
+    def get(self, name: str) -> TaskSpec:
+        """The spec for ``name``; TaskNotRegistered (naming the known tasks) otherwise."""
+        spec = self._tasks.get(name)
+        if spec is None:
+            known = ", ".join(sorted(self._tasks)) or "none"
+            raise TaskNotRegistered(
+                f"no task named {name!r} is registered (known tasks: {known}); "
+                "check the name and the tasks= modules"
+            )
+        return spec
+
+    def lookup(self, name: str) -> TaskSpec | None:
+        """The spec for ``name`` or None."""
+        return self._tasks.get(name)
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._tasks)
+
+    def specs(self) -> list[TaskSpec]:
+        """Registered specs, sorted by name."""
+        return [self._tasks[n] for n in sorted(self._tasks)]
+
+    def periodic(self) -> list[TaskSpec]:
+        """Specs with a repeat_interval or cron schedule."""
+        return [s for s in self.specs() if s.periodic]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+
+default_registry = Registry()
+"""The registry ``@task`` writes to."""
+
+
+def _origin(func: Callable[..., Any]) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def make_spec(
+    func: Callable[..., Any],
+    *,
+    name: str | None = None,
+    priority: Priority | str | int = Priority.NORMAL,
+    retries: int = 0,
+    retry_backoff: float = 1.0,
+    retry_backoff_max: float = 600.0,
+    retry_on: type[BaseException] | Iterable[type[BaseException]] | None = None,
+    timeout: float | None = None,
+    redeliver: bool = True,
+    repeat_interval: float | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
+) -> TaskSpec:
+    """Validate options and build a TaskSpec; ConfigurationError says what is wrong."""
+    if not callable(func):
+        raise ConfigurationError(f"@task needs a function, got {func!r}")
+    task_name = name if name is not None else getattr(func, "__name__", None)
+    if not isinstance(task_name, str) or not task_name.strip():
+        raise ConfigurationError("a task name must be a non-empty string")
+    where = f"task {task_name!r}"
+    try:
+        prio = Priority.parse(priority)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ConfigurationError(f"{where}: retries must be an int >= 0, got {retries!r}")
+    for label, value in (
+        ("retry_backoff", retry_backoff),
+        ("retry_backoff_max", retry_backoff_max),
+    ):
+        if not _number(value) or value < 0:
+            raise ConfigurationError(f"{where}: {label} must be a number >= 0, got {value!r}")
+    if timeout is not None and (not _number(timeout) or timeout <= 0):
+        raise ConfigurationError(f"{where}: timeout must be a number > 0 or None, got {timeout!r}")
+    if retry_on is None:
+        retry_types: tuple[type[BaseException], ...] = (Exception,)
+    elif isinstance(retry_on, type):
+        retry_types = (retry_on,)
+    else:
+        retry_types = tuple(retry_on)
+    if not retry_types or not all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in retry_types
+    ):
+        raise ConfigurationError(f"{where}: retry_on must be exception classes, got {retry_on!r}")
+    if repeat_interval is not None and cron is not None:
+        raise InvalidSchedule(f"{where}: give repeat_interval or cron, not both")
+    if repeat_interval is not None and (not _number(repeat_interval) or repeat_interval <= 0):
+        raise InvalidSchedule(
+            f"{where}: repeat_interval must be a number of seconds > 0, got {repeat_interval!r}"
+        )
+    schedule = None
+    if cron is not None:
+        try:
+            schedule = CronSchedule.parse(cron, timezone)
+        except InvalidSchedule as exc:
+            raise InvalidSchedule(f"{where}: {exc}") from None
+    elif timezone is not None:
+        raise InvalidSchedule(f"{where}: timezone only applies to cron schedules")
+    return TaskSpec(
+        name=task_name,
+        func=func,
+        is_async=inspect.iscoroutinefunction(inspect.unwrap(func)),
+        priority=prio,
+        retries=retries,
+        retry_backoff=float(retry_backoff),
+        retry_backoff_max=float(retry_backoff_max),
+        retry_on=retry_types,
+        timeout=float(timeout) if timeout is not None else None,
+        redeliver=bool(redeliver),
+        repeat_interval=float(repeat_interval) if repeat_interval is not None else None,
+        cron=schedule,
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@overload
+def task(func: F, /) -> F: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    priority: Priority | str | int = Priority.NORMAL,
+    retries: int = 0,
+    retry_backoff: float = 1.0,
+    retry_backoff_max: float = 600.0,
+    retry_on: type[BaseException] | Iterable[type[BaseException]] | None = None,
+    timeout: float | None = None,
+    redeliver: bool = True,
+    repeat_interval: float | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
+    registry: Registry | None = None,
+) -> Callable[[F], F]: ...
+
+
+def task(func: Any = None, /, *, registry: Registry | None = None, **options: Any) -> Any:
+    """Register a function (sync or ``async def``) as a task.
+
+    ``@task`` registers it under the function's name; ``@task(name=..., priority=...,
+    retries=..., retry_backoff=..., retry_on=..., timeout=..., redeliver=...,
+    repeat_interval=..., cron=..., timezone=...)`` sets options. Invalid options raise
+    ConfigurationError (InvalidSchedule for schedules) here, at decoration time. The
+    function itself is returned unchanged (still callable directly), with the spec
+    at ``func.fastworker_task``.
+    """
+    target = registry if registry is not None else default_registry
+
+    def decorate(f: F) -> F:
+        spec = make_spec(f, **options)
+        target.add(spec)
+        try:
+            f.fastworker_task = spec  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):
+            pass
+        return f
+
+    if func is not None:
+        if options:
+            raise ConfigurationError("use @task or @task(...options...), not both forms")
+        return decorate(func)
+    return decorate
+
+
+def import_task_modules(modules: Iterable[str] | str | None) -> list[str]:
+    """Import task modules by dotted name (a list, or a comma-separated string).
+
+    Returns the module names imported. TaskModuleError names the module and carries the
+    original traceback text.
+    """
+    if modules is None:
+        return []
+    if isinstance(modules, str):
+        modules = modules.split(",")
+    names = [m.strip() for m in modules if m and m.strip()]
+    for module in names:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            detail = "".join(traceback.format_exception(exc)).rstrip()
+            raise TaskModuleError(
+                f"cannot import task module {module!r}: {type(exc).__name__}: {exc}\n{detail}"
+            ) from exc
+    return names
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_arguments(
+    spec: TaskSpec, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+) -> None:
+    """Raise TypeError (as Python would) if the arguments do not fit the task's signature."""
+    signature = _signature(spec.func)
+    if signature is not None:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{spec.name}() {exc}") from None

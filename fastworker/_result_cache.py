@@ -1,0 +1,282 @@
+"""The ResultCache actor: terminal outcomes with LRU, TTL and a byte budget; wakes waiters."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from actors import Actor, ActorRef, Context, Delivery
+
+from ._messages import Outcome, Results, Unknown
+
+_OVERHEAD = 200  # rough bytes per entry beyond the value and error text
+
+
+@attrs.frozen
+class CacheStatistics:
+    """Entries, bytes and lifetime counters of the result cache."""
+
+    entries: int
+    bytes: int
+    max_entries: int
+    max_bytes: int
+    stored: int
+    duplicates: int
+    hits: int
+    misses: int
+    evicted: int
+    expired: int
+    waiting: int
+
+
+def _size(outcome: Outcome) -> int:
+    size = _OVERHEAD + len(outcome.id)
+    if outcome.value is not None:
+        size += len(outcome.value)
+    if outcome.error is not None:
+        size += len(outcome.error.message) + len(outcome.error.traceback)
+    return size
+
+
+class ResultStore:
+    """LRU by count, a byte budget and a TTL from the time of storing (``clock`` seconds)."""
+
+    def __init__(
+        self,
+        max_entries: int = 10_000,
+        ttl: float = 3600.0,
+        max_bytes: int = 256 * 1024 * 1024,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        if max_entries < 1 or ttl <= 0 or max_bytes < 1:
+            raise ValueError("result cache size, ttl and byte budget must be positive")
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[Outcome, float, int]] = OrderedDict()
+        self._expiry: deque[tuple[float, str]] = deque()
+        self.bytes = 0
+        self.stored = self.duplicates = self.hits = self.misses = 0
+        self.evicted = self.expired = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._entries
+
+    def put(self, outcome: Outcome) -> bool:
+        """Store a terminal outcome; False (ignored) if the task already has one."""
+        if outcome.id in self._entries:
+            self.duplicates += 1
+            return False
+        now = self._clock()
+        size = _size(outcome)
+        self._entries[outcome.id] = (outcome, now + self.ttl, size)
+        self._expiry.append((now + self.ttl, outcome.id))
+        self.bytes += size
+        self.stored += 1
+        self.expire(now)
+        while len(self._entries) > self.max_entries or (
+            self.bytes > self.max_bytes and len(self._entries) > 1
+        ):
+            _, (_, _, old_size) = self._entries.popitem(last=False)
+            self.bytes -= old_size
+            self.evicted += 1
+        return True
+
+    def get(self, task_id: str) -> Outcome | None:
+        """The outcome (refreshing its LRU place) or None if absent or expired."""
+        entry = self._entries.get(task_id)
+        if entry is None:
+            self.misses += 1
+            return None
+        outcome, expires, size = entry
+        if expires <= self._clock():
+            del self._entries[task_id]
+            self.bytes -= size
+            self.expired += 1
+            self.misses += 1
+            return None
+        self._entries.move_to_end(task_id)
+        self.hits += 1
+        return outcome
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop entries past their TTL; returns how many."""
+        now = self._clock() if now is None else now
+        dropped = 0
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            expires, task_id = expiry.popleft()
+            entry = self._entries.get(task_id)
+            if entry is not None and entry[1] == expires:
+                del self._entries[task_id]
+                self.bytes -= entry[2]
+                self.expired += 1
+                dropped += 1
+        # Entries evicted by LRU leave stale expiry items; keep the deque bounded.
+        if len(expiry) > 2 * len(self._entries) + 1024:
+            self._expiry = deque(
+                (e, i) for e, i in expiry if (x := self._entries.get(i)) and x[1] == e
+            )
+        return dropped
+
+
+# -- messages (in-process only) ---------------------------------------------------------
+
+
+@attrs.frozen
+class Store:
+    """Keep these terminal outcomes and wake their waiters."""
+
+    outcomes: list[Outcome]
+
+
+@attrs.frozen
+class Subscribe:
+    """Tell ``ref`` a Results message for each id once it has an outcome.
+
+    Ids in ``unknown_if_absent`` with no outcome now are answered with Unknown at once
+    (the control plane knows they are not running anywhere).
+    """
+
+    ids: list[str]
+    ref: ActorRef
+    unknown_if_absent: bool = False
+
+
+@attrs.frozen
+class Unsubscribe:
+    """Forget every waiter of ``ref`` (its client went away)."""
+
+    ref: ActorRef
+
+
+@attrs.frozen
+class Lookup:
+    """Answer the outcome for ``id`` or None."""
+
+    id: str
+
+
+@attrs.frozen
+class Peek:
+    """Answer which of ``ids`` have an outcome (no LRU refresh)."""
+
+    ids: list[str]
+
+
+@attrs.frozen
+class GetCacheStatistics:
+    """Answer CacheStatistics."""
+
+
+class ResultCache(Actor):
+    """Owns the ResultStore; answers lookups and pushes outcomes to subscribers."""
+
+    def __init__(self, store: ResultStore, sweep_interval: float = 60.0) -> None:
+        self.store = store
+        self.sweep_interval = sweep_interval
+        self._waiters: dict[str, set[ActorRef]] = {}
+        self._by_ref: dict[ActorRef, set[str]] = {}
+
+    async def started(self, ctx: Context) -> None:
+        """Start the TTL sweeper."""
+        ctx.nursery.start_soon(self._sweep)
+
+    async def _sweep(self) -> None:
+        while True:
+            await trio.sleep(self.sweep_interval)
+            self.store.expire()
+
+    def statistics(self) -> CacheStatistics:
+        """Entries, bytes and counters."""
+        s = self.store
+        return CacheStatistics(
+            entries=len(s),
+            bytes=s.bytes,
+            max_entries=s.max_entries,
+            max_bytes=s.max_bytes,
+            stored=s.stored,
+            duplicates=s.duplicates,
+            hits=s.hits,
+            misses=s.misses,
+            evicted=s.evicted,
+            expired=s.expired,
+            waiting=len(self._waiters),
+        )
+
+    async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
+        """Store outcomes from the whole batch first, then push one Results per subscriber."""
+        pushes: dict[ActorRef, list[Outcome]] = {}
+        for delivery in batch:
+            msg = delivery.message
+            if type(msg) is Store:
+                self._store(msg.outcomes, pushes)
+            elif type(msg) is Subscribe:
+                self._subscribe(msg, pushes)
+            else:
+                await self.handle(ctx, delivery)
+                continue
+            if delivery.reply is not None:
+                delivery.reply.resolve(None)
+        for ref, outcomes in pushes.items():
+            try:
+                ref.tell_nowait(Results(outcomes))
+            except Exception:  # a subscriber that cannot take it is dead-lettered by its ref
+                pass
+
+    def _store(self, outcomes: list[Outcome], pushes: dict[ActorRef, list[Outcome]]) -> None:
+        store = self.store
+        waiters = self._waiters
+        for outcome in outcomes:
+            if not store.put(outcome):
+                continue
+            refs = waiters.pop(outcome.id, None)
+            if refs:
+                for ref in refs:
+                    pushes.setdefault(ref, []).append(outcome)
+                    ids = self._by_ref.get(ref)
+                    if ids is not None:
+                        ids.discard(outcome.id)
+
+    def _subscribe(self, msg: Subscribe, pushes: dict[ActorRef, list[Outcome]]) -> None:
+        unknown: list[str] = []
+        for task_id in msg.ids:
+            outcome = self.store.get(task_id)
+            if outcome is not None:
+                pushes.setdefault(msg.ref, []).append(outcome)
+            elif msg.unknown_if_absent:
+                unknown.append(task_id)
+            else:
+                self._waiters.setdefault(task_id, set()).add(msg.ref)
+                self._by_ref.setdefault(msg.ref, set()).add(task_id)
+        if unknown:
+            try:
+                msg.ref.tell_nowait(Unknown(unknown))
+            except Exception:
+                pass
+
+    async def receive(self, ctx: Context, message: Any) -> Any:
+        """Lookups, statistics and unsubscribes."""
+        if isinstance(message, Lookup):
+            return self.store.get(message.id)
+        if isinstance(message, Peek):
+            return [i for i in message.ids if i in self.store]
+        if isinstance(message, Unsubscribe):
+            for task_id in self._by_ref.pop(message.ref, set()):
+                refs = self._waiters.get(task_id)
+                if refs is not None:
+                    refs.discard(message.ref)
+                    if not refs:
+                        del self._waiters[task_id]
+            return None
+        if isinstance(message, GetCacheStatistics):
+            return self.statistics()
+        raise TypeError(f"ResultCache does not handle {type(message).__name__}")

@@ -1,0 +1,174 @@
+"""The subworker node: an executor that registers with the control plane and runs its work.
+
+It finds the control plane by URL or by UDP beacon, registers its slots, and re-registers
+after every reconnect (announcing the slots still busy with tasks from before).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+import actors
+
+from ._control_plane_node import secret_bytes
+from ._discovery import discover_control_plane
+from ._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
+from ._executor import Executor
+from ._gateway import GATEWAY
+from ._messages import Completed, Drain, Outcome, RegisterWorker
+from ._registry import Registry, default_registry, import_task_modules
+from ._serialization import DEFAULT_MAX_PAYLOAD
+
+log = logging.getLogger("fastworker.subworker")
+
+ROLE = "subworker"
+
+
+@attrs.define
+class SubworkerNode:
+    """A running subworker (from ``open_subworker``)."""
+
+    url: str
+    system: actors.ActorSystem
+    executor: Executor
+    peer: actors.Peer
+    registrations: int = 0
+    _registered: trio.Event = attrs.field(factory=trio.Event)
+    _target: actors.ActorRef | None = None
+
+    @property
+    def node_id(self) -> str:
+        """This node's uuid."""
+        return self.system.node_id
+
+    @property
+    def connected(self) -> bool:
+        """True while linked to the control plane."""
+        return self.peer.connected
+
+    async def wait_registered(self) -> None:
+        """Wait until registered with the control plane (again, after a reconnect)."""
+        while not (self.peer.connected and self._registered.is_set()):
+            await self._registered.wait()
+            if not self.peer.connected:
+                self._registered = trio.Event()
+        await trio.lowlevel.checkpoint()
+
+    async def drain(self) -> None:
+        """Stop taking work and wait for running tasks (the caller owns the timeout)."""
+        await self.system.ref("executor").ask(Drain())
+
+    def _report(self, outcomes: list[Outcome], credits: int) -> None:
+        target = self._target
+        if target is None:
+            return  # not registered: the control plane redelivers what we held
+        target.tell_nowait(Completed(outcomes, credits))
+
+
+@asynccontextmanager
+async def open_subworker(
+    url: str | None = None,
+    tasks: Iterable[str] | str | None = None,
+    concurrency: int = 8,
+    cluster: str = "default",
+    secret: str | bytes | None = None,
+    *,
+    registry: Registry | None = None,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ssl_context: ssl.SSLContext | None = None,
+    link: actors.LinkConfig | None = None,
+    discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
+) -> AsyncIterator[SubworkerNode]:
+    """Run a subworker for the duration of the block; it yields once registered.
+
+    ``url`` None discovers the control plane by UDP beacon (same ``cluster`` and
+    ``secret``). The caller owns the timeout for finding and joining it:
+    ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
+    """
+    if concurrency < 1:
+        raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+    import_task_modules(tasks)
+    registry = registry if registry is not None else default_registry
+    secret_key = secret_bytes(secret)
+    if url is None:
+        url = await discover_control_plane(cluster, secret_key, discovery_port)
+    config = actors.SystemConfig(
+        cluster=cluster,
+        role=ROLE,
+        secret=secret_key,
+        link=link or actors.LinkConfig(max_frame_size=max(16 * 1024 * 1024, 4 * max_payload)),
+    )
+    async with actors.open_actor_system(config) as system:
+        try:
+            peer = await system.connect(url, ssl_context=ssl_context)
+        except actors.AuthenticationError as exc:
+            raise AuthenticationFailed(f"the control plane at {url} refused us: {exc}") from None
+        except actors.HandshakeError as exc:
+            raise ConnectionFailed(f"cannot join the control plane at {url}: {exc}") from None
+        holder: dict[str, SubworkerNode] = {}
+
+        def report(outcomes: list[Outcome], credits: int) -> None:
+            holder["node"]._report(outcomes, credits)
+
+        executor = Executor(
+            registry, concurrency, report, system.node_id[:8], max_result_size=max_payload
+        )
+        await system.spawn("executor", executor, capacity=100_000)
+        node = SubworkerNode(url, system, executor, peer)
+        holder["node"] = node
+        await system.nursery.start(_keep_registered, node, registry, concurrency)
+        yield node
+
+
+async def _keep_registered(
+    node: SubworkerNode, registry: Registry, concurrency: int, *, task_status: Any
+) -> None:
+    """Register now, and again after every reconnect."""
+    first = True
+    peer = node.peer
+    gateway = peer.ref(GATEWAY)
+    while True:
+        await peer.wait_connected()
+        try:
+            name = await gateway.ask(
+                RegisterWorker(
+                    node.system.node_id,
+                    concurrency,
+                    registry.names(),
+                    "executor",
+                    busy=node.executor.busy,
+                )
+            )
+        except actors.PeerDown:
+            continue
+        except actors.RemoteError as exc:
+            log.error("the control plane refused this subworker: %s", exc)
+            if first:
+                raise ConnectionFailed(f"the control plane refused this subworker: {exc}") from None
+            await trio.sleep(1.0)
+            continue
+        node._target = peer.ref(name)
+        node.registrations += 1
+        node._registered.set()
+        log.info("registered with the control plane at %s as %s", node.url, name)
+        if first:
+            first = False
+            task_status.started()
+        await peer.wait_disconnected()
+        node._target = None
+        node._registered = trio.Event()
+        log.warning("lost the control plane at %s; reconnecting", node.url)
+
+
+async def run_subworker(*, task_status: Any = trio.TASK_STATUS_IGNORED, **options: Any) -> None:
+    """``open_subworker`` for ``nursery.start``: reports the SubworkerNode, runs until cancelled."""
+    async with open_subworker(**options) as node:
+        task_status.started(node)
+        await trio.sleep_forever()

@@ -1,0 +1,148 @@
+"""A structured-concurrency test harness: a whole cluster inside one trio run.
+
+::
+
+    async def test_retries(autojump_clock):
+        async with fastworker.testing.open_cluster(tasks=["mytasks"], subworkers=2) as cluster:
+            assert await cluster.client.call("flaky") == "ok"
+
+The control plane, the subworkers and the client are the production actors speaking the
+production protocol. With ``transport="memory"`` (the default) there are no sockets, so
+pytest-trio's ``autojump_clock`` works: retries with exponential backoff, ETAs and daily
+cron schedules run in virtual time, in milliseconds. ``transport="websocket"`` runs the
+same cluster over real loopback sockets (do not combine it with the autojump clock).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+import actors
+
+from ._client import Client, open_client
+from ._control_plane_node import ControlPlaneNode, open_control_plane
+from ._subworker_node import SubworkerNode, open_subworker
+
+__all__ = ["Cluster", "open_cluster"]
+
+
+@attrs.define
+class _Slot:
+    node: SubworkerNode
+    scope: trio.CancelScope
+
+
+@attrs.define
+class Cluster:
+    """A running test cluster (from ``open_cluster``).
+
+    ``client`` is connected; ``control_plane`` is the ControlPlaneNode; ``subworkers``
+    lists the live SubworkerNodes (in start order).
+    """
+
+    client: Client
+    control_plane: ControlPlaneNode
+    _nursery: trio.Nursery
+    _tasks: list[str] | None
+    _concurrency: int
+    _options: dict[str, Any]
+    _slots: list[_Slot] = attrs.field(factory=list)
+
+    @property
+    def subworkers(self) -> list[SubworkerNode]:
+        """The live subworkers."""
+        return [slot.node for slot in self._slots]
+
+    @property
+    def url(self) -> str:
+        """The control plane's URL."""
+        return self.control_plane.url
+
+    @asynccontextmanager
+    async def open_client(self, **options: Any) -> AsyncIterator[Client]:
+        """A second, independent client of this cluster."""
+        async with open_client(self.url, **{**self._client_options(), **options}) as client:
+            yield client
+
+    def _client_options(self) -> dict[str, Any]:
+        keep = ("cluster", "secret")
+        return {k: v for k, v in self._options.items() if k in keep}
+
+    async def add_subworker(self, concurrency: int | None = None) -> SubworkerNode:
+        """Start one more subworker and wait until it is registered."""
+        slot: _Slot = await self._nursery.start(
+            self._run_subworker, concurrency or self._concurrency
+        )
+        self._slots.append(slot)
+        return slot.node
+
+    async def _run_subworker(self, concurrency: int, *, task_status: Any) -> None:
+        with trio.CancelScope() as scope:
+            async with open_subworker(
+                self.url,
+                tasks=self._tasks,
+                concurrency=concurrency,
+                **self._client_options(),
+                **{k: v for k, v in self._options.items() if k in ("registry", "link")},
+            ) as node:
+                task_status.started(_Slot(node, scope))
+                await trio.sleep_forever()
+
+    async def kill_subworker(self, index: int = 0) -> SubworkerNode:
+        """Kill a subworker abruptly, as a crash would: no goodbye, work in flight lost.
+
+        Its link is cut (close code 1006) before anything else, so nothing it was doing
+        reaches the control plane; the control plane notices the lost link and
+        redelivers its in-flight tasks.
+        """
+        slot = self._slots.pop(index)
+        node = slot.node
+        node._target = None  # nothing more leaves this "process"
+        link = node.peer.link
+        if link is not None and isinstance(link.connection, actors.MemoryConnection):
+            link.connection.sever()
+        slot.scope.cancel()
+        await trio.lowlevel.checkpoint()
+        return node
+
+
+@asynccontextmanager
+async def open_cluster(
+    tasks: Iterable[str] | str | None = None,
+    subworkers: int = 1,
+    concurrency: int = 4,
+    transport: str = "memory",
+    **control_plane_options: Any,
+) -> AsyncIterator[Cluster]:
+    """Run a control plane, ``subworkers`` subworkers and a client in this trio run.
+
+    ``control_plane_options`` go to ``open_control_plane`` (``max_queue=``,
+    ``result_ttl=``, ``local_concurrency=``, ``start_time=`` for calendar tests, ...).
+    Leaving the block stops everything.
+    """
+    if transport not in ("memory", "websocket"):
+        raise ValueError('transport must be "memory" or "websocket"')
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    options = dict(control_plane_options)
+    options.setdefault("discovery", False)
+    if transport == "memory":
+        options.setdefault("url", f"memory://fastworker-{uuid.uuid4().hex[:12]}")
+    async with open_control_plane(tasks, **options) as cp, trio.open_nursery() as nursery:
+        client_options = {k: options[k] for k in ("cluster", "secret") if k in options}
+        async with open_client(cp.url, **client_options) as client:
+            cluster = Cluster(
+                client, cp, nursery, list(tasks) if tasks else None, concurrency, options
+            )
+            for _ in range(subworkers):
+                await cluster.add_subworker()
+            try:
+                yield cluster
+            finally:
+                nursery.cancel_scope.cancel()
