@@ -124,14 +124,18 @@ class WebsocketTransport(Transport):
             ws = await context.__aenter__()
         except (OSError, trio_websocket.HandshakeError) as exc:
             raise ConnectFailed(f"cannot connect to {url}: {exc}") from exc
+        connection = WebsocketConnection(ws, config.disconnect_timeout)
         try:
-            yield WebsocketConnection(ws, config.disconnect_timeout)
+            yield connection
         finally:
-            with trio.CancelScope(shield=True):
-                try:
-                    await context.__aexit__(None, None, None)
-                except Exception as exc:
-                    log.debug("closing websocket to %s: %s", url, exc)
+            # The close itself is shielded and bounded (even when cancelled). The context
+            # must then be exited in the same cancel scope it was entered in: exiting it
+            # inside a new (shielded) scope corrupts trio's cancel scope stack.
+            await connection.close()
+            try:
+                await context.__aexit__(None, None, None)
+            except Exception as exc:
+                log.debug("closing websocket to %s: %s", url, exc)
 
 
 async def _serve(

@@ -350,6 +350,26 @@ class Client:
                 if not waiters:
                     del self._waiters[task_id]
 
+    async def gather(self, task_ids: Sequence[str]) -> list[TaskResult]:
+        """Wait until every task is terminal; their TaskResults in the same order.
+
+        One request for all of them, however many: the way to wait for a batch.
+        Raises TaskNotFound if any id is unknown.
+        """
+        futures = [self._waiter(task_id) for task_id in task_ids]
+        try:
+            if task_ids:
+                connection = await self._connection_ref()
+                await connection.tell(Watch(list(dict.fromkeys(task_ids))))
+            return [to_result(await future.wait()) for future in futures]
+        finally:
+            for task_id, future in zip(task_ids, futures, strict=True):
+                waiters = self._waiters.get(task_id)
+                if waiters is not None and future in waiters:
+                    waiters.remove(future)
+                    if not waiters:
+                        del self._waiters[task_id]
+
     async def get_result(self, task_id: str) -> TaskResult | None:
         """The TaskResult if the task is terminal; None if unknown, unfinished or expired."""
         outcome = await self._ask(GetResult(task_id))

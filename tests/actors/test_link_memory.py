@@ -1,6 +1,7 @@
 """Tests of links between nodes over the in-memory transport, on a virtual clock.
 
-Every test here uses pytest-trio's ``autojump_clock``: heartbeats, timeouts and
+Every test here takes pytest-trio's ``autojump_clock`` (as an argument: pytest-trio
+only uses a clock it finds among the test's arguments): heartbeats, timeouts and
 reconnect backoff happen in virtual time, so the assertions about *when* something
 happened are exact and cost no wall-clock time. Faults are injected with the memory
 transport's ``freeze()`` (a silent peer) and ``sever()`` (a crashed peer).
@@ -40,8 +41,6 @@ from actors import (
     open_actor_system,
 )
 from actors._link import handshake
-
-pytestmark = pytest.mark.usefixtures("autojump_clock")
 
 URL = "memory://server"
 TIMEOUT = 60.0
@@ -116,7 +115,7 @@ async def server_and_client(
 # -- messaging across a link -----------------------------------------------------------------
 
 
-async def test_remote_ask_and_tell_through_a_peer() -> None:
+async def test_remote_ask_and_tell_through_a_peer(autojump_clock: trio.testing.MockClock) -> None:
     """``connect`` returns a Peer whose refs ask and tell the actors of the other node."""
     state: list[Any] = []
 
@@ -152,7 +151,9 @@ async def test_remote_ask_and_tell_through_a_peer() -> None:
             client.peer("no-such-node")
 
 
-async def test_sender_of_a_remote_tell_can_be_answered_with_a_tell() -> None:
+async def test_sender_of_a_remote_tell_can_be_answered_with_a_tell(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """The receiver sees the remote sender as a RemoteRef and can tell it back over the link."""
 
     class Ponger(Actor):
@@ -183,7 +184,9 @@ async def test_sender_of_a_remote_tell_can_be_answered_with_a_tell() -> None:
         assert (sender.name, sender.node_id) == ("ponger", server.node_id)
 
 
-async def test_concurrent_asks_are_batched_into_few_frames() -> None:
+async def test_concurrent_asks_are_batched_into_few_frames(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """Asks made together leave in far fewer frames than envelopes (one frame per wake-up)."""
     async with server_and_client() as (server, client):
         with trio.fail_after(TIMEOUT):
@@ -213,7 +216,9 @@ async def test_concurrent_asks_are_batched_into_few_frames() -> None:
         assert server_link.envelopes_received >= 201
 
 
-async def test_ask_of_an_unknown_remote_actor_raises_actor_not_found() -> None:
+async def test_ask_of_an_unknown_remote_actor_raises_actor_not_found(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """An ask to a name nobody has on the peer raises ActorNotFound naming it."""
     async with server_and_client() as (_server, client):
         with trio.fail_after(TIMEOUT):
@@ -223,7 +228,9 @@ async def test_ask_of_an_unknown_remote_actor_raises_actor_not_found() -> None:
             assert await peer.ref("echo").ask("still fine") == "still fine"
 
 
-async def test_tell_to_an_unknown_remote_actor_is_dead_lettered_on_the_receiver() -> None:
+async def test_tell_to_an_unknown_remote_actor_is_dead_lettered_on_the_receiver(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """A tell to a missing actor is dead-lettered where it arrived; the link carries on."""
     async with server_and_client() as (server, client):
         with trio.fail_after(TIMEOUT):
@@ -236,7 +243,9 @@ async def test_tell_to_an_unknown_remote_actor_is_dead_lettered_on_the_receiver(
         assert "no actor named 'ghost'" in reason
 
 
-async def test_remote_handler_crash_raises_actor_crashed() -> None:
+async def test_remote_handler_crash_raises_actor_crashed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """A handler that raises answers the remote ask with ActorCrashed; the actor restarts."""
 
     class Fragile(Actor):
@@ -256,7 +265,9 @@ async def test_remote_handler_crash_raises_actor_crashed() -> None:
         assert server.root.statistics().restarts == 1
 
 
-async def test_remote_reply_error_comes_back_as_remote_error() -> None:
+async def test_remote_reply_error_comes_back_as_remote_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """A ``reply_errors`` exception reaches the remote asker as RemoteError with its type name."""
 
     class Validator(Actor):
@@ -280,7 +291,9 @@ async def test_remote_reply_error_comes_back_as_remote_error() -> None:
         assert server.root.statistics().restarts == 0
 
 
-async def test_a_reply_that_cannot_be_encoded_fails_the_ask_with_codec_error() -> None:
+async def test_a_reply_that_cannot_be_encoded_fails_the_ask_with_codec_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """If the answer cannot be encoded, the asker gets a CodecError instead of waiting forever."""
 
     class Weird(Actor):
@@ -296,7 +309,9 @@ async def test_a_reply_that_cannot_be_encoded_fails_the_ask_with_codec_error() -
             assert await peer.ref("echo").ask("ok") == "ok"
 
 
-async def test_an_unencodable_message_is_refused_at_send_time() -> None:
+async def test_an_unencodable_message_is_refused_at_send_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """An unregistered attrs message raises CodecError in the sender; nothing is sent."""
 
     @attrs.frozen
@@ -318,7 +333,9 @@ async def test_an_unencodable_message_is_refused_at_send_time() -> None:
             assert link.envelopes_sent == before + 1
 
 
-async def test_remote_tell_to_a_full_mailbox_does_not_block_the_link() -> None:
+async def test_remote_tell_to_a_full_mailbox_does_not_block_the_link(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """Tells to a full REJECT mailbox are dead-lettered on the receiver; other actors still
     get their messages over the same link, and the sender never blocks."""
     entered = trio.Event()
@@ -361,7 +378,9 @@ async def test_remote_tell_to_a_full_mailbox_does_not_block_the_link() -> None:
 # -- heartbeats, failures and reconnects --------------------------------------------------------
 
 
-async def test_a_frozen_peer_is_noticed_by_heartbeat() -> None:
+async def test_a_frozen_peer_is_noticed_by_heartbeat(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """A silent (frozen) peer is declared down within heartbeat_timeout + heartbeat_interval.
 
     Pending asks fail with PeerDown, and a peer monitor sees LinkUp then LinkDown.
@@ -402,7 +421,9 @@ async def test_a_frozen_peer_is_noticed_by_heartbeat() -> None:
         assert link.closed is not None
 
 
-async def test_monitor_sees_the_link_come_back_after_a_freeze() -> None:
+async def test_monitor_sees_the_link_come_back_after_a_freeze(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """After a heartbeat failure the Peer reconnects on a fresh connection and works again."""
     async with server_and_client() as (server, client):
         monitor, events = await spawn_recorder(client, "monitor")
@@ -419,7 +440,9 @@ async def test_monitor_sees_the_link_come_back_after_a_freeze() -> None:
         assert server.statistics().connected_peers == 1
 
 
-async def test_a_severed_link_reconnects_with_backoff_and_the_ref_works_again() -> None:
+async def test_a_severed_link_reconnects_with_backoff_and_the_ref_works_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """After a crash-like close the Peer waits a backoff delay, reconnects, and the same
     RemoteRef answers again."""
     async with server_and_client() as (_server, client):
@@ -443,7 +466,9 @@ async def test_a_severed_link_reconnects_with_backoff_and_the_ref_works_again() 
         assert 0.05 <= waited <= 0.15 + 1e-9
 
 
-async def test_reconnect_backoff_grows_and_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_reconnect_backoff_grows_and_is_capped(
+    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
     """While the server is away, attempts back off exponentially (few attempts, not a spin),
     and the delay is capped at ``reconnect_max`` so a returning server is found quickly."""
     network = actors.memory_network()
@@ -484,7 +509,9 @@ async def test_reconnect_backoff_grows_and_is_capped(monkeypatch: pytest.MonkeyP
                 assert await peer.ref("echo").ask("hi") == "hi"
 
 
-async def test_a_server_that_comes_back_with_a_new_node_id_is_reconnected() -> None:
+async def test_a_server_that_comes_back_with_a_new_node_id_is_reconnected(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """If the node behind a URL restarts (new node id), the Peer relinks and re-keys itself.
 
     While it is away, asks raise PeerDown at once and tells go to dead letters.
@@ -528,7 +555,9 @@ async def test_a_server_that_comes_back_with_a_new_node_id_is_reconnected() -> N
                 assert client.peers() == {second.node_id: peer}
 
 
-async def test_without_reconnect_a_dropped_link_stays_down() -> None:
+async def test_without_reconnect_a_dropped_link_stays_down(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """With ``reconnect=False`` a severed link is not re-opened; the Peer stays down."""
     async with server_and_client() as (_server, client):
         monitor, events = await spawn_recorder(client, "monitor")
@@ -546,7 +575,9 @@ async def test_without_reconnect_a_dropped_link_stays_down() -> None:
             await peer.ref("echo").ask("anyone?")
 
 
-async def test_connect_waits_for_a_server_that_is_not_up_yet() -> None:
+async def test_connect_waits_for_a_server_that_is_not_up_yet(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """``connect`` retries with backoff until the server listens (the caller owns the timeout)."""
     async with open_actor_system(link=FAST) as client, open_actor_system(link=FAST) as server:
         await server.spawn("echo", Echo)
@@ -564,7 +595,9 @@ async def test_connect_waits_for_a_server_that_is_not_up_yet() -> None:
             assert await result[0].ref("echo").ask("late") == "late"
 
 
-async def test_connect_with_nobody_listening_and_no_reconnect_raises_connect_failed() -> None:
+async def test_connect_with_nobody_listening_and_no_reconnect_raises_connect_failed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """``connect(reconnect=False)`` to an address with no listener raises ConnectFailed."""
     async with open_actor_system(link=FAST) as client:
         with trio.fail_after(TIMEOUT), pytest.raises(ConnectFailed, match="memory://nowhere"):
@@ -572,7 +605,7 @@ async def test_connect_with_nobody_listening_and_no_reconnect_raises_connect_fai
         assert client.peers() == {}
 
 
-async def test_listening_twice_on_one_url_fails() -> None:
+async def test_listening_twice_on_one_url_fails(autojump_clock: trio.testing.MockClock) -> None:
     """A second listener at a memory URL that is in use raises OSError."""
     async with open_actor_system() as a:
         await a.listen(URL)
@@ -580,7 +613,7 @@ async def test_listening_twice_on_one_url_fails() -> None:
             await a.listen(URL)
 
 
-async def test_unsupported_url_schemes_are_refused() -> None:
+async def test_unsupported_url_schemes_are_refused(autojump_clock: trio.testing.MockClock) -> None:
     """Only ws, wss and memory URLs are understood."""
     async with open_actor_system() as a:
         with pytest.raises(ValueError, match="unsupported URL"):
@@ -590,7 +623,9 @@ async def test_unsupported_url_schemes_are_refused() -> None:
 # -- handshakes ---------------------------------------------------------------------------------
 
 
-async def test_cluster_mismatch_is_refused_with_code_4002() -> None:
+async def test_cluster_mismatch_is_refused_with_code_4002(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """Nodes of different clusters do not link: HandshakeError with close code 4002."""
     async with server_and_client(server={"cluster": "blue"}, client={"cluster": "green"}) as (
         server,
@@ -603,7 +638,7 @@ async def test_cluster_mismatch_is_refused_with_code_4002() -> None:
         assert client.peers() == {} and server.peers() == {}
 
 
-async def test_a_node_cannot_link_to_itself() -> None:
+async def test_a_node_cannot_link_to_itself(autojump_clock: trio.testing.MockClock) -> None:
     """Connecting to one's own listener is refused as a protocol error (4000)."""
     async with open_actor_system(link=FAST) as system:
         await system.listen(URL)
@@ -612,7 +647,7 @@ async def test_a_node_cannot_link_to_itself() -> None:
         assert info.value.code == 4000
 
 
-async def test_nodes_with_the_same_secret_link() -> None:
+async def test_nodes_with_the_same_secret_link(autojump_clock: trio.testing.MockClock) -> None:
     """With the same cluster secret on both nodes the link comes up and works."""
     secret = {"secret": b"s3cret"}
     async with server_and_client(server=secret, client=secret) as (_server, client):
@@ -621,7 +656,9 @@ async def test_nodes_with_the_same_secret_link() -> None:
             assert await peer.ref("echo").ask("authenticated") == "authenticated"
 
 
-async def test_a_wrong_secret_is_refused_with_authentication_error() -> None:
+async def test_a_wrong_secret_is_refused_with_authentication_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """A client with the wrong secret gets AuthenticationError (4001) from ``connect``."""
     async with server_and_client(server={"secret": b"right"}, client={"secret": b"wrong"}) as (
         server,
@@ -653,7 +690,9 @@ async def handshake_both(
     return outcomes["a"], outcomes["b"]
 
 
-async def test_a_wrong_secret_fails_the_handshake_on_both_sides() -> None:
+async def test_a_wrong_secret_fails_the_handshake_on_both_sides(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """Both nodes of a wrong-secret handshake raise AuthenticationError with code 4001."""
     async with (
         open_actor_system(secret=b"one") as a,
@@ -666,7 +705,9 @@ async def test_a_wrong_secret_fails_the_handshake_on_both_sides() -> None:
         assert outcome.code == 4001
 
 
-async def test_matching_secrets_pass_the_handshake_on_both_sides() -> None:
+async def test_matching_secrets_pass_the_handshake_on_both_sides(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """The same handshake with matching secrets returns each side the other's hello."""
     async with (
         open_actor_system(secret=b"same", role="a") as a,
@@ -680,7 +721,9 @@ async def test_matching_secrets_pass_the_handshake_on_both_sides() -> None:
 
 
 @pytest.mark.parametrize("secret_side", ["server", "client"])
-async def test_a_secret_on_one_side_only_is_an_authentication_error(secret_side: str) -> None:
+async def test_a_secret_on_one_side_only_is_an_authentication_error(
+    secret_side: str, autojump_clock: trio.testing.MockClock
+) -> None:
     """If only one node has a secret, both refuse, and the error says the secret is missing."""
     with_secret = {"secret": b"only-me"}
     server_opts = with_secret if secret_side == "server" else {}

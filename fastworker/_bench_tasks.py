@@ -1,0 +1,9 @@
+"""The trivial task ``fastworker bench`` runs."""
+
+from ._registry import task
+
+
+@task(name="bench.add")
+def add(x: int, y: int) -> int:
+    """Add two numbers."""
+    return x + y

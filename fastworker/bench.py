@@ -1,0 +1,281 @@
+"""``fastworker bench``: measure a whole system on this machine.
+
+It starts ``fastworker run-actor-system`` as a real process (the control plane plus N
+subworker processes on a free loopback port), connects a client from this process,
+runs a trivial ``add`` task and checks every result, and prints one table:
+
+- batched: ``delay_batch`` in chunks, N tasks, from the first submit to the last
+  result available (tasks/s);
+- pipelined: single ``delay`` calls from 64 concurrent senders, then all results
+  (tasks/s);
+- sequential: ``call`` one at a time, round-trip latency p50/p99 (ms);
+- peak RSS of each process, and the control plane's RSS when idle.
+
+Run it for 0, 1 and 2 subworkers with ``--subworkers 0,1,2`` (the default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import attrs
+import trio
+
+BENCH_TASKS = "fastworker._bench_tasks"
+ADD = "bench.add"
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bench's flags."""
+    parser.add_argument(
+        "--subworkers", default="0,1,2", help="comma-separated subworker counts to run"
+    )
+    parser.add_argument("--n", type=int, default=20_000, help="tasks per throughput run")
+    parser.add_argument("--seconds", type=float, default=3.0, help="sequential run length")
+    parser.add_argument("--chunk", type=int, default=1000, help="delay_batch chunk size")
+    parser.add_argument("--senders", type=int, default=64, help="pipelined senders")
+    parser.add_argument("--concurrency", type=int, default=8, help="slots per subworker")
+    parser.add_argument(
+        "--local-concurrency", type=int, default=8, help="control plane slots (0 subworkers)"
+    )
+    parser.add_argument("--journal", action="store_true", help="run with a journal")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+@attrs.define
+class BenchRow:
+    """The figures for one subworker count."""
+
+    subworkers: int
+    batched: float = 0.0
+    pipelined: float = 0.0
+    seq_p50_ms: float = 0.0
+    seq_p99_ms: float = 0.0
+    seq_calls: int = 0
+    cp_idle_rss_mib: float = 0.0
+    cp_peak_rss_mib: float = 0.0
+    subworker_peak_rss_mib: list[float] = attrs.field(factory=list)
+    client_peak_rss_mib: float = 0.0
+
+    @property
+    def total_peak_rss_mib(self) -> float:
+        """Control plane plus subworkers."""
+        return self.cp_peak_rss_mib + sum(self.subworker_peak_rss_mib)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _status_kib(pid: int, field: str) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as handle:
+                found += [int(c) for c in handle.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+async def _wait_for_workers(client: Any, subworkers: int) -> None:
+    while True:
+        stats = await client.stats()
+        remote = [w for w in stats.workers if w.id != "local"]
+        if len(remote) >= subworkers:
+            return
+        await trio.sleep(0.05)
+
+
+def _check(results: list[Any], expected: list[int]) -> None:
+    bad = [
+        (r.task_id, r.status.value, r.value, e)
+        for r, e in zip(results, expected, strict=True)
+        if r.value != e
+    ]
+    if bad:
+        raise AssertionError(f"{len(bad)} wrong results, e.g. {bad[:3]}")
+
+
+async def _batched(client: Any, n: int, chunk: int) -> float:
+    start = time.perf_counter()
+    ids: list[str] = []
+    for base in range(0, n, chunk):
+        items = [(ADD, (i, 1)) for i in range(base, min(n, base + chunk))]
+        ids += await client.delay_batch(items)
+    results = await client.gather(ids)
+    elapsed = time.perf_counter() - start
+    _check(results, [i + 1 for i in range(n)])
+    return n / elapsed
+
+
+async def _pipelined(client: Any, n: int, senders: int) -> float:
+    ids: list[str | None] = [None] * n
+    next_index = 0
+
+    async def sender() -> None:
+        nonlocal next_index
+        while next_index < n:
+            index = next_index
+            next_index += 1
+            ids[index] = await client.delay(ADD, index, 2)
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(senders):
+            nursery.start_soon(sender)
+    results = await client.gather([i for i in ids if i is not None])
+    elapsed = time.perf_counter() - start
+    _check(results, [i + 2 for i in range(n)])
+    return n / elapsed
+
+
+async def _sequential(client: Any, seconds: float) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < deadline or len(latencies) < 20:
+        start = time.perf_counter()
+        value = await client.call(ADD, i, 3)
+        latencies.append(time.perf_counter() - start)
+        if value != i + 3:
+            raise AssertionError(f"call returned {value!r}, expected {i + 3}")
+        i += 1
+    return latencies
+
+
+async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
+    """Start a system with ``subworkers`` subworker processes and measure it."""
+    from ._client import open_client
+
+    port = _free_port()
+    url = f"ws://127.0.0.1:{port}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "fastworker",
+        "run-actor-system",
+        "--tasks",
+        BENCH_TASKS,
+        "--port",
+        str(port),
+        "--subworkers",
+        str(subworkers),
+        "--concurrency",
+        str(args.concurrency),
+        "--local-concurrency",
+        str(args.local_concurrency),
+        "--max-queue",
+        str(max(100_000, 2 * args.n)),
+        "--result-cache-size",
+        str(max(10_000, 2 * args.n + 1000)),
+        "--no-discovery",
+        "--log-level",
+        "warning",
+    ]
+    journal_dir = None
+    if args.journal:
+        import tempfile
+
+        journal_dir = tempfile.mkdtemp(prefix="fastworker-bench-")
+        cmd += ["--journal", os.path.join(journal_dir, "journal.db")]
+    process = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL)
+    row = BenchRow(subworkers)
+    try:
+        async with open_client(url, connect_timeout=30.0) as client:
+            with trio.fail_after(60):
+                await _wait_for_workers(client, subworkers)
+            await trio.sleep(0.2)
+            row.cp_idle_rss_mib = _status_kib(process.pid, "VmRSS") / 1024
+            # Warm-up: imports, code paths, connections.
+            await client.gather(await client.delay_batch([(ADD, (i, 0)) for i in range(500)]))
+            row.batched = await _batched(client, args.n, args.chunk)
+            row.pipelined = await _pipelined(client, args.n, args.senders)
+            latencies = await _sequential(client, args.seconds)
+            latencies.sort()
+            row.seq_calls = len(latencies)
+            row.seq_p50_ms = statistics.median(latencies) * 1000
+            row.seq_p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+            row.cp_peak_rss_mib = _status_kib(process.pid, "VmHWM") / 1024
+            row.subworker_peak_rss_mib = [
+                _status_kib(pid, "VmHWM") / 1024 for pid in _children(process.pid)
+            ]
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            with trio.move_on_after(15):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        if journal_dir is not None:
+            import shutil
+
+            shutil.rmtree(journal_dir, ignore_errors=True)
+    row.client_peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """The results as a plain-text table."""
+    header = (
+        f"{'subworkers':>10} {'batched/s':>11} {'pipelined/s':>12} {'seq p50 ms':>11} "
+        f"{'seq p99 ms':>11} {'CP idle MiB':>12} {'CP peak MiB':>12} {'SW peak MiB':>14} "
+        f"{'total MiB':>10}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        sw = "/".join(f"{x:.0f}" for x in r.subworker_peak_rss_mib) or "-"
+        lines.append(
+            f"{r.subworkers:>10} {r.batched:>11,.0f} {r.pipelined:>12,.0f} {r.seq_p50_ms:>11.3f} "
+            f"{r.seq_p99_ms:>11.3f} {r.cp_idle_rss_mib:>12.1f} {r.cp_peak_rss_mib:>12.1f} "
+            f"{sw:>14} {r.total_peak_rss_mib:>10.1f}"
+        )
+    return "\n".join(lines)
+
+
+async def run_bench(args: argparse.Namespace) -> int:
+    """Run the bench for each subworker count and print the table (or JSON)."""
+    try:
+        counts = [int(x) for x in str(args.subworkers).split(",") if x.strip()]
+    except ValueError:
+        from ._cli import UsageError
+
+        raise UsageError("--subworkers takes comma-separated numbers, e.g. 0,1,2") from None
+    rows = []
+    for count in counts:
+        print(f"bench: {count} subworker(s), n={args.n} ...", file=sys.stderr, flush=True)
+        rows.append(await bench_one(args, count))
+    if args.json:
+        print(
+            json.dumps(
+                [attrs.asdict(r) | {"total_peak_rss_mib": r.total_peak_rss_mib} for r in rows],
+                indent=2,
+            )
+        )
+    else:
+        print(format_table(rows))
+    return 0
