@@ -45,7 +45,7 @@ from ._errors import (
     RemoteError,
     UnknownMessageType,
 )
-from ._mailbox import Delivery
+from ._mailbox import YIELD_EVERY, Delivery
 from ._ref import Future, RemoteRef, Reply
 
 if TYPE_CHECKING:
@@ -306,6 +306,7 @@ class Link:
         self.hello = hello
         self.pending: dict[int, Future] = {}
         self._next_corr = 1
+        self._sends = 0
         self._outbox: list[bytes] = []
         self._writer_wake = trio.lowlevel.ParkingLot()
         self._space = trio.lowlevel.ParkingLot()
@@ -347,12 +348,22 @@ class Link:
             self._writer_wake.unpark()
 
     async def send(self, packed: bytes) -> None:
-        """Queue one packed envelope, waiting while the outbox is full."""
+        """Queue one packed envelope, waiting while the outbox is full.
+
+        Like ``Mailbox.put``: always a cancellation point, a scheduling point when it
+        waits and at least every ``YIELD_EVERY`` calls (so a sending loop fills frames).
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
-        while len(self._outbox) >= self.config.outbox_limit and self.closed is None:
-            await self._space.park()
+        if len(self._outbox) >= self.config.outbox_limit and self.closed is None:
+            while len(self._outbox) >= self.config.outbox_limit and self.closed is None:
+                await self._space.park()
+            self.enqueue(packed)
+            return
         self.enqueue(packed)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        self._sends += 1
+        if self._sends >= YIELD_EVERY:
+            self._sends = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     def send_control(self, msg: Any) -> None:
         """Queue a control message (ping, notice)."""

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("actors.mailbox")
 
+YIELD_EVERY = 64
+"""An awaited put yields to the scheduler at least this often (see ``Mailbox.put``)."""
+
 
 class Overflow(enum.Enum):
     """What a full mailbox does with a message that cannot wait (``tell_nowait``, the link reader).
@@ -97,6 +100,7 @@ class Mailbox:
         self._receivers = trio.lowlevel.ParkingLot()
         self._senders = trio.lowlevel.ParkingLot()
         self._closed = False
+        self._puts = 0
         self._received = 0
         self._rejected = 0
         self._dropped = 0
@@ -145,12 +149,23 @@ class Mailbox:
         self._receivers.unpark()
 
     async def put(self, delivery: Delivery) -> None:
-        """Queue, waiting for room while the mailbox is full (backpressure)."""
+        """Queue, waiting for room while the mailbox is full (backpressure).
+
+        Always a cancellation point; a scheduling point when it waits for room and at
+        least every ``YIELD_EVERY`` calls, so a sender in a loop hands its receiver a
+        batch instead of one message per task switch.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
-        while len(self._queue) >= self.capacity and not self._closed:
-            await self._senders.park()
+        if len(self._queue) >= self.capacity and not self._closed:
+            while len(self._queue) >= self.capacity and not self._closed:
+                await self._senders.park()
+            self.put_nowait(delivery)
+            return
         self.put_nowait(delivery)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        self._puts += 1
+        if self._puts >= YIELD_EVERY:
+            self._puts = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     def put_system(self, delivery: Delivery) -> None:
         """Queue a runtime notice past the bound; dropped (dead-lettered) if closed."""

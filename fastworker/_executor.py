@@ -37,6 +37,9 @@ Report = Callable[[list[Outcome], int], None]
 THREAD_BUDGET = 0.002
 """Seconds a worker thread may spend on a run of ready sync tasks before returning."""
 
+FAST_TASK = 0.0005
+"""A sync task whose average run is shorter than this counts as trivial."""
+
 
 @attrs.frozen
 class ExecutorStatistics:
@@ -111,11 +114,11 @@ class Executor(Actor):
         self._outcomes: list[Outcome] = []
         self._credits = 0
         self._flush_wake = trio.lowlevel.ParkingLot()
-        self._idle = trio.Event()
-        self._idle.set()
         self._draining = False
         self._nursery: trio.Nursery | None = None
         self._limiter = trio.CapacityLimiter(concurrency)
+        self._cost: dict[str, float] = {}
+        self._idle_waiters: list[Any] = []
         self.runs_started = self.succeeded = self.failed = self.cancelled = self.timed_out = 0
 
     def statistics(self) -> ExecutorStatistics:
@@ -159,7 +162,8 @@ class Executor(Actor):
             return None
         if isinstance(message, Drain):
             self._draining = True
-            await self._idle.wait()
+            if self._running:
+                self._idle_waiters.append(ctx.defer_reply())
             return None
         raise TypeError(f"Executor does not handle {type(message).__name__}")
 
@@ -191,7 +195,6 @@ class Executor(Actor):
         attempt = _Attempt(run, spec, args, kwargs)
         attempt.started_at = now
         self._running[run.id] = attempt
-        self._idle = trio.Event() if self._idle.is_set() else self._idle
         assert self._nursery is not None
         if spec.is_async:
             self._nursery.start_soon(self._run_async, attempt)
@@ -245,14 +248,22 @@ class Executor(Actor):
         while True:
             while not ready:
                 await self._sync_wake.park()
-            # A fair share: many trivial tasks go to a thread together, while two slow
-            # ones go to two lanes.
-            share = max(1, len(ready) // self.concurrency)
+            # Tasks known to be trivial go to one thread together (one hand-off for
+            # many); others get a fair share per lane, so two slow ones run in two
+            # threads. A thread returns after THREAD_BUDGET, handing back what it did
+            # not start, so a task that turns out slow holds back little.
+            cost = self._cost
+            if all(cost.get(a.run.name, 1.0) < FAST_TASK for a in ready):
+                share = len(ready)
+            else:
+                share = max(1, len(ready) // self.concurrency)
             taken = [ready.popleft() for _ in range(min(share, len(ready)))]
             results = await trio.to_thread.run_sync(
                 _run_many, taken, THREAD_BUDGET, limiter=self._limiter
             )
-            for attempt, value, error in results:
+            for attempt, value, error, seconds in results:
+                name = attempt.run.name
+                cost[name] = seconds if name not in cost else 0.8 * cost[name] + 0.2 * seconds
                 self._sync_done(attempt, value, error)
             if len(results) < len(taken):
                 ready.extendleft(reversed(taken[len(results) :]))
@@ -378,8 +389,6 @@ class Executor(Actor):
             self._outcomes.append(outcome)
         self._credits += credits
         self._flush_wake.unpark()
-        if not self._running and not self._idle.is_set():
-            self._idle.set()
 
     async def _reporter(self) -> None:
         while True:
@@ -393,21 +402,30 @@ class Executor(Actor):
                 self.report(outcomes, credits)
             except Exception:
                 log.exception("could not report %d outcomes", len(outcomes))
+            if self._idle_waiters and not self._running:
+                waiters, self._idle_waiters = self._idle_waiters, []
+                for reply in waiters:
+                    reply.resolve(None)
 
 
 def _run_many(
     attempts: list[_Attempt], budget: float
-) -> list[tuple[_Attempt, Any, BaseException | None]]:
+) -> list[tuple[_Attempt, Any, BaseException | None, float]]:
     """In a worker thread: run ready sync attempts until the time budget is spent."""
-    results: list[tuple[_Attempt, Any, BaseException | None]] = []
-    deadline = time.perf_counter() + budget
+    results: list[tuple[_Attempt, Any, BaseException | None, float]] = []
+    clock = time.perf_counter
+    started = clock()
+    deadline = started + budget
     for attempt in attempts:
         try:
             value = attempt.spec.func(*attempt.args, **attempt.kwargs)
         except Exception as exc:
-            results.append((attempt, None, exc))
+            value, error = None, exc
         else:
-            results.append((attempt, value, None))
-        if time.perf_counter() > deadline:
+            error = None
+        now = clock()
+        results.append((attempt, value, error, now - started))
+        started = now
+        if now > deadline:
             break
     return results

@@ -71,7 +71,7 @@ class Cluster:
             yield client
 
     def _client_options(self) -> dict[str, Any]:
-        keep = ("cluster", "secret")
+        keep = ("cluster", "secret", "link")
         return {k: v for k, v in self._options.items() if k in keep}
 
     async def add_subworker(self, concurrency: int | None = None) -> SubworkerNode:
@@ -89,7 +89,7 @@ class Cluster:
                 tasks=self._tasks,
                 concurrency=concurrency,
                 **self._client_options(),
-                **{k: v for k, v in self._options.items() if k in ("registry", "link")},
+                **{k: v for k, v in self._options.items() if k == "registry"},
             ) as node:
                 task_status.started(_Slot(node, scope))
                 await trio.sleep_forever()
@@ -135,7 +135,7 @@ async def open_cluster(
     if transport == "memory":
         options.setdefault("url", f"memory://fastworker-{uuid.uuid4().hex[:12]}")
     async with open_control_plane(tasks, **options) as cp, trio.open_nursery() as nursery:
-        client_options = {k: options[k] for k in ("cluster", "secret") if k in options}
+        client_options = {k: options[k] for k in ("cluster", "secret", "link") if k in options}
         async with open_client(cp.url, **client_options) as client:
             cluster = Cluster(
                 client, cp, nursery, list(tasks) if tasks else None, concurrency, options
