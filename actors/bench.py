@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 import trio
+import trio.lowlevel
 
 import actors
 
@@ -184,7 +185,7 @@ async def remote(n_ask: int, n_tell: int) -> dict[str, float]:
                             counter.tell_nowait(Ping(i))
                             break
                         except actors.MailboxFull:
-                            await trio.sleep(0)
+                            await trio.lowlevel.checkpoint()
                 sent += burst
                 await trio.lowlevel.checkpoint()
             await counter.ask(WaitCount(n_tell))
