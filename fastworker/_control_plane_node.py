@@ -107,8 +107,7 @@ class ControlPlaneNode:
         when the process exits; a warning says how many).
         """
         core = self.system.ref("control-plane-core")
-        if self._gateway is not None:
-            self._gateway.draining = True
+        await self.system.ref(GATEWAY).ask(BeginDrain())
         await core.ask(BeginDrain())
         if self.executor is not None:
             await self.system.ref("executor").ask(Drain())
@@ -122,8 +121,6 @@ class ControlPlaneNode:
                 left,
                 stats.scheduled,
             )
-
-    _gateway: Gateway | None = None
 
 
 @asynccontextmanager
@@ -223,7 +220,6 @@ async def open_control_plane(
         node = ControlPlaneNode(
             public_url, system, core, cache, scheduler, registry, clock, executor
         )
-        node._gateway = gateway
         if discovery and not public_url.startswith("memory:"):
             config = actors.DiscoveryConfig(
                 cluster=cluster,

@@ -10,9 +10,10 @@ import logging
 from itertools import count
 from typing import Any
 
-from actors import Actor, ActorRef, Context, Restart
+from actors import Actor, ActorRef, Context, Peer, RemoteRef, Restart
 
 from ._client_connection import ClientConnection
+from ._control_plane import BeginDrain
 from ._errors import ShuttingDown
 from ._messages import RegisterClient, RegisterWorker
 from ._registry import Registry
@@ -43,9 +44,12 @@ class Gateway(Actor):
         self.draining = False
 
     async def receive(self, ctx: Context, message: Any) -> Any:
-        """RegisterClient or RegisterWorker."""
+        """RegisterClient, RegisterWorker, or BeginDrain (refuse new subworkers)."""
+        if isinstance(message, BeginDrain):
+            self.draining = True
+            return None
         if isinstance(message, RegisterClient):
-            peer = ctx.system.peer(message.node_id)
+            peer = self._peer_of(ctx, message.node_id)
             name = f"client/{message.node_id[:12]}/{next(self._seq)}"
             await ctx.system.spawn(
                 name,
@@ -59,7 +63,7 @@ class Gateway(Actor):
                 raise ShuttingDown("the control plane is shutting down: no new subworkers")
             if message.concurrency < 1:
                 raise ValueError("a subworker needs concurrency >= 1")
-            peer = ctx.system.peer(message.node_id)
+            peer = self._peer_of(ctx, message.node_id)
             missing = sorted(set(self.registry.names()) - set(message.tasks))
             if missing:
                 log.warning(
@@ -84,3 +88,11 @@ class Gateway(Actor):
             )
             return name
         raise TypeError(f"the gateway does not handle {type(message).__name__}")
+
+    @staticmethod
+    def _peer_of(ctx: Context, node_id: str) -> Peer:
+        """The link the request came over (a peer cannot register for another node)."""
+        sender = ctx.sender
+        if isinstance(sender, RemoteRef):
+            return sender.peer
+        return ctx.system.peer(node_id)

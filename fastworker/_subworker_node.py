@@ -144,7 +144,8 @@ async def _keep_registered(
                     registry.names(),
                     "executor",
                     busy=node.executor.busy,
-                )
+                ),
+                sender=node.system.ref("executor"),
             )
         except actors.PeerDown:
             continue
