@@ -20,6 +20,7 @@ import msgpack
 from cattrs.preconf.msgpack import make_converter
 
 from ._errors import BodyError, CodecError, UnknownMessageType
+from ._schema import Compiler, SchemaError
 
 T = TypeVar("T")
 
@@ -125,7 +126,8 @@ class Codec:
 
     def __init__(self, converter: cattrs.Converter | None = None) -> None:
         self.converter = converter or make_message_converter()
-        self._structure: dict[str, tuple[type, Callable[[Any, Any], Any]]] = {}
+        self._compiler = Compiler(self.converter, lambda cls: cls in _BY_TYPE)
+        self._structure: dict[str, tuple[type, Callable[[Any], Any]]] = {}
         self._unstructure: dict[type, tuple[str, Callable[[Any], Any]]] = {}
         self._packer = msgpack.Packer(use_bin_type=True, autoreset=True)
 
@@ -164,11 +166,13 @@ class Codec:
                     f"unknown message type {type_name!r}: the sender and this node do not "
                     f"share a message registry (different versions?)"
                 )
-            cached = (cls, self.converter.get_structure_hook(cls))
+            cached = (cls, self._compiler.structure_fn(cls))
             self._structure[type_name] = cached
-        cls, hook = cached
+        hook = cached[1]
         try:
-            return hook(body, cls)
+            return hook(body)
+        except SchemaError as exc:
+            raise BodyError(f"bad body for message type {type_name!r}: {exc}") from None
         except Exception as exc:
             raise BodyError(f"bad body for message type {type_name!r}: {_describe(exc)}") from None
 

@@ -328,7 +328,7 @@ class Client:
                 future.fail(
                     TaskNotFound(
                         f"no task with id {task_id!r}: it was never submitted, or its result "
-                        "expired from the result cache (result_ttl)"
+                        "left the result cache (evicted past result_cache_size, or expired after result_ttl)"
                     )
                 )
 
