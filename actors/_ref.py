@@ -59,6 +59,14 @@ class Future(Reply):
             self._error = error
             self._event.set()
 
+    def result(self) -> Any:
+        """The value (or raise the error) of a done future; RuntimeError if not done yet."""
+        if not self._done:
+            raise RuntimeError("the future has no answer yet")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
     async def wait(self) -> Any:
         """Wait for the answer; return the value or raise the error."""
         await self._event.wait()

@@ -361,7 +361,11 @@ class Client:
             if task_ids:
                 connection = await self._connection_ref()
                 await connection.tell(Watch(list(dict.fromkeys(task_ids))))
-            return [to_result(await future.wait()) for future in futures]
+            for future in futures:
+                if not future.done:
+                    await future.wait()
+            await trio.lowlevel.checkpoint()
+            return [to_result(future.result()) for future in futures]
         finally:
             for task_id, future in zip(task_ids, futures, strict=True):
                 waiters = self._waiters.get(task_id)
