@@ -150,6 +150,7 @@ class Executor(Actor):
         if isinstance(message, RunTasks):
             for run in message.runs:
                 self._start(run)
+            self._wake_lanes()
             return None
         if isinstance(message, CancelRun):
             attempt = self._running.get(message.id)
@@ -200,7 +201,6 @@ class Executor(Actor):
             self._nursery.start_soon(self._run_async, attempt)
         else:
             self._sync_ready.append(attempt)
-            self._sync_wake.unpark()
             if attempt.run.timeout is not None:
                 self._nursery.start_soon(self._sync_deadline, attempt)
 
@@ -268,6 +268,17 @@ class Executor(Actor):
             if len(results) < len(taken):
                 ready.extendleft(reversed(taken[len(results) :]))
                 self._sync_wake.unpark()
+
+    def _wake_lanes(self) -> None:
+        """Wake one idle lane for trivial work, or one per ready task otherwise."""
+        ready = self._sync_ready
+        if not ready:
+            return
+        cost = self._cost
+        if all(cost.get(a.run.name, 1.0) < FAST_TASK for a in ready):
+            self._sync_wake.unpark()
+        else:
+            self._sync_wake.unpark(count=len(ready))
 
     def _sync_done(self, attempt: _Attempt, value: Any, error: BaseException | None) -> None:
         if self._running.get(attempt.run.id) is not attempt:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import math
@@ -260,21 +259,67 @@ def import_task_modules(modules: Iterable[str] | str | None) -> list[str]:
     return names
 
 
-@functools.lru_cache(maxsize=1024)
-def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(func)
-    except (TypeError, ValueError):
-        return None
+class _ArgShape:
+    """A cheap arity check for plain signatures; anything unusual defers to Signature.bind."""
+
+    __slots__ = (
+        "max_positional",
+        "min_positional",
+        "names",
+        "required_names",
+        "signature",
+        "simple",
+    )
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        try:
+            self.signature: inspect.Signature | None = inspect.signature(func)
+        except (TypeError, ValueError):
+            self.signature = None
+        self.simple = False
+        if self.signature is None:
+            return
+        params = list(self.signature.parameters.values())
+        kinds = {p.kind for p in params}
+        if kinds - {inspect.Parameter.POSITIONAL_OR_KEYWORD}:
+            return  # *args, **kwargs, keyword-only or positional-only: use bind
+        self.simple = True
+        self.names = frozenset(p.name for p in params)
+        self.max_positional = len(params)
+        required = [p for p in params if p.default is inspect.Parameter.empty]
+        self.min_positional = len(required)
+        self.required_names = [p.name for p in required]
+
+    def fits(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> bool:
+        """True when the arguments surely bind; False means "ask Signature.bind"."""
+        if not self.simple:
+            return self.signature is None
+        n = len(args)
+        if n > self.max_positional:
+            return False
+        if not kwargs:
+            return n >= self.min_positional
+        if not self.names.issuperset(kwargs):
+            return False
+        given = n + len(kwargs)
+        return given <= self.max_positional and all(
+            i < n or name in kwargs for i, name in enumerate(self.required_names)
+        )
+
+
+_shapes: dict[Callable[..., Any], _ArgShape] = {}
 
 
 def check_arguments(
     spec: TaskSpec, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
 ) -> None:
     """Raise TypeError (as Python would) if the arguments do not fit the task's signature."""
-    signature = _signature(spec.func)
-    if signature is not None:
-        try:
-            signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{spec.name}() {exc}") from None
+    shape = _shapes.get(spec.func)
+    if shape is None:
+        shape = _shapes[spec.func] = _ArgShape(spec.func)
+    if shape.fits(args, kwargs) or shape.signature is None:
+        return
+    try:
+        shape.signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{spec.name}() {exc}") from None
