@@ -145,7 +145,7 @@ class Codec:
                         f"@actors.message('some.Name') to send it to another node"
                     )
                 return PLAIN, msg
-            cached = (name, self.converter.get_unstructure_hook(cls))
+            cached = (name, self._compiler.unstructure_fn(cls))
             self._unstructure[cls] = cached
         name, hook = cached
         return name, hook(msg)

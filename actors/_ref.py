@@ -178,11 +178,12 @@ class RemoteRef(ActorRef):
     The same ref works across reconnects of the link.
     """
 
-    __slots__ = ("name", "peer")
+    __slots__ = ("_hash", "name", "peer")
 
     def __init__(self, peer: Peer, name: str) -> None:
         self.peer = peer
         self.name = name
+        self._hash = hash((name, id(peer)))
 
     @property
     def node_id(self) -> str:
@@ -208,4 +209,4 @@ class RemoteRef(ActorRef):
         return isinstance(other, RemoteRef) and (other.peer, other.name) == (self.peer, self.name)
 
     def __hash__(self) -> int:
-        return hash((self.name, id(self.peer)))
+        return self._hash

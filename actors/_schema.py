@@ -74,6 +74,65 @@ class Compiler:
         self.converter = converter
         self.is_message = is_message
         self._classes: dict[type, Callable[[Any], Any]] = {}
+        self._unstructure: dict[type, Callable[[Any], Any]] = {}
+
+    def unstructure_fn(self, cls: type) -> Callable[[Any], Any]:
+        """``fn(instance) -> dict`` of plain msgpack data (field names as keys)."""
+        fn = self._unstructure.get(cls)
+        if fn is None:
+            fn = self._compile_unstructure(cls)
+            self._unstructure[cls] = fn
+        return fn
+
+    def _value_unstructurer(self, annotation: Any) -> Callable[[Any], Any] | None:
+        """None when the value is already plain data; else a converting function."""
+        if annotation in (str, int, float, bool, bytes, Any, object, type(None)):
+            return None
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if origin in (typing.Union, types.UnionType):
+            options = [a for a in args if a is not type(None)]
+            if len(options) == 1 and len(args) == 2:
+                inner = self._value_unstructurer(options[0])
+                if inner is None:
+                    return None
+                return lambda v: None if v is None else inner(v)
+        elif origin is list and len(args) == 1:
+            inner = self._value_unstructurer(args[0])
+            if inner is None:
+                return list
+            return lambda v: [inner(x) for x in v]
+        elif origin is dict and len(args) == 2:
+            key = self._value_unstructurer(args[0])
+            val = self._value_unstructurer(args[1])
+            if key is None and val is None:
+                return dict
+        elif isinstance(annotation, type) and attrs.has(annotation):
+            return lambda v: self.unstructure_fn(type(v))(v)
+        hook = self.converter.get_unstructure_hook(annotation)
+        return hook  # type: ignore[no-any-return]
+
+    def _compile_unstructure(self, cls: type) -> Callable[[Any], Any]:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:
+            hints = {}
+        namespace: dict[str, Any] = {}
+        items = []
+        for index, field in enumerate(attrs.fields(cls)):
+            if not field.init:
+                continue
+            annotation = hints.get(field.name, field.type if field.type is not None else Any)
+            convert = self._value_unstructurer(annotation)
+            key = field.alias or field.name
+            if convert is None:
+                items.append(f"{key!r}: o.{field.name}")
+            else:
+                namespace[f"_u{index}"] = convert
+                items.append(f"{key!r}: _u{index}(o.{field.name})")
+        source = "def unstructure(o):\n    return {" + ", ".join(items) + "}"
+        exec(compile(source, f"<actors unstructure {cls.__qualname__}>", "exec"), namespace)
+        return namespace["unstructure"]  # type: ignore[no-any-return]
 
     def structure_fn(self, cls: type) -> Callable[[Any], Any]:
         """``fn(body) -> instance``; raises SchemaError."""

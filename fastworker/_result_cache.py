@@ -70,12 +70,16 @@ class ResultStore:
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._entries
 
-    def put(self, outcome: Outcome) -> bool:
-        """Store a terminal outcome; False (ignored) if the task already has one."""
+    def put(self, outcome: Outcome, now: float | None = None) -> bool:
+        """Store a terminal outcome; False (ignored) if the task already has one.
+
+        ``now`` (the store's clock) may be passed when storing many at once.
+        """
         if outcome.id in self._entries:
             self.duplicates += 1
             return False
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         size = _size(outcome)
         self._entries[outcome.id] = (outcome, now + self.ttl, size)
         self._expiry.append((now + self.ttl, outcome.id))
@@ -90,14 +94,14 @@ class ResultStore:
             self.evicted += 1
         return True
 
-    def get(self, task_id: str) -> Outcome | None:
+    def get(self, task_id: str, now: float | None = None) -> Outcome | None:
         """The outcome (refreshing its LRU place) or None if absent or expired."""
         entry = self._entries.get(task_id)
         if entry is None:
             self.misses += 1
             return None
         outcome, expires, size = entry
-        if expires <= self._clock():
+        if expires <= (self._clock() if now is None else now):
             del self._entries[task_id]
             self.bytes -= size
             self.expired += 1
@@ -183,8 +187,8 @@ class ResultCache(Actor):
     def __init__(self, store: ResultStore, sweep_interval: float = 60.0) -> None:
         self.store = store
         self.sweep_interval = sweep_interval
-        self._waiters: dict[str, set[ActorRef]] = {}
-        self._by_ref: dict[ActorRef, set[str]] = {}
+        # Usually one subscriber per task: a list is cheaper than a set here.
+        self._waiters: dict[str, list[ActorRef]] = {}
 
     async def started(self, ctx: Context) -> None:
         """Start the TTL sweeper."""
@@ -234,32 +238,46 @@ class ResultCache(Actor):
 
     def _store(self, outcomes: list[Outcome], pushes: dict[ActorRef, list[Outcome]]) -> None:
         store = self.store
+        put = store.put
         waiters = self._waiters
+        now = trio.current_time()
         for outcome in outcomes:
-            if not store.put(outcome):
+            if not put(outcome, now):
                 continue
-            refs = waiters.pop(outcome.id, None)
-            if refs:
-                for ref in refs:
-                    pushes.setdefault(ref, []).append(outcome)
-                    ids = self._by_ref.get(ref)
-                    if ids is not None:
-                        ids.discard(outcome.id)
+            if waiters:
+                refs = waiters.pop(outcome.id, None)
+                if refs:
+                    for ref in refs:
+                        push = pushes.get(ref)
+                        if push is None:
+                            pushes[ref] = [outcome]
+                        else:
+                            push.append(outcome)
 
     def _subscribe(self, msg: Subscribe, pushes: dict[ActorRef, list[Outcome]]) -> None:
         unknown: list[str] = []
+        found: list[Outcome] = []
+        get = self.store.get
+        waiters = self._waiters
+        ref = msg.ref
+        now = trio.current_time()
         for task_id in msg.ids:
-            outcome = self.store.get(task_id)
+            outcome = get(task_id, now)
             if outcome is not None:
-                pushes.setdefault(msg.ref, []).append(outcome)
+                found.append(outcome)
             elif msg.unknown_if_absent:
                 unknown.append(task_id)
             else:
-                self._waiters.setdefault(task_id, set()).add(msg.ref)
-                self._by_ref.setdefault(msg.ref, set()).add(task_id)
+                refs = waiters.get(task_id)
+                if refs is None:
+                    waiters[task_id] = [ref]
+                elif ref not in refs:
+                    refs.append(ref)
+        if found:
+            pushes.setdefault(ref, []).extend(found)
         if unknown:
             try:
-                msg.ref.tell_nowait(Unknown(unknown))
+                ref.tell_nowait(Unknown(unknown))
             except Exception:
                 pass
 
@@ -270,10 +288,10 @@ class ResultCache(Actor):
         if isinstance(message, Peek):
             return [i for i in message.ids if i in self.store]
         if isinstance(message, Unsubscribe):
-            for task_id in self._by_ref.pop(message.ref, set()):
-                refs = self._waiters.get(task_id)
-                if refs is not None:
-                    refs.discard(message.ref)
+            # Rare (a client went away): a scan keeps the hot path free of a reverse index.
+            for task_id, refs in list(self._waiters.items()):
+                if message.ref in refs:
+                    refs.remove(message.ref)
                     if not refs:
                         del self._waiters[task_id]
             return None
