@@ -334,7 +334,7 @@ class ControlPlane(Actor):
                 scheduled.append((sub.id, self.clock.to_trio(eta)))
                 self._event(rec)
             else:
-                self._enqueue(rec)
+                self._enqueue(rec, now=now)
         self.submitted += len(new)
         if scheduled:
             self._scheduler().tell_nowait(ScheduleAt(scheduled))
@@ -355,12 +355,12 @@ class ControlPlane(Actor):
             name=sub.name,
         )
 
-    def _enqueue(self, rec: TaskRecord, front: bool = False) -> None:
+    def _enqueue(self, rec: TaskRecord, front: bool = False, now: float | None = None) -> None:
         rec.status = TaskStatus.QUEUED
         if front:
             self.queue.push_front(rec)
         else:
-            rec.enqueued_at = trio.current_time()
+            rec.enqueued_at = trio.current_time() if now is None else now
             self.queue.push(rec)
         if self._event_refs:
             self._event(rec)
