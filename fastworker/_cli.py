@@ -51,7 +51,7 @@ class CrashLoop(Exception):
 class _EnvDefaults(argparse.ArgumentParser):
     """An ArgumentParser whose options default to FASTWORKER_<FLAG> environment variables."""
 
-    def add_argument(self, *names: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def add_argument(self, *names: Any, **kwargs: Any) -> Any:
         long = next((n for n in names if isinstance(n, str) and n.startswith("--")), None)
         if long is not None and kwargs.get("action") not in ("help", "version"):
             env = "FASTWORKER_" + long[2:].replace("-", "_").upper()
@@ -69,8 +69,8 @@ class _EnvDefaults(argparse.ArgumentParser):
         return super().add_argument(*names, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        # One line, not argparse's usage block: the message and where the flags are listed.
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _positive_int(text: str) -> int:
@@ -316,6 +316,13 @@ async def cmd_submit(args: argparse.Namespace) -> int:
             raise UsageError(f"--kwargs is not valid JSON: {exc}") from None
         if not isinstance(kwargs, dict):
             raise UsageError('--kwargs must be a JSON object, e.g. {"x": 1}')
+    if args.priority is not None:
+        from ._model import Priority
+
+        try:  # a usage error even when the cluster is unreachable (checked before connecting)
+            Priority.parse(args.priority)
+        except ValueError as exc:
+            raise UsageError(f"--priority: {exc}") from None
     async with open_client(args.url, **_client_options(args)) as client:
         task_id = await client.submit(
             args.task, task_args, kwargs, priority=args.priority, countdown=args.countdown
@@ -405,7 +412,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     import_task_modules(args.tasks)
     now = time.time()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in default_registry.specs():
         next_fire = None
         if spec.repeat_interval is not None:
@@ -448,7 +455,12 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             row["schedule"] or "-",
             (row["next_fire"] or "-").replace("+00:00", ""),
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        # Piped or redirected: rich would squeeze the table into 80 columns and cut task
+        # names and times short ("weekday_m…"); print it at its natural width instead.
+        console = Console(width=max(console.width, 200))
+    console.print(table)
     return EXIT_OK
 
 
@@ -535,11 +547,32 @@ class _Shutdown:
 
 
 async def _serve(args: argparse.Namespace, subworkers: int, concurrency: int) -> int:
+    shutdown = _Shutdown()
+    supervisor = _ChildSupervisor(args, concurrency) if subworkers else None
+    crashed: list[BaseException] = []
+    try:
+        await _serve_until_stopped(args, subworkers, concurrency, shutdown, supervisor, crashed)
+    finally:
+        if supervisor is not None:
+            # A second signal (or an error) cancels the graceful stop_all: the children
+            # live in their own sessions and would outlive us, reconnecting forever.
+            await supervisor.kill_all()
+    if crashed:
+        raise crashed[0]
+    return EXIT_OK if not shutdown.forced else 130
+
+
+async def _serve_until_stopped(
+    args: argparse.Namespace,
+    subworkers: int,
+    concurrency: int,
+    shutdown: _Shutdown,
+    supervisor: _ChildSupervisor | None,
+    crashed: list[BaseException],
+) -> None:
     from ._control_plane_node import open_control_plane
     from ._registry import default_registry
 
-    shutdown = _Shutdown()
-    supervisor = _ChildSupervisor(args, concurrency) if subworkers else None
     async with trio.open_nursery() as nursery:
         await nursery.start(shutdown.watch, nursery.cancel_scope.cancel)
         async with open_control_plane(**_server_options(args)) as node:
@@ -556,7 +589,6 @@ async def _serve(args: argparse.Namespace, subworkers: int, concurrency: int) ->
                 + "\n  stop: Ctrl-C (drains running tasks first)",
                 flush=True,
             )
-            crashed: list[BaseException] = []
             async with trio.open_nursery() as inner:
                 if supervisor is not None:
                     for index in range(subworkers):
@@ -572,9 +604,6 @@ async def _serve(args: argparse.Namespace, subworkers: int, concurrency: int) ->
                     await supervisor.stop_all()
                 inner.cancel_scope.cancel()
         nursery.cancel_scope.cancel()
-    if crashed:
-        raise crashed[0]
-    return EXIT_OK if not shutdown.forced else 130
 
 
 class _ChildSupervisor:
@@ -647,6 +676,15 @@ class _ChildSupervisor:
             )
             await trio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
+
+    async def kill_all(self) -> None:
+        """SIGKILL every child still running and reap it (after a forced stop or an error)."""
+        self.stopping = True
+        with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+            for process in self.processes.values():
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
 
     async def stop_all(self) -> None:
         """SIGTERM every child, wait a little, then SIGKILL what is left."""

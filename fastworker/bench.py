@@ -202,7 +202,11 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
 
         journal_dir = tempfile.mkdtemp(prefix="fastworker-bench-")
         cmd += ["--journal", os.path.join(journal_dir, "journal.db")]
-    process = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL)
+    # The system under test is configured by the flags above only: FASTWORKER_* settings
+    # meant for the user's own cluster (a secret file, a host, a journal...) would make it
+    # differ from what this client expects (e.g. refuse it for want of the secret).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTWORKER_")}
+    process = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL, env=env)
     row = BenchRow(subworkers)
     try:
         async with open_client(url, connect_timeout=30.0) as client:
