@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import random
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -503,9 +504,14 @@ class Link:
             reason = group.exceptions[0]  # type: ignore[assignment]
         finally:
             self._finish(reason)
+            # When the node is shutting down (we are cancelled), the reader that would
+            # see the peer's close reply is cancelled too: do not wait for it.
+            shutting_down = trio.current_effective_deadline() == -math.inf
             with trio.CancelScope(shield=True):
                 await self.connection.close(
-                    reason.code if reason.code >= 4000 else 1000, reason.reason
+                    reason.code if reason.code >= 4000 else 1000,
+                    reason.reason,
+                    wait=not shutting_down,
                 )
         return reason
 

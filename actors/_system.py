@@ -226,10 +226,37 @@ async def open_actor_system(
     applied over ``config``. Leaving the block cancels every actor, listener and link.
     """
     config = attrs.evolve(config or SystemConfig(), **options)
-    async with trio.open_nursery() as nursery:
-        system = ActorSystem(nursery, config, node_id or uuid.uuid4().hex)
-        await nursery.start(system.root.run)
-        try:
-            yield system
-        finally:
-            nursery.cancel_scope.cancel()
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            system = ActorSystem(nursery, config, node_id or uuid.uuid4().hex)
+            await nursery.start(system.root.run)
+            try:
+                yield system
+            except BaseException as exc:
+                body_error = exc
+                raise
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # An error raised by the code inside the block comes out as itself, not wrapped
+        # in the nursery's group (as trio-websocket does for its context managers).
+        # Errors of the actors themselves (e.g. an escalation) stay grouped.
+        if body_error is not None and _only(group, body_error):
+            raise body_error from None
+        raise
+
+
+def _only(group: BaseExceptionGroup, error: BaseException) -> bool:
+    """True if ``group`` holds ``error`` and nothing else but Cancelled."""
+    found = False
+    for exc in group.exceptions:
+        if exc is error:
+            found = True
+        elif isinstance(exc, BaseExceptionGroup):
+            if not _only(exc, error):
+                return False
+            found = True
+        elif not isinstance(exc, trio.Cancelled):
+            return False
+    return found

@@ -42,8 +42,11 @@ class Connection(abc.ABC):
         """Receive one frame; LinkClosed(code, reason) once the connection is closed."""
 
     @abc.abstractmethod
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close with a code and a reason; bounded in time and never raises."""
+    async def close(self, code: int = 1000, reason: str = "", *, wait: bool = True) -> None:
+        """Close with a code and a reason; bounded in time and never raises.
+
+        ``wait=False`` sends the close without waiting for the peer's reply (shutdown).
+        """
 
 
 class Transport(abc.ABC):
@@ -154,7 +157,7 @@ class MemoryConnection(Connection):
             if not self._frozen:
                 return frame
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = 1000, reason: str = "", *, wait: bool = True) -> None:
         """Close both ends; the other end's receive raises LinkClosed(code, reason)."""
         self._mark_closed(LinkClosed(code, reason))
         await trio.lowlevel.checkpoint()

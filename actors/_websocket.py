@@ -44,9 +44,13 @@ class WebsocketConnection(Connection):
         except ConnectionClosed as exc:
             raise _closed(exc) from None
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close with a code and reason, waiting at most ``disconnect_timeout``."""
-        with trio.CancelScope(shield=True), trio.move_on_after(self._disconnect_timeout) as scope:
+    async def close(self, code: int = 1000, reason: str = "", *, wait: bool = True) -> None:
+        """Close with a code and reason, waiting at most ``disconnect_timeout`` for the reply.
+
+        ``wait=False`` gives the close frame a moment to go out, not the reply.
+        """
+        timeout = self._disconnect_timeout if wait else min(0.05, self._disconnect_timeout)
+        with trio.CancelScope(shield=True), trio.move_on_after(timeout) as scope:
             try:
                 await self._ws.aclose(code, reason[:120])
             except Exception as exc:  # closing a broken socket: nothing more to do

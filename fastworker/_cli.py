@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=_positive_int, default=8, help="slots")
     p.add_argument("--connect-timeout", type=_seconds, default=30.0, help="seconds to join")
     p.add_argument("--shutdown-timeout", type=_seconds, default=30.0, help="drain bound")
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_subworker)
 
     p = sub.add_parser("submit", help="submit a task; prints its id (or its value with --wait)")
@@ -637,6 +638,8 @@ class _ChildSupervisor:
             self.args.log_level,
             "--shutdown-timeout",
             str(self.args.shutdown_timeout),
+            "--parent-pid",
+            str(os.getpid()),
         ]
         if self.args.secret_file:
             cmd += ["--secret-file", self.args.secret_file]
@@ -743,11 +746,21 @@ async def cmd_subworker(args: argparse.Namespace) -> int:
         log.info(
             "subworker %s joined %s with %d slots", node.node_id[:8], node.url, args.concurrency
         )
+        if args.parent_pid is not None:
+            nursery.start_soon(_exit_with_parent, args.parent_pid, shutdown)
         await shutdown.requested.wait()
         with trio.move_on_after(args.shutdown_timeout):
             await node.drain()
         nursery.cancel_scope.cancel()
     return EXIT_OK if not shutdown.forced else 130
+
+
+async def _exit_with_parent(parent_pid: int, shutdown: _Shutdown) -> None:
+    """A supervised subworker drains and exits when its supervisor dies (even by SIGKILL)."""
+    while os.getppid() == parent_pid:
+        await trio.sleep(1.0)
+    log.warning("the supervising process %d is gone: draining and exiting", parent_pid)
+    shutdown.requested.set()
 
 
 # -- entry point --------------------------------------------------------------------------
