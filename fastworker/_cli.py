@@ -757,7 +757,7 @@ async def cmd_subworker(args: argparse.Namespace) -> int:
 
 async def _exit_with_parent(parent_pid: int, shutdown: _Shutdown) -> None:
     """A supervised subworker drains and exits when its supervisor dies (even by SIGKILL)."""
-    while os.getppid() == parent_pid:
+    while os.getppid() == parent_pid:  # noqa: ASYNC110 (no event exists for a parent's death)
         await trio.sleep(1.0)
     log.warning("the supervising process %d is gone: draining and exiting", parent_pid)
     shutdown.requested.set()

@@ -34,6 +34,7 @@ from ._errors import (
     TaskNotFound,
     TaskTimeout,
     WorkerLost,
+    lone_error,
 )
 from ._gateway import GATEWAY
 from ._messages import (
@@ -145,6 +146,7 @@ class Client:
         self._ready = trio.Event()
         self._inbox_ref: actors.LocalRef | None = None
         self._waiters: dict[str, list[actors.Future]] = {}
+        self._submitting: set[str] = set()
         self._event_channels: list[trio.MemorySendChannel[Event]] = []
         self._events_dropped = 0
 
@@ -288,17 +290,24 @@ class Client:
 
     async def _submit(self, subs: list[Submission], *, watch: bool) -> None:
         message = Submit(subs, watch)
-        while True:
-            connection = await self._connection_ref()
-            try:
-                await connection.ask(message)
-                return
-            except actors.PeerDown:
-                # Whether it was accepted is unknown: resubmit after the reconnect (the
-                # ids make a resubmission idempotent).
-                continue
-            except actors.ActorError as exc:
-                raise self._translate(exc) from None
+        ids = [s.id for s in subs] if watch else []
+        # A watched submission subscribes its own ids; the re-watch after a reconnect
+        # must leave them out, or it could be answered "unknown" before the resubmission.
+        self._submitting.update(ids)
+        try:
+            while True:
+                connection = await self._connection_ref()
+                try:
+                    await connection.ask(message)
+                    return
+                except actors.PeerDown:
+                    # Whether it was accepted is unknown: resubmit after the reconnect (the
+                    # ids make a resubmission idempotent).
+                    continue
+                except actors.ActorError as exc:
+                    raise self._translate(exc) from None
+        finally:
+            self._submitting.difference_update(ids)
 
     @staticmethod
     def _translate(exc: actors.ActorError) -> FastWorkerError:
@@ -328,7 +337,8 @@ class Client:
                 future.fail(
                     TaskNotFound(
                         f"no task with id {task_id!r}: it was never submitted, or its result "
-                        "left the result cache (evicted past result_cache_size, or expired after result_ttl)"
+                        "left the result cache (evicted past result_cache_size, or expired "
+                        "after result_ttl)"
                     )
                 )
 
@@ -340,8 +350,7 @@ class Client:
         """
         future = self._waiter(task_id)
         try:
-            connection = await self._connection_ref()
-            await connection.tell(Watch([task_id]))
+            await self._tell(Watch([task_id]))
             return to_result(await future.wait())
         finally:
             waiters = self._waiters.get(task_id)
@@ -359,8 +368,7 @@ class Client:
         futures = [self._waiter(task_id) for task_id in task_ids]
         try:
             if task_ids:
-                connection = await self._connection_ref()
-                await connection.tell(Watch(list(dict.fromkeys(task_ids))))
+                await self._tell(Watch(list(dict.fromkeys(task_ids))))
             for future in futures:
                 if not future.done:
                     await future.wait()
@@ -452,17 +460,35 @@ class Client:
 
     async def _tell(self, message: Any) -> None:
         connection = await self._connection_ref()
-        await connection.tell(message)
+        try:
+            await connection.tell(message)
+        except actors.PeerDown:
+            pass  # watches and subscriptions are renewed after the reconnect
 
     # -- connection -------------------------------------------------------------------
+    def _usable(self) -> bool:
+        # A link that closed is still the peer's link until the peer notices; it is not
+        # usable then (asks on it fail at once, without a checkpoint).
+        link = self.peer.link
+        return (
+            self._ready.is_set()
+            and self._connection is not None
+            and link is not None
+            and link.closed is None
+        )
+
     async def _connection_ref(self) -> actors.ActorRef:
-        if self._ready.is_set() and self._connection is not None and self.peer.connected:
+        if self._usable():
+            assert self._connection is not None
             return self._connection
         with trio.move_on_after(self.reconnect_timeout):
-            while not (self._ready.is_set() and self.peer.connected):
-                await self._ready.wait()
-                if not self.peer.connected:
-                    await self.peer.wait_connected()
+            while not self._usable():
+                if self._ready.is_set():
+                    # Registered over a link that just went down: _keep_registered
+                    # notices within a scheduling round and starts re-registering.
+                    await trio.lowlevel.checkpoint()
+                else:
+                    await self._ready.wait()
             assert self._connection is not None
             return self._connection
         raise ConnectionFailed(
@@ -484,8 +510,9 @@ class Client:
             self._connection = self.peer.ref(name)
             if not first:
                 # Waiting calls resume: re-watch what they wait for, re-subscribe events.
-                if self._waiters:
-                    self._connection.tell_nowait(Watch(list(self._waiters)))
+                rewatch = [i for i in self._waiters if i not in self._submitting]
+                if rewatch:
+                    self._connection.tell_nowait(Watch(rewatch))
                 if self._event_channels:
                     self._connection.tell_nowait(SubscribeEvents(True))
             self._ready.set()
@@ -523,27 +550,38 @@ async def open_client(
         secret=secret_key,
         link=link or actors.LinkConfig(max_frame_size=max(16 * 1024 * 1024, 4 * max_payload)),
     )
-    async with actors.open_actor_system(config) as system:
-        with trio.move_on_after(connect_timeout) as scope:
-            try:
-                if url is None:
-                    url = await discover_control_plane(cluster, secret_key, discovery_port)
-                peer = await system.connect(url, ssl_context=ssl_context)
-            except actors.AuthenticationError as exc:
-                raise AuthenticationFailed(
-                    f"the control plane at {url} refused us: {exc}"
-                ) from None
-            except actors.HandshakeError as exc:
-                raise ConnectionFailed(f"cannot connect to {url}: {exc}") from None
-            client = Client(
-                system, peer, max_payload=max_payload, reconnect_timeout=reconnect_timeout
-            )
-            client._inbox_ref = await system.spawn(INBOX, lambda: _Inbox(client), capacity=100_000)
-            await system.nursery.start(client._keep_registered)
-        if scope.cancelled_caught:
-            where = url or f"cluster {cluster!r} (no beacon heard)"
-            raise ConnectionFailed(
-                f"cannot reach the control plane at {where} within {connect_timeout}s: "
-                "is it running? (fastworker run-actor-system --tasks ...)"
-            )
-        yield client
+    started = False
+    try:
+        async with actors.open_actor_system(config) as system:
+            with trio.move_on_after(connect_timeout) as scope:
+                try:
+                    if url is None:
+                        url = await discover_control_plane(cluster, secret_key, discovery_port)
+                    peer = await system.connect(url, ssl_context=ssl_context)
+                except actors.AuthenticationError as exc:
+                    raise AuthenticationFailed(
+                        f"the control plane at {url} refused us: {exc}"
+                    ) from None
+                except actors.HandshakeError as exc:
+                    raise ConnectionFailed(f"cannot connect to {url}: {exc}") from None
+                client = Client(
+                    system, peer, max_payload=max_payload, reconnect_timeout=reconnect_timeout
+                )
+                client._inbox_ref = await system.spawn(
+                    INBOX, lambda: _Inbox(client), capacity=100_000
+                )
+                await system.nursery.start(client._keep_registered)
+            if scope.cancelled_caught:
+                where = url or f"cluster {cluster!r} (no beacon heard)"
+                raise ConnectionFailed(
+                    f"cannot reach the control plane at {where} within {connect_timeout}s: "
+                    "is it running? (fastworker run-actor-system --tasks ...)"
+                )
+            started = True
+            yield client
+    except BaseExceptionGroup as group:
+        error = lone_error(group)
+        if started or error is None:
+            raise
+        # A start-up failure, raised as documented (not wrapped in a group).
+        raise error from error.__cause__
