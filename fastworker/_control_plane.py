@@ -21,6 +21,7 @@ from actors._ref import Reply
 
 from ._clock import WallClock
 from ._errors import QueueFull, ShuttingDown
+from ._journal import JournaledTask, Persist, Record
 from ._messages import (
     CancelRun,
     ClusterStats,
@@ -44,6 +45,9 @@ log = logging.getLogger("fastworker.control_plane")
 
 LOCAL_WORKER = "local"
 
+RECENT_DONE = 20_000
+"""Finished task ids remembered so a resubmission after a dropped link runs nothing twice."""
+
 # -- in-process messages ------------------------------------------------------------------
 
 
@@ -56,6 +60,13 @@ class Accept:
     """
 
     groups: list[tuple[list[Submission], Reply | None, ActorRef | None]]
+
+
+@attrs.frozen
+class Restore:
+    """Tasks replayed from the journal at start: queue or schedule them again."""
+
+    tasks: list[JournaledTask]
 
 
 @attrs.frozen
@@ -209,6 +220,9 @@ class ControlPlane(Actor):
         self.clock = clock
         self.config = config
         self.scheduler: ActorRef | None = None
+        self.journal: ActorRef | None = None
+        self._to_journal: list[JournaledTask] = []
+        self._recent_done: dict[str, None] = {}
         self.tasks: dict[str, TaskRecord] = {}
         self.queue: PriorityQueues[TaskRecord] = PriorityQueues(
             config.aging, is_live=lambda rec: rec.status is TaskStatus.QUEUED
@@ -237,6 +251,8 @@ class ControlPlane(Actor):
         if self._outcomes:
             outcomes, self._outcomes = self._outcomes, []
             self.cache.tell_nowait(Store(outcomes))
+            if self.journal is not None:
+                self.journal.tell_nowait(Record(outcomes))
 
     def _flush(self) -> None:
         self._flush_outcomes()
@@ -262,6 +278,8 @@ class ControlPlane(Actor):
             self._accept(message)
         elif kind is Due:
             self._due(message.ids)
+        elif kind is Restore:
+            self._restore(message.tasks)
         elif kind is Tick:
             self._tick(message)
         elif kind is WatchIds:
@@ -294,6 +312,7 @@ class ControlPlane(Actor):
 
     # -- submissions ------------------------------------------------------------------
     def _accept(self, msg: Accept) -> None:
+        durable: list[tuple[Reply, Any]] = []
         for group, reply, watcher in msg.groups:
             try:
                 accepted = self._accept_group(group, watcher)
@@ -301,13 +320,48 @@ class ControlPlane(Actor):
                 if reply is not None:
                     reply.fail(exc)
                 continue
-            if reply is not None:
+            if reply is None:
+                continue
+            if self.journal is None:
                 reply.resolve(accepted)
+            else:
+                durable.append((reply, accepted))
+        if self.journal is not None and (durable or self._to_journal):
+            # Acknowledged only once on disk: the journal answers after its commit.
+            tasks, self._to_journal = self._to_journal, []
+            self.journal.tell_nowait(Persist(tasks, durable))
+
+    def _restore(self, tasks: list[JournaledTask]) -> None:
+        """Queue (or schedule) tasks replayed from the journal, before serving anyone."""
+        now = trio.current_time()
+        wall = self.clock.now()
+        scheduled: list[tuple[str, float]] = []
+        for task in tasks:
+            if task.id in self.tasks:
+                continue
+            spec = self.registry.lookup(task.name)
+            if spec is None:
+                sub = Submission(task.id, task.name, task.payload, task.priority)
+                self._outcomes.append(self._unknown_task(sub))
+                continue
+            rec = TaskRecord(task.id, task.name, task.payload, task.priority, spec, now)
+            self.tasks[task.id] = rec
+            if task.eta is not None and task.eta > wall:
+                rec.status = TaskStatus.SCHEDULED
+                scheduled.append((task.id, self.clock.to_trio(task.eta)))
+            else:
+                self._enqueue(rec, now=now)
+        self.submitted += len(tasks)
+        if scheduled:
+            self._scheduler().tell_nowait(ScheduleAt(scheduled))
 
     def _accept_group(self, group: list[Submission], watcher: ActorRef | None) -> int:
         if self.draining:
             raise ShuttingDown("the control plane is shutting down and takes no new work")
-        new = [s for s in group if s.id not in self.tasks]  # a resubmission is idempotent
+        # A resubmission (after a dropped link) is idempotent: ids already accepted,
+        # running or recently finished are not taken again.
+        done = self._recent_done
+        new = [s for s in group if s.id not in self.tasks and s.id not in done]
         if len(self.tasks) + len(new) > self.config.max_queue:
             raise QueueFull(
                 f"the queue is full ({self.config.max_queue} tasks waiting or running): "
@@ -329,6 +383,8 @@ class ControlPlane(Actor):
             rec = TaskRecord(sub.id, sub.name, sub.payload, priority, spec, now)
             self.tasks[sub.id] = rec
             eta = sub.eta if sub.countdown is None else wall + sub.countdown
+            if self.journal is not None:
+                self._to_journal.append(JournaledTask(sub.id, sub.name, sub.payload, priority, eta))
             if eta is not None and eta > wall:
                 rec.status = TaskStatus.SCHEDULED
                 scheduled.append((sub.id, self.clock.to_trio(eta)))
@@ -476,6 +532,10 @@ class ControlPlane(Actor):
 
     def _finish(self, rec: TaskRecord, outcome: Outcome) -> None:
         del self.tasks[rec.id]
+        done = self._recent_done
+        done[rec.id] = None
+        if len(done) > RECENT_DONE:
+            del done[next(iter(done))]
         if rec.periodic and self.periodic_active.get(rec.name) == rec.id:
             del self.periodic_active[rec.name]
         if outcome.status == "success":

@@ -25,6 +25,7 @@ from ._control_plane import (
     ControlPlane,
     ControlPlaneConfig,
     GetClusterStats,
+    Restore,
     WaitIdle,
     WorkerCompleted,
     WorkerJoined,
@@ -32,9 +33,10 @@ from ._control_plane import (
 from ._errors import ConfigurationError
 from ._executor import Executor
 from ._gateway import GATEWAY, Gateway
+from ._journal import Journal, open_journal_file
 from ._messages import ClusterStats, Drain, Outcome
 from ._registry import Registry, default_registry, import_task_modules
-from ._result_cache import GetCacheStatistics, ResultCache, ResultStore
+from ._result_cache import GetCacheStatistics, ResultCache, ResultStore, Store
 from ._scheduler import NextFireTimes, Scheduler
 from ._serialization import DEFAULT_MAX_PAYLOAD
 
@@ -158,11 +160,6 @@ async def open_control_plane(
     ``local_concurrency`` slots while no subworker is connected (0: never). Leaving the
     block stops everything at once; call ``node.drain()`` first for a graceful stop.
     """
-    if journal is not None:
-        raise ConfigurationError(
-            "the journal (--journal) is not part of this build yet: run without it; "
-            "queued tasks are then kept in memory only"
-        )
     secret_key = secret_bytes(secret)
     if url is None:
         if secret_key is None and not _is_loopback(host) and not allow_unauthenticated_remote:
@@ -194,49 +191,70 @@ async def open_control_plane(
         link=link or actors.LinkConfig(max_frame_size=max(16 * 1024 * 1024, 4 * max_payload)),
     )
     capacity = max_queue * 2 + 10_000
-    async with actors.open_actor_system(system_config) as system:
-        cache = ResultCache(ResultStore(result_cache_size, result_ttl, result_cache_bytes))
-        cache_ref = await system.spawn("result-cache", cache, capacity=capacity)
-        core = ControlPlane(registry, cache_ref, clock, ControlPlaneConfig(max_queue, aging))
-        core_ref = await system.spawn("control-plane-core", core, capacity=capacity)
-        scheduler = Scheduler(core_ref, registry.periodic(), clock)
-        core.scheduler = await system.spawn("scheduler", scheduler, capacity=capacity)
-        gateway = Gateway(core_ref, cache_ref, registry)
-        await system.spawn(GATEWAY, gateway)
-        executor = None
-        if local_concurrency:
+    journal_file = None
+    if journal is not None:
+        journal_file = await trio.to_thread.run_sync(open_journal_file, journal)
+    try:
+        async with actors.open_actor_system(system_config) as system:
+            cache = ResultCache(ResultStore(result_cache_size, result_ttl, result_cache_bytes))
+            cache_ref = await system.spawn("result-cache", cache, capacity=capacity)
+            core = ControlPlane(registry, cache_ref, clock, ControlPlaneConfig(max_queue, aging))
+            core_ref = await system.spawn("control-plane-core", core, capacity=capacity)
+            scheduler = Scheduler(core_ref, registry.periodic(), clock)
+            core.scheduler = await system.spawn("scheduler", scheduler, capacity=capacity)
+            if journal_file is not None:
+                tasks, results = await trio.to_thread.run_sync(journal_file.load, clock.now())
+                if results:
+                    await cache_ref.ask(Store(results))
+                journal_actor = Journal(journal_file, result_ttl, clock.now)
+                core.journal = await system.spawn("journal", journal_actor, capacity=capacity)
+                if tasks:
+                    await core_ref.ask(Restore(tasks))
+                log.info(
+                    "journal %s: replayed %d unfinished tasks and %d results",
+                    journal_file.path,
+                    len(tasks),
+                    len(results),
+                )
+            gateway = Gateway(core_ref, cache_ref, registry)
+            await system.spawn(GATEWAY, gateway)
+            executor = None
+            if local_concurrency:
 
-            def report(outcomes: list[Outcome], credits: int) -> None:
-                core_ref.tell_nowait(WorkerCompleted(LOCAL_WORKER, outcomes, credits))
+                def report(outcomes: list[Outcome], credits: int) -> None:
+                    core_ref.tell_nowait(WorkerCompleted(LOCAL_WORKER, outcomes, credits))
 
-            executor = Executor(
-                registry, local_concurrency, report, LOCAL_WORKER, max_result_size=max_payload
+                executor = Executor(
+                    registry, local_concurrency, report, LOCAL_WORKER, max_result_size=max_payload
+                )
+                executor_ref = await system.spawn("executor", executor, capacity=capacity)
+                await core_ref.tell(
+                    WorkerJoined(LOCAL_WORKER, executor_ref, local_concurrency, local=True)
+                )
+            public_url = await system.listen(listen_url, ssl_context=ssl_context)
+            node = ControlPlaneNode(
+                public_url, system, core, cache, scheduler, registry, clock, executor
             )
-            executor_ref = await system.spawn("executor", executor, capacity=capacity)
-            await core_ref.tell(
-                WorkerJoined(LOCAL_WORKER, executor_ref, local_concurrency, local=True)
+            if discovery and not public_url.startswith("memory:"):
+                config = actors.DiscoveryConfig(
+                    cluster=cluster,
+                    port=discovery_port,
+                    broadcast_address=broadcast_address,
+                    interval=beacon_interval,
+                    secret=secret_key,
+                )
+                await system.nursery.start(_beacon, config, system.node_id, public_url)
+            log.info(
+                "control plane %s listening at %s (cluster %r, tasks: %s)",
+                system.node_id[:8],
+                public_url,
+                cluster,
+                ", ".join(registry.names()) or "none",
             )
-        public_url = await system.listen(listen_url, ssl_context=ssl_context)
-        node = ControlPlaneNode(
-            public_url, system, core, cache, scheduler, registry, clock, executor
-        )
-        if discovery and not public_url.startswith("memory:"):
-            config = actors.DiscoveryConfig(
-                cluster=cluster,
-                port=discovery_port,
-                broadcast_address=broadcast_address,
-                interval=beacon_interval,
-                secret=secret_key,
-            )
-            await system.nursery.start(_beacon, config, system.node_id, public_url)
-        log.info(
-            "control plane %s listening at %s (cluster %r, tasks: %s)",
-            system.node_id[:8],
-            public_url,
-            cluster,
-            ", ".join(registry.names()) or "none",
-        )
-        yield node
+            yield node
+    finally:
+        if journal_file is not None:
+            journal_file.close()
 
 
 async def _beacon(

@@ -1,0 +1,300 @@
+"""The Journal: an SQLite (WAL) write-ahead record of accepted tasks and their results.
+
+With a journal, a submission is acknowledged only once it is on disk; submissions that
+arrive together are committed together (group commit: one transaction per batch of
+ready messages, in a worker thread, so the event loop never waits on the disk).
+Completions and results are recorded too; on start the journal is replayed: unfinished
+tasks are queued again (scheduled ones keep their time), results refill the cache.
+Results past their TTL are compacted away.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import msgpack
+import trio
+
+from actors import Actor, Context, Delivery
+from actors._ref import Reply
+
+from ._errors import ConfigurationError, FastWorkerError
+from ._messages import Outcome, WireError
+
+log = logging.getLogger("fastworker.journal")
+
+FORMAT = "fastworker-journal"
+VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    priority INTEGER NOT NULL,
+    eta REAL,
+    accepted_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    id TEXT PRIMARY KEY,
+    outcome BLOB NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
+"""
+
+
+class JournalError(FastWorkerError):
+    """The journal file cannot be used (foreign, corrupt, or from another version)."""
+
+
+@attrs.frozen
+class JournaledTask:
+    """An accepted, unfinished task as recorded."""
+
+    id: str
+    name: str
+    payload: bytes
+    priority: int
+    eta: float | None
+
+
+def _pack_outcome(outcome: Outcome) -> bytes:
+    error = outcome.error
+    return msgpack.packb(
+        [
+            outcome.id,
+            outcome.status,
+            outcome.attempt,
+            outcome.value,
+            None if error is None else [error.type, error.message, error.traceback],
+            outcome.started_at,
+            outcome.completed_at,
+            outcome.worker,
+            outcome.name,
+        ],
+        use_bin_type=True,
+    )
+
+
+def _unpack_outcome(data: bytes) -> Outcome:
+    (task_id, status, attempt, value, error, started, completed, worker, name) = msgpack.unpackb(
+        data, raw=False
+    )
+    return Outcome(
+        task_id,
+        status,
+        attempt,
+        value,
+        None if error is None else WireError(*error),
+        started,
+        completed,
+        worker,
+        name,
+        False,
+    )
+
+
+class JournalFile:
+    """The SQLite file itself; every method is blocking (call from a worker thread)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        existed = os.path.exists(path) and os.path.getsize(path) > 0
+        try:
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            if existed:
+                self._check_existing()
+            else:
+                self.db.executescript(_SCHEMA)
+                self.db.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("format", FORMAT), ("version", str(VERSION))],
+                )
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(
+                f"{path} is not a usable FastWorker journal ({exc}); it was left untouched: "
+                "move it away or pass another --journal path"
+            ) from None
+
+    def _check_existing(self) -> None:
+        try:
+            rows = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError:
+            rows = {}
+        if rows.get("format") != FORMAT:
+            raise JournalError(
+                f"{self.path} is not a FastWorker journal; it was left untouched: move it away "
+                "or pass another --journal path"
+            )
+        if rows.get("version") != str(VERSION):
+            raise JournalError(
+                f"{self.path} is a FastWorker journal of version {rows.get('version')}, this "
+                f"build reads version {VERSION}"
+            )
+        check = self.db.execute("PRAGMA quick_check").fetchone()
+        if not check or check[0] != "ok":
+            raise JournalError(
+                f"{self.path} is corrupt ({check[0] if check else 'no answer'}); it was left "
+                "untouched: move it away (and keep it for recovery)"
+            )
+
+    def load(self, now: float) -> tuple[list[JournaledTask], list[Outcome]]:
+        """Unfinished tasks (in acceptance order) and unexpired results."""
+        tasks = [
+            JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4])
+            for row in self.db.execute(
+                "SELECT id, name, payload, priority, eta FROM tasks ORDER BY rowid"
+            )
+        ]
+        results = [
+            _unpack_outcome(bytes(row[0]))
+            for row in self.db.execute(
+                "SELECT outcome FROM results WHERE expires_at > ? ORDER BY rowid", (now,)
+            )
+        ]
+        return tasks, results
+
+    def write(
+        self,
+        accepted: list[JournaledTask],
+        finished: list[Outcome],
+        ttl: float,
+        now: float,
+    ) -> None:
+        """One transaction: record accepted tasks, move finished ones to results."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if accepted:
+                db.executemany(
+                    "INSERT OR IGNORE INTO tasks (id, name, payload, priority, eta, accepted_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(t.id, t.name, t.payload, t.priority, t.eta, now) for t in accepted],
+                )
+            if finished:
+                db.executemany("DELETE FROM tasks WHERE id = ?", [(o.id,) for o in finished])
+                db.executemany(
+                    "INSERT OR IGNORE INTO results (id, outcome, expires_at) VALUES (?, ?, ?)",
+                    [(o.id, _pack_outcome(o), now + ttl) for o in finished],
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def compact(self, now: float) -> int:
+        """Delete results past their TTL; returns how many."""
+        cursor = self.db.execute("DELETE FROM results WHERE expires_at <= ?", (now,))
+        return cursor.rowcount
+
+    def close(self) -> None:
+        """Close the file."""
+        self.db.close()
+
+
+# -- the actor ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Persist:
+    """Make these accepted tasks durable, then resolve ``replies`` with their values."""
+
+    tasks: list[JournaledTask]
+    replies: list[tuple[Reply, Any]]
+
+
+@attrs.frozen
+class Record:
+    """Record these terminal outcomes (no one waits for it)."""
+
+    outcomes: list[Outcome]
+
+
+class Journal(Actor):
+    """Group-commits Persist and Record messages; answers acknowledgements after commit.
+
+    ``wall`` gives POSIX time (the cluster's WallClock), so TTLs agree with the cache.
+    """
+
+    batch_limit = 100_000
+
+    def __init__(
+        self,
+        file: JournalFile,
+        ttl: float,
+        wall: Callable[[], float],
+        compact_interval: float = 60.0,
+    ) -> None:
+        self.file = file
+        self.ttl = ttl
+        self.wall = wall
+        self.compact_interval = compact_interval
+        self.commits = 0
+        self.tasks_written = 0
+        self.outcomes_written = 0
+        self._lock = trio.Lock()
+
+    async def started(self, ctx: Context) -> None:
+        """Start compaction."""
+        ctx.nursery.start_soon(self._compact)
+
+    async def _compact(self) -> None:
+        while True:
+            await trio.sleep(self.compact_interval)
+            async with self._lock:
+                dropped = await trio.to_thread.run_sync(self.file.compact, self.wall())
+            if dropped:
+                log.debug("journal: compacted %d expired results", dropped)
+
+    async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
+        """Everything ready is written in one transaction; then acknowledgements go out."""
+        accepted: list[JournaledTask] = []
+        finished: list[Outcome] = []
+        replies: list[tuple[Reply, Any]] = []
+        for delivery in batch:
+            msg = delivery.message
+            if isinstance(msg, Persist):
+                accepted.extend(msg.tasks)
+                replies.extend(msg.replies)
+            elif isinstance(msg, Record):
+                finished.extend(msg.outcomes)
+            if delivery.reply is not None:
+                replies.append((delivery.reply, None))
+        try:
+            async with self._lock:
+                await trio.to_thread.run_sync(
+                    self.file.write, accepted, finished, self.ttl, self.wall()
+                )
+        except Exception as exc:
+            log.exception("journal write failed")
+            error = FastWorkerError(
+                f"the journal could not record the submission ({exc}): it was not accepted"
+            )
+            for reply, _ in replies:
+                reply.fail(error)
+            raise
+        self.commits += 1
+        self.tasks_written += len(accepted)
+        self.outcomes_written += len(finished)
+        for reply, value in replies:
+            reply.resolve(value)
+
+
+def open_journal_file(path: str) -> JournalFile:
+    """Open (or create) a journal; ConfigurationError with a clear message if unusable."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigurationError(f"the journal's directory {directory} does not exist")
+    try:
+        return JournalFile(path)
+    except JournalError as exc:
+        raise ConfigurationError(str(exc)) from None
