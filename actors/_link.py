@@ -653,6 +653,11 @@ class Peer:
                 self._up = trio.Event()
                 why = link.closed.reason if link.closed else "cancelled"
                 self.last_down_reason = why
+                if self.url is None and self.system._peers.get(self.node_id) is self:
+                    # An accepted peer is the other side's to re-establish; when it
+                    # reconnects it gets a new Peer. Forgetting it keeps a long-running
+                    # server from collecting one dead Peer per short-lived client.
+                    del self.system._peers[self.node_id]
                 self.system._notify_peer(LinkDown(self.node_id, why))
         return reason
 

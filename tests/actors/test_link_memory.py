@@ -9,6 +9,7 @@ transport's ``freeze()`` (a silent peer) and ``sever()`` (a crashed peer).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -375,6 +376,65 @@ async def test_remote_tell_to_a_full_mailbox_does_not_block_the_link(
         assert client.dead_letters.count == 0
 
 
+async def test_an_ask_abandoned_by_its_caller_leaves_nothing_behind(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A remote ask the caller gave up on (its own timeout) is forgotten: the late reply is
+    dropped, and the link and later asks are unaffected."""
+    gate = trio.Event()
+
+    class Late(Actor):
+        async def receive(self, ctx: Context, message: Any) -> Any:
+            await gate.wait()
+            return message
+
+    async with server_and_client() as (server, client):
+        await server.spawn("late", Late)
+        with trio.fail_after(TIMEOUT):
+            peer = await client.connect(URL)
+            link = peer.link
+            assert link is not None
+            with trio.move_on_after(2.0) as scope:
+                await peer.ref("late").ask("too slow")
+            assert scope.cancelled_caught
+            assert link.pending == {}
+            gate.set()
+            assert await peer.ref("late").ask("in time") == "in time"
+            assert await peer.ref("echo").ask("fine") == "fine"
+        assert peer.links_opened == 1 and link.closed is None
+
+
+async def test_a_full_link_outbox_refuses_tell_nowait_and_makes_tell_wait(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The link's outbox is bounded: ``tell_nowait`` past ``outbox_limit`` raises MailboxFull,
+    ``await tell`` waits for the writer to drain it instead."""
+    got: list[Any] = []
+
+    class Sink(Actor):
+        async def receive(self, ctx: Context, message: Any) -> Any:
+            got.append(message)
+            return len(got)
+
+    small = attrs.evolve(FAST, outbox_limit=2)
+    async with (
+        open_actor_system(link=FAST) as server,
+        open_actor_system(link=small) as client,
+    ):
+        await server.spawn("sink", Sink)
+        await server.listen(URL)
+        with trio.fail_after(TIMEOUT):
+            peer = await client.connect(URL)
+            sink = peer.ref("sink")
+            sink.tell_nowait(1)
+            sink.tell_nowait(2)  # no checkpoint yet: the writer has not run
+            with pytest.raises(MailboxFull, match="outbox"):
+                sink.tell_nowait(3)
+            await sink.tell(4)  # waits for room, then goes
+            assert await sink.ask("count") == 4
+        assert got == [1, 2, 4, "count"]
+
+
 # -- heartbeats, failures and reconnects --------------------------------------------------------
 
 
@@ -495,7 +555,7 @@ async def test_reconnect_backoff_grows_and_is_capped(
             # Exponential from 0.1 s, capped at 2 s (jitter 0.5x-1.5x): ~12-25 attempts
             # in 30 s. A fixed 0.1 s delay would make ~300.
             assert 8 <= len(attempts) <= 40, attempts
-            gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+            gaps = [b - a for a, b in itertools.pairwise(attempts)]
             assert max(gaps) <= FAST.reconnect_max * 1.5 + 1e-9
             assert gaps[-1] >= FAST.reconnect_max * 0.5 - 1e-9
             assert attempts[0] - gone_at <= 0.15 + 1e-9
@@ -741,3 +801,20 @@ async def test_a_secret_on_one_side_only_is_an_authentication_error(
         assert isinstance(got_client, AuthenticationError)
         for outcome in (got_server, got_client):
             assert "secret" in str(outcome)
+
+
+async def test_a_server_forgets_a_client_peer_once_its_link_is_gone(autojump_clock: Any) -> None:
+    """Accepted peers are dropped when their link closes: no dead Peer per past client."""
+    async with open_actor_system(role="server") as server:
+        url = await server.listen("memory://forget-me")
+        for _ in range(3):
+            async with open_actor_system(role="client") as client:
+                await client.connect(url)
+                with trio.fail_after(5):
+                    while client.node_id not in server.peers():
+                        await trio.sleep(0.01)
+        with trio.fail_after(5):
+            while server.peers():
+                await trio.sleep(0.01)
+        assert server.statistics().peers == 0
+        server.nursery.cancel_scope.cancel()

@@ -283,6 +283,53 @@ async def stop_and_wait(system: actors.ActorSystem, ref: actors.LocalRef) -> Non
     assert not ref.alive
 
 
+async def test_senders_blocked_on_a_full_mailbox_are_released_when_the_actor_stops() -> None:
+    """A tell waiting for room is dead-lettered, and a waiting ask fails with ActorGone, when
+    the actor stops instead of draining its mailbox."""
+
+    class StopAfterGate(Actor):
+        def __init__(self) -> None:
+            self.entered = trio.Event()
+
+        async def receive(self, ctx: Context, message: Any) -> Any:
+            if isinstance(message, trio.Event):
+                self.entered.set()
+                await message.wait()
+                ctx.stop()
+            return message
+
+    actor = StopAfterGate()
+    gate = trio.Event()
+    outcomes: dict[str, Any] = {}
+    async with open_actor_system() as system:
+        ref = await system.spawn("s", actor, restart="transient", capacity=1)
+
+        async def blocked_tell() -> None:
+            await ref.tell("blocked tell")
+            outcomes["tell"] = "returned"
+
+        async def blocked_ask() -> None:
+            try:
+                outcomes["ask"] = await ref.ask("blocked ask")
+            except ActorGone as exc:
+                outcomes["ask"] = exc
+
+        with trio.fail_after(TIMEOUT):
+            ref.tell_nowait(gate)
+            await actor.entered.wait()
+            ref.tell_nowait("queued")  # the mailbox (capacity 1) is now full
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(blocked_tell)
+                nursery.start_soon(blocked_ask)
+                await settle()
+                assert outcomes == {}
+                gate.set()
+    assert outcomes["tell"] == "returned"
+    assert isinstance(outcomes["ask"], ActorGone)
+    dead = {message for to, message, _ in system.dead_letters.recent if to == "s"}
+    assert dead == {"queued", "blocked tell"}
+
+
 async def test_ask_to_a_stopped_actor_raises_actor_gone_at_once() -> None:
     """An ask to an actor that stopped raises ActorGone immediately (it never waits)."""
     async with open_actor_system() as system:
