@@ -805,16 +805,21 @@ async def test_a_secret_on_one_side_only_is_an_authentication_error(
 
 async def test_a_server_forgets_a_client_peer_once_its_link_is_gone(autojump_clock: Any) -> None:
     """Accepted peers are dropped when their link closes: no dead Peer per past client."""
+    send, receive = trio.open_memory_channel[Any](100)
+
+    class Watcher(Actor):
+        async def receive(self, ctx: Any, message: Any) -> Any:
+            send.send_nowait(message)
+
     async with open_actor_system(role="server") as server:
+        server.monitor_peers(await server.spawn("watcher", Watcher))
         url = await server.listen("memory://forget-me")
         for _ in range(3):
             async with open_actor_system(role="client") as client:
                 await client.connect(url)
-                with trio.fail_after(5):
-                    while client.node_id not in server.peers():
-                        await trio.sleep(0.01)
-        with trio.fail_after(5):
-            while server.peers():
-                await trio.sleep(0.01)
+            with trio.fail_after(5):
+                while not isinstance(await receive.receive(), LinkDown):
+                    pass
+            assert server.peers() == {}
         assert server.statistics().peers == 0
         server.nursery.cancel_scope.cancel()
