@@ -34,7 +34,6 @@ from ._errors import (
     TaskNotFound,
     TaskTimeout,
     WorkerLost,
-    lone_error,
 )
 from ._gateway import GATEWAY
 from ._messages import (
@@ -466,6 +465,15 @@ class Client:
             pass  # watches and subscriptions are renewed after the reconnect
 
     # -- connection -------------------------------------------------------------------
+    def _close(self) -> None:
+        """The client is closing: waiting calls raise ConnectionFailed, event streams end."""
+        waiters, self._waiters = self._waiters, {}
+        for futures in waiters.values():
+            for future in futures:
+                future.fail(ConnectionFailed("the client was closed while waiting for a result"))
+        for channel in self._event_channels:
+            channel.close()
+
     def _usable(self) -> bool:
         # A link that closed is still the peer's link until the peer notices; it is not
         # usable then (asks on it fail at once, without a checkpoint).
@@ -550,38 +558,30 @@ async def open_client(
         secret=secret_key,
         link=link or actors.LinkConfig(max_frame_size=max(16 * 1024 * 1024, 4 * max_payload)),
     )
-    started = False
-    try:
-        async with actors.open_actor_system(config) as system:
-            with trio.move_on_after(connect_timeout) as scope:
-                try:
-                    if url is None:
-                        url = await discover_control_plane(cluster, secret_key, discovery_port)
-                    peer = await system.connect(url, ssl_context=ssl_context)
-                except actors.AuthenticationError as exc:
-                    raise AuthenticationFailed(
-                        f"the control plane at {url} refused us: {exc}"
-                    ) from None
-                except actors.HandshakeError as exc:
-                    raise ConnectionFailed(f"cannot connect to {url}: {exc}") from None
-                client = Client(
-                    system, peer, max_payload=max_payload, reconnect_timeout=reconnect_timeout
-                )
-                client._inbox_ref = await system.spawn(
-                    INBOX, lambda: _Inbox(client), capacity=100_000
-                )
-                await system.nursery.start(client._keep_registered)
-            if scope.cancelled_caught:
-                where = url or f"cluster {cluster!r} (no beacon heard)"
-                raise ConnectionFailed(
-                    f"cannot reach the control plane at {where} within {connect_timeout}s: "
-                    "is it running? (fastworker run-actor-system --tasks ...)"
-                )
-            started = True
+    async with actors.open_actor_system(config) as system:
+        with trio.move_on_after(connect_timeout) as scope:
+            try:
+                if url is None:
+                    url = await discover_control_plane(cluster, secret_key, discovery_port)
+                peer = await system.connect(url, ssl_context=ssl_context)
+            except actors.AuthenticationError as exc:
+                raise AuthenticationFailed(
+                    f"the control plane at {url} refused us: {exc}"
+                ) from None
+            except actors.HandshakeError as exc:
+                raise ConnectionFailed(f"cannot connect to {url}: {exc}") from None
+            client = Client(
+                system, peer, max_payload=max_payload, reconnect_timeout=reconnect_timeout
+            )
+            client._inbox_ref = await system.spawn(INBOX, lambda: _Inbox(client), capacity=100_000)
+            await system.nursery.start(client._keep_registered)
+        if scope.cancelled_caught:
+            where = url or f"cluster {cluster!r} (no beacon heard)"
+            raise ConnectionFailed(
+                f"cannot reach the control plane at {where} within {connect_timeout}s: "
+                "is it running? (fastworker run-actor-system --tasks ...)"
+            )
+        try:
             yield client
-    except BaseExceptionGroup as group:
-        error = lone_error(group)
-        if started or error is None:
-            raise
-        # A start-up failure, raised as documented (not wrapped in a group).
-        raise error from error.__cause__
+        finally:
+            client._close()

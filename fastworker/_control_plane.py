@@ -605,8 +605,18 @@ class ControlPlane(Actor):
 
     def _worker_left(self, msg: WorkerLeft) -> None:
         worker = self.workers.pop(msg.id, None)
+        running = list(msg.running)
+        if worker is not None:
+            # Work dispatched after the connection took its in-flight snapshot (it was
+            # already gone, so the RunTasks was dead-lettered) is lost with it too.
+            reported = {task_id for task_id, _ in running}
+            running += [
+                (task_id, self.tasks[task_id].attempts)
+                for task_id in worker.running
+                if task_id not in reported and task_id in self.tasks
+            ]
         lost = 0
-        for task_id, attempt in msg.running:
+        for task_id, attempt in running:
             rec = self.tasks.get(task_id)
             if rec is None or rec.status is not TaskStatus.RUNNING or rec.attempts != attempt:
                 continue
