@@ -92,6 +92,14 @@ class CancelTask:
 
 
 @attrs.frozen
+class CancelDeadline:
+    """The bounded wait for a worker to confirm a cancel is over."""
+
+    id: str
+    attempt: int
+
+
+@attrs.frozen
 class WorkerJoined:
     """A worker with ``slots`` slots (``busy`` of them already taken) can take work."""
 
@@ -152,6 +160,7 @@ class ControlPlaneConfig:
     max_queue: int = 100_000
     aging: float | None = 60.0
     worker_name: str = LOCAL_WORKER
+    cancel_timeout: float = 5.0
 
 
 class TaskRecord:
@@ -223,6 +232,7 @@ class ControlPlane(Actor):
         self.journal: ActorRef | None = None
         self._to_journal: list[JournaledTask] = []
         self._recent_done: dict[str, None] = {}
+        self._cancelling: dict[str, list[Reply]] = {}
         self.tasks: dict[str, TaskRecord] = {}
         self.queue: PriorityQueues[TaskRecord] = PriorityQueues(
             config.aging, is_live=lambda rec: rec.status is TaskStatus.QUEUED
@@ -288,7 +298,9 @@ class ControlPlane(Actor):
             rec = self.tasks.get(message.id)
             return rec.status.value if rec is not None else None
         elif kind is CancelTask:
-            return self._cancel(message.id)
+            return self._cancel(message.id, ctx)
+        elif kind is CancelDeadline:
+            self._cancel_deadline_passed(message)
         elif kind is WorkerJoined:
             self._worker_joined(message)
         elif kind is WorkerLeft:
@@ -512,6 +524,7 @@ class ControlPlane(Actor):
                 outcome.status == "failure"
                 and outcome.retryable
                 and (rec.attempts <= rec.spec.retries)
+                and rec.id not in self._cancelling
             ):
                 self._retry(rec)
                 continue
@@ -532,6 +545,12 @@ class ControlPlane(Actor):
 
     def _finish(self, rec: TaskRecord, outcome: Outcome) -> None:
         del self.tasks[rec.id]
+        replies = self._cancelling.pop(rec.id, None)
+        if replies:
+            # A cancel was waiting: it succeeded if the task ended cancelled; a task that
+            # finished first (success or failure) had already finished.
+            for reply in replies:
+                reply.resolve(outcome.status == TaskStatus.CANCELLED.value)
         done = self._recent_done
         done[rec.id] = None
         if len(done) > RECENT_DONE:
@@ -566,25 +585,63 @@ class ControlPlane(Actor):
         )
 
     # -- cancellation -----------------------------------------------------------------
-    def _cancel(self, task_id: str) -> bool:
+    def _cancel(self, task_id: str, ctx: Context) -> bool | None:
+        """Cancel a task. A running one gets a request, an ack and a bounded wait.
+
+        Queued, scheduled or retrying: removed at once (True). Running: the worker is
+        asked to cancel and the answer waits for its confirmation (the task's ``finally``
+        has run), at most ``cancel_timeout``; a sync task in a thread cannot be
+        interrupted, so past the bound it is marked cancelled and its late result
+        discarded.
+        """
         rec = self.tasks.get(task_id)
         if rec is None:
             return False
         status = rec.status
+        if status is TaskStatus.RUNNING and rec.worker is not None:
+            worker = self.workers.get(rec.worker)
+            if worker is not None:
+                waiting = self._cancelling.get(task_id)
+                if waiting is None:
+                    self._cancelling[task_id] = [ctx.defer_reply()]
+                    worker.ref.tell_nowait(CancelRun(task_id, rec.attempts))
+                    ctx.nursery.start_soon(
+                        self._cancel_timer, ctx.self, CancelDeadline(task_id, rec.attempts)
+                    )
+                else:
+                    waiting.append(ctx.defer_reply())
+                return None
         if status is TaskStatus.QUEUED:
             self.queue.discard()
         elif status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
             self._scheduler().tell_nowait(Unschedule([task_id]))
-        elif status is TaskStatus.RUNNING and rec.worker is not None:
-            worker = self.workers.get(rec.worker)
-            if worker is not None:
-                worker.running.discard(task_id)
-                worker.ref.tell_nowait(CancelRun(task_id, rec.attempts))
         rec.status = TaskStatus.CANCELLED
         self._terminal(
             rec, TaskStatus.CANCELLED, WireError("TaskCancelled", "cancelled by request")
         )
         return True
+
+    async def _cancel_timer(self, me: ActorRef, deadline: CancelDeadline) -> None:
+        await trio.sleep(self.config.cancel_timeout)
+        await me.tell(deadline)
+
+    def _cancel_deadline_passed(self, msg: CancelDeadline) -> None:
+        rec = self.tasks.get(msg.id)
+        if rec is None or msg.id not in self._cancelling or rec.attempts != msg.attempt:
+            return
+        worker = self.workers.get(rec.worker) if rec.worker is not None else None
+        if worker is not None:
+            worker.running.discard(rec.id)
+        self._terminal(
+            rec,
+            TaskStatus.CANCELLED,
+            WireError(
+                "TaskCancelled",
+                f"cancelled by request; the worker did not confirm within "
+                f"{self.config.cancel_timeout}s (a sync task cannot be interrupted: it runs "
+                "on in its thread and its result is discarded)",
+            ),
+        )
 
     # -- workers ----------------------------------------------------------------------
     def _worker_joined(self, msg: WorkerJoined) -> None:
@@ -623,7 +680,13 @@ class ControlPlane(Actor):
             if rec.worker != msg.id:
                 continue
             lost += 1
-            if rec.spec.redeliver:
+            if rec.id in self._cancelling:
+                self._terminal(
+                    rec,
+                    TaskStatus.CANCELLED,
+                    WireError("TaskCancelled", "cancelled by request (its worker was lost)"),
+                )
+            elif rec.spec.redeliver:
                 self.redelivered += 1
                 rec.worker = None
                 self._enqueue(rec, front=True)

@@ -143,6 +143,7 @@ async def open_control_plane(
     registry: Registry | None = None,
     result_cache_bytes: int = 256 * 1024 * 1024,
     aging: float | None = 60.0,
+    cancel_timeout: float = 5.0,
     max_payload: int = DEFAULT_MAX_PAYLOAD,
     ssl_context: ssl.SSLContext | None = None,
     allow_unauthenticated_remote: bool = False,
@@ -159,6 +160,10 @@ async def open_control_plane(
     by UDP beacon when ``discovery`` is on, and runs tasks itself with
     ``local_concurrency`` slots while no subworker is connected (0: never). Leaving the
     block stops everything at once; call ``node.drain()`` first for a graceful stop.
+
+    ``journal`` (a file path) makes accepted tasks durable (see the Journal);
+    ``cancel_timeout`` bounds how long a cancel waits for a running task to confirm;
+    ``aging`` is how many seconds of waiting promote a queued task one priority level.
     """
     secret_key = secret_bytes(secret)
     if url is None:
@@ -198,7 +203,12 @@ async def open_control_plane(
         async with actors.open_actor_system(system_config) as system:
             cache = ResultCache(ResultStore(result_cache_size, result_ttl, result_cache_bytes))
             cache_ref = await system.spawn("result-cache", cache, capacity=capacity)
-            core = ControlPlane(registry, cache_ref, clock, ControlPlaneConfig(max_queue, aging))
+            core = ControlPlane(
+                registry,
+                cache_ref,
+                clock,
+                ControlPlaneConfig(max_queue, aging, cancel_timeout=cancel_timeout),
+            )
             core_ref = await system.spawn("control-plane-core", core, capacity=capacity)
             scheduler = Scheduler(core_ref, registry.periodic(), clock)
             core.scheduler = await system.spawn("scheduler", scheduler, capacity=capacity)

@@ -128,3 +128,40 @@ async def test_a_task_cancelled_while_waiting_to_retry_never_runs_again(
         await trio.sleep(100)  # virtual: long past every backoff (at most 2 s, then 4 s)
         assert result.status is TaskStatus.CANCELLED
         assert sample_tasks.calls == {"cancelled-retry": 1}
+
+
+async def test_cancel_returns_after_the_running_task_has_really_stopped(
+    autojump_clock: Any,
+) -> None:
+    """cancel() is a request, an ack and a wait: when it returns, the task's finally ran."""
+    async with open_cluster(TASKS, subworkers=1, concurrency=1) as cluster:
+        with trio.fail_after(10):
+            task_id = await cluster.client.delay("hold", "acked")
+            await sample_tasks.started("acked").wait()
+            assert await cluster.client.cancel(task_id) is True
+            # No waiting on anything else: the finally has already run.
+            assert sample_tasks.events == ["start:acked", "finally:acked"]
+            assert await cluster.client.status(task_id) is TaskStatus.CANCELLED
+
+
+async def test_cancel_of_a_running_sync_task_gives_up_waiting_after_the_bound() -> None:
+    """A sync task in a thread cannot be interrupted: cancel waits cancel_timeout, then
+    marks it cancelled; its late result is discarded and its slot comes back afterwards."""
+    async with open_cluster(TASKS, subworkers=1, concurrency=1, cancel_timeout=0.3) as cluster:
+        client = cluster.client
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                recorder = await start_following(nursery, client)
+                task_id = await client.delay("blocking_sleep", 1.0)
+                await wait_for_event(recorder, id=task_id, status="running")
+                nursery.cancel_scope.cancel()
+            asked = trio.current_time()
+            assert await client.cancel(task_id) is True
+            waited = trio.current_time() - asked
+            result = await client.result(task_id)
+            # The slot is busy until the thread returns, then free again.
+            assert await client.call("add", 2, 2) == 4
+        assert 0.25 <= waited < 1.0
+        assert result.status is TaskStatus.CANCELLED
+        assert result.error is not None and "cannot be interrupted" in result.error.message
+        assert (await client.result(task_id)).status is TaskStatus.CANCELLED
