@@ -235,7 +235,12 @@ async def open_control_plane(
                     core_ref.tell_nowait(WorkerCompleted(LOCAL_WORKER, outcomes, credits))
 
                 executor = Executor(
-                    registry, local_concurrency, report, LOCAL_WORKER, max_result_size=max_payload
+                    registry,
+                    local_concurrency,
+                    report,
+                    LOCAL_WORKER,
+                    max_result_size=max_payload,
+                    clock=clock.now,
                 )
                 executor_ref = await system.spawn("executor", executor, capacity=capacity)
                 await core_ref.tell(

@@ -100,6 +100,7 @@ class Executor(Actor):
         worker: str,
         *,
         max_result_size: int = DEFAULT_MAX_PAYLOAD,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -108,6 +109,7 @@ class Executor(Actor):
         self.report = report
         self.worker = worker
         self.max_result_size = max_result_size
+        self.clock = clock
         self._running: dict[str, _Attempt] = {}
         self._sync_ready: deque[_Attempt] = deque()
         self._sync_wake = trio.lowlevel.ParkingLot()
@@ -174,7 +176,7 @@ class Executor(Actor):
             return  # a duplicate dispatch of an attempt already running here
         self.runs_started += 1
         spec = self.registry.lookup(run.name)
-        now = time.time()
+        now = self.clock()
         if spec is None:
             known = ", ".join(self.registry.names()) or "none"
             self._finish_early(
@@ -339,7 +341,7 @@ class Executor(Actor):
             value,
             error,
             attempt.started_at,
-            time.time(),
+            self.clock(),
             self.worker,
             run.name,
             retryable,
@@ -348,17 +350,19 @@ class Executor(Actor):
     def _done(self, attempt: _Attempt, *, value: Any = None, error: BaseException | None = None):
         if self._running.pop(attempt.run.id, None) is None:
             return
+        retryable = True
         if error is None:
             try:
                 packed = pack_result(value, limit=self.max_result_size)
             except Exception as exc:
-                error = exc
+                # The same value would fail the same way again: not worth a retry.
+                error, retryable = exc, False
             else:
                 self.succeeded += 1
                 self._emit(self._outcome(attempt, TaskStatus.SUCCESS, value=packed), credits=1)
                 return
         self.failed += 1
-        retryable = isinstance(error, attempt.spec.retry_on)
+        retryable = retryable and isinstance(error, attempt.spec.retry_on)
         self._emit(
             self._outcome(attempt, TaskStatus.FAILURE, error=_error(error), retryable=retryable),
             credits=1,

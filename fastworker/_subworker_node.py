@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -85,11 +86,14 @@ async def open_subworker(
     ssl_context: ssl.SSLContext | None = None,
     link: actors.LinkConfig | None = None,
     discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
+    clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[SubworkerNode]:
     """Run a subworker for the duration of the block; it yields once registered.
 
     ``url`` None discovers the control plane by UDP beacon (same ``cluster`` and
-    ``secret``). The caller owns the timeout for finding and joining it:
+    ``secret``). ``clock`` (POSIX seconds) stamps results; the test harness passes the
+    cluster's clock so virtual time and ``start_time`` agree everywhere. The caller owns
+    the timeout for finding and joining it:
     ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
     """
     if concurrency < 1:
@@ -118,7 +122,12 @@ async def open_subworker(
             holder["node"]._report(outcomes, credits)
 
         executor = Executor(
-            registry, concurrency, report, system.node_id[:8], max_result_size=max_payload
+            registry,
+            concurrency,
+            report,
+            system.node_id[:8],
+            max_result_size=max_payload,
+            clock=clock or time.time,
         )
         await system.spawn("executor", executor, capacity=100_000)
         node = SubworkerNode(url, system, executor, peer)

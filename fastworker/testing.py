@@ -90,6 +90,7 @@ class Cluster:
                 concurrency=concurrency,
                 **self._client_options(),
                 **{k: v for k, v in self._options.items() if k == "registry"},
+                clock=self.control_plane.clock.now,
             ) as node:
                 task_status.started(_Slot(node, scope))
                 await trio.sleep_forever()
