@@ -228,3 +228,9 @@ def slow_sync(seconds: float) -> float:
     """Block a worker thread past its 0.2 s timeout (a thread cannot be interrupted)."""
     time.sleep(seconds)
     return seconds
+
+
+@task(retries=3, retry_backoff=0.0)
+async def unserializable_with_retries() -> object:
+    """Return a value msgpack cannot carry, with retries configured."""
+    return object()

@@ -109,6 +109,15 @@ async def test_an_unserializable_return_value_fails_clearly(autojump_clock: Any)
         assert "is a object" in result.error.message
 
 
+async def test_an_unserializable_result_is_not_retried(autojump_clock: Any) -> None:
+    """The same value would fail the same way: retries are not spent on it."""
+    async with open_cluster(TASKS, subworkers=1) as cluster:
+        with trio.fail_after(10):
+            result = await call_failure(cluster.client, "unserializable_with_retries")
+        assert result.error is not None and result.error.type == "NotSerializable"
+        assert result.attempts == 1
+
+
 async def test_an_oversized_return_value_fails_with_payload_too_large(
     autojump_clock: Any,
 ) -> None:
