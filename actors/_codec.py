@@ -64,7 +64,7 @@ def message(name: str) -> Callable[[type[T]], type[T]]:
             raise ValueError(f"message name {name!r} is already used by {existing.__qualname__}")
         _BY_NAME[name] = cls
         _BY_TYPE[cls] = name
-        return cls
+        return cls  # type: ignore[return-value]
 
     return register
 

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 import attrs
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 import trio
 
 from actors._errors import DiscoveryError

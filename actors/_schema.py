@@ -93,10 +93,11 @@ class Compiler:
         if origin in (typing.Union, types.UnionType):
             options = [a for a in args if a is not type(None)]
             if len(options) == 1 and len(args) == 2:
-                inner = self._value_unstructurer(options[0])
-                if inner is None:
+                maybe = self._value_unstructurer(options[0])
+                if maybe is None:
                     return None
-                return lambda v: None if v is None else inner(v)
+                convert = maybe
+                return lambda v: None if v is None else convert(v)
         elif origin is list and len(args) == 1:
             inner = self._value_unstructurer(args[0])
             if inner is None:
@@ -110,7 +111,7 @@ class Compiler:
         elif isinstance(annotation, type) and attrs.has(annotation):
             return lambda v: self.unstructure_fn(type(v))(v)
         hook = self.converter.get_unstructure_hook(annotation)
-        return hook  # type: ignore[no-any-return]
+        return hook
 
     def _compile_unstructure(self, cls: type) -> Callable[[Any], Any]:
         try:
@@ -132,7 +133,7 @@ class Compiler:
                 items.append(f"{key!r}: _u{index}(o.{field.name})")
         source = "def unstructure(o):\n    return {" + ", ".join(items) + "}"
         exec(compile(source, f"<actors unstructure {cls.__qualname__}>", "exec"), namespace)
-        return namespace["unstructure"]  # type: ignore[no-any-return]
+        return namespace["unstructure"]
 
     def structure_fn(self, cls: type) -> Callable[[Any], Any]:
         """``fn(body) -> instance``; raises SchemaError."""
@@ -233,14 +234,16 @@ class Compiler:
                 namespace[f"_d{index}"] = default
                 lines.append(f"    if {var} is _M:")
                 if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-                    if default.takes_self:  # type: ignore[attr-defined]
+                    if default.takes_self:
                         raise TypeError("Factory(takes_self=True) is not supported in messages")
                     lines.append(f"        {var} = _d{index}.factory()")
                 else:
                     lines.append(f"        {var} = _d{index}")
                 lines.append("    else:")
-                lines.extend("    " + line for line in self._check_lines(
-                    var, annotation, path, index, namespace))
+                lines.extend(
+                    "    " + line
+                    for line in self._check_lines(var, annotation, path, index, namespace)
+                )
                 names.append(f"{field.name}={var}" if field.kw_only else var)
                 continue
             lines.extend(self._check_lines(var, annotation, path, index, namespace))
@@ -248,7 +251,7 @@ class Compiler:
         lines.append(f"    return _cls({', '.join(names)})")
         source = "\n".join(lines)
         exec(compile(source, f"<actors structure {cls.__qualname__}>", "exec"), namespace)
-        return namespace["structure"]  # type: ignore[no-any-return]
+        return namespace["structure"]
 
     def _check_lines(
         self, var: str, annotation: Any, path: str, index: int, namespace: dict[str, Any]

@@ -28,7 +28,7 @@ class WebsocketConnection(Connection):
         self._ws = ws
         self._disconnect_timeout = disconnect_timeout
         remote = ws.remote
-        self.remote = f"{remote.address}:{remote.port}" if hasattr(remote, "port") else str(remote)
+        self.remote = str(remote) if isinstance(remote, str) else f"{remote.address}:{remote.port}"
 
     async def send(self, frame: bytes) -> None:
         """Send one binary message."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors import Actor, ActorRef, Context, Delivery, LinkDown, LinkUp, Peer
+from actors._ref import Reply
 
 from ._control_plane import (
     Accept,
@@ -19,7 +20,16 @@ from ._control_plane import (
     StatusOf,
     WatchIds,
 )
-from ._messages import Cancel, GetResult, GetStats, GetStatus, Submit, SubscribeEvents, Watch
+from ._messages import (
+    Cancel,
+    GetResult,
+    GetStats,
+    GetStatus,
+    Submission,
+    Submit,
+    SubscribeEvents,
+    Watch,
+)
 from ._result_cache import GetCacheStatistics, Lookup, Unsubscribe
 
 
@@ -45,7 +55,7 @@ class ClientConnection(Actor):
 
     async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
         """Forward every Submit in the batch to the control plane as one Accept."""
-        groups = []
+        groups: list[tuple[list[Submission], Reply | None, ActorRef | None]] = []
         rest = []
         for delivery in batch:
             msg = delivery.message

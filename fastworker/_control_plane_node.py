@@ -213,17 +213,17 @@ async def open_control_plane(
             scheduler = Scheduler(core_ref, registry.periodic(), clock)
             core.scheduler = await system.spawn("scheduler", scheduler, capacity=capacity)
             if journal_file is not None:
-                tasks, results = await trio.to_thread.run_sync(journal_file.load, clock.now())
+                unfinished, results = await trio.to_thread.run_sync(journal_file.load, clock.now())
                 if results:
                     await cache_ref.ask(Store(results))
                 journal_actor = Journal(journal_file, result_ttl, clock.now)
                 core.journal = await system.spawn("journal", journal_actor, capacity=capacity)
-                if tasks:
-                    await core_ref.ask(Restore(tasks))
+                if unfinished:
+                    await core_ref.ask(Restore(unfinished))
                 log.info(
                     "journal %s: replayed %d unfinished tasks and %d results",
                     journal_file.path,
-                    len(tasks),
+                    len(unfinished),
                     len(results),
                 )
             gateway = Gateway(core_ref, cache_ref, registry)

@@ -432,6 +432,7 @@ def _run_many(
     started = clock()
     deadline = started + budget
     for attempt in attempts:
+        error: BaseException | None
         try:
             value = attempt.spec.func(*attempt.args, **attempt.kwargs)
         except Exception as exc:
