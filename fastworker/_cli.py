@@ -150,6 +150,11 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-discovery", action="store_true", help="do not send beacons")
     parser.add_argument(
+        "--broadcast-address",
+        default="127.255.255.255",
+        help="where beacons go: 127.255.255.255 (one host) or the subnet's broadcast address",
+    )
+    parser.add_argument(
         "--insecure-allow-unauthenticated",
         action="store_true",
         help="listen on a non-loopback address without a cluster secret (dangerous)",
@@ -520,6 +525,7 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
         "journal": args.journal,
         "discovery": not args.no_discovery,
         "discovery_port": args.discovery_port,
+        "broadcast_address": args.broadcast_address,
         "allow_unauthenticated_remote": args.insecure_allow_unauthenticated,
     }
 
