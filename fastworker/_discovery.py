@@ -20,4 +20,15 @@ async def discover_control_plane(
     config = actors.DiscoveryConfig(cluster=cluster, port=port, secret=secret)
     async with actors.open_discovery_listener(config) as listener:
         peer = await listener.wait_for_peer(role=CONTROL_PLANE_ROLE)
-        return peer.url
+        return reachable_url(peer.url, peer.address[0])
+
+
+def reachable_url(url: str, source_ip: str) -> str:
+    """A control plane listening on a wildcard address (0.0.0.0, ::) announces that
+    address; the beacon's source address is where it can actually be reached."""
+    scheme, sep, rest = url.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if sep and colon and host.strip("[]") in ("0.0.0.0", "::", ""):
+        shown = f"[{source_ip}]" if ":" in source_ip else source_ip
+        return f"{scheme}://{shown}:{port}"
+    return url
