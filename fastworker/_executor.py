@@ -267,6 +267,9 @@ class Executor(Actor):
                 name = attempt.run.name
                 cost[name] = seconds if name not in cost else 0.8 * cost[name] + 0.2 * seconds
                 self._sync_done(attempt, value, error)
+            # A thread's results are already a batch: report them now, without waiting
+            # for the reporter's turn.
+            self._flush()
             if len(results) < len(taken):
                 ready.extendleft(reversed(taken[len(results) :]))
                 self._sync_wake.unpark()
@@ -406,21 +409,24 @@ class Executor(Actor):
         self._flush_wake.unpark()
 
     async def _reporter(self) -> None:
+        """Report what async tasks (and timers) emitted: whatever is ready, in one go."""
         while True:
             while not self._outcomes and not self._credits:
                 await self._flush_wake.park()
-            # Let every attempt that finishes in this scheduling round join the batch.
-            await trio.lowlevel.checkpoint()
-            outcomes, self._outcomes = self._outcomes, []
-            credits, self._credits = self._credits, 0
+            self._flush()
+
+    def _flush(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        credits, self._credits = self._credits, 0
+        if outcomes or credits:
             try:
                 self.report(outcomes, credits)
             except Exception:
                 log.exception("could not report %d outcomes", len(outcomes))
-            if self._idle_waiters and not self._running:
-                waiters, self._idle_waiters = self._idle_waiters, []
-                for reply in waiters:
-                    reply.resolve(None)
+        if self._idle_waiters and not self._running:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for reply in waiters:
+                reply.resolve(None)
 
 
 def _run_many(
