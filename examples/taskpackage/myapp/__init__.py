@@ -1,0 +1,1 @@
+"""myapp: an application whose background work is a package of FastWorker tasks."""
