@@ -64,9 +64,14 @@ class Accept:
 
 @attrs.frozen
 class Restore:
-    """Tasks replayed from the journal at start: queue or schedule them again."""
+    """Tasks replayed from the journal at start: queue or schedule them again.
+
+    ``done`` are ids the journal has results for: a client resubmitting one after the
+    restart (its acknowledgement was lost in the crash) must not run it again.
+    """
 
     tasks: list[JournaledTask]
+    done: list[str] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -289,7 +294,7 @@ class ControlPlane(Actor):
         elif kind is Due:
             self._due(message.ids)
         elif kind is Restore:
-            self._restore(message.tasks)
+            self._restore(message.tasks, message.done)
         elif kind is Tick:
             self._tick(message)
         elif kind is WatchIds:
@@ -343,8 +348,13 @@ class ControlPlane(Actor):
             tasks, self._to_journal = self._to_journal, []
             self.journal.tell_nowait(Persist(tasks, durable))
 
-    def _restore(self, tasks: list[JournaledTask]) -> None:
+    def _restore(self, tasks: list[JournaledTask], done: Iterable[str] = ()) -> None:
         """Queue (or schedule) tasks replayed from the journal, before serving anyone."""
+        recent = self._recent_done
+        for task_id in done:
+            recent[task_id] = None
+        while len(recent) > RECENT_DONE:
+            del recent[next(iter(recent))]
         now = trio.current_time()
         wall = self.clock.now()
         scheduled: list[tuple[str, float]] = []

@@ -33,7 +33,7 @@ from ._control_plane import (
 from ._errors import ConfigurationError
 from ._executor import Executor
 from ._gateway import GATEWAY, Gateway
-from ._journal import Journal, open_journal_file
+from ._journal import Journal, Sync, open_journal_file
 from ._messages import ClusterStats, Drain, Outcome
 from ._registry import Registry, default_registry, import_task_modules
 from ._result_cache import GetCacheStatistics, ResultCache, ResultStore, Store
@@ -70,8 +70,9 @@ def _is_loopback(host: str) -> bool:
 class ControlPlaneNode:
     """A running control plane (from ``open_control_plane``).
 
-    ``url`` is where subworkers and clients connect. ``control_plane``, ``cache`` and
-    ``scheduler`` are the actor instances, for inspection in tests.
+    ``url`` is where subworkers and clients connect. ``control_plane``, ``cache``,
+    ``scheduler`` and ``journal`` (None without one) are the actor instances, for
+    inspection in tests.
     """
 
     url: str
@@ -82,6 +83,7 @@ class ControlPlaneNode:
     registry: Registry
     clock: WallClock
     executor: Executor | None = None
+    journal: Journal | None = None
 
     @property
     def node_id(self) -> str:
@@ -104,9 +106,10 @@ class ControlPlaneNode:
     async def drain(self) -> None:
         """Refuse new work and wait until running tasks finished (caller owns the timeout).
 
-        Their outcomes are in the result cache (and pushed to watchers) when this returns.
-        Queued tasks that never started stay queued (without a journal they are lost
-        when the process exits; a warning says how many).
+        Their outcomes are in the result cache (and pushed to watchers) when this returns,
+        and with a journal also on disk (a restart does not run them again). Queued tasks
+        that never started stay queued (without a journal they are lost when the process
+        exits; a warning says how many).
         """
         core = self.system.ref("control-plane-core")
         await self.system.ref(GATEWAY).ask(BeginDrain())
@@ -114,14 +117,19 @@ class ControlPlaneNode:
         if self.executor is not None:
             await self.system.ref("executor").ask(Drain())
         await core.ask(WaitIdle())
+        if self.journal is not None:
+            # The last outcomes were told to the journal before WaitIdle was answered.
+            await self.system.ref("journal").ask(Sync())
         stats = await self.statistics()
         left = stats.queued.critical + stats.queued.high + stats.queued.normal + stats.queued.low
         if left or stats.scheduled:
             log.warning(
-                "draining: %d queued and %d scheduled tasks were not started "
-                "(no journal: they are lost when the process exits)",
+                "draining: %d queued and %d scheduled tasks were not started (%s)",
                 left,
                 stats.scheduled,
+                "the journal keeps them for the next start"
+                if self.journal is not None
+                else "no journal: they are lost when the process exits",
             )
 
 
@@ -145,6 +153,7 @@ async def open_control_plane(
     aging: float | None = 60.0,
     cancel_timeout: float = 5.0,
     max_payload: int = DEFAULT_MAX_PAYLOAD,
+    sync_tasks_in_threads: bool = True,
     ssl_context: ssl.SSLContext | None = None,
     allow_unauthenticated_remote: bool = False,
     discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
@@ -152,6 +161,7 @@ async def open_control_plane(
     beacon_interval: float = 1.0,
     link: actors.LinkConfig | None = None,
     start_time: float | datetime | None = None,
+    journal_compact_interval: float = 60.0,
 ) -> AsyncIterator[ControlPlaneNode]:
     """Run a control plane for the duration of the block (embedding in a trio app).
 
@@ -161,7 +171,8 @@ async def open_control_plane(
     ``local_concurrency`` slots while no subworker is connected (0: never). Leaving the
     block stops everything at once; call ``node.drain()`` first for a graceful stop.
 
-    ``journal`` (a file path) makes accepted tasks durable (see the Journal);
+    ``journal`` (a file path) makes accepted tasks durable (see the Journal); every
+    ``journal_compact_interval`` seconds it drops results past ``result_ttl``;
     ``cancel_timeout`` bounds how long a cancel waits for a running task to confirm;
     ``aging`` is how many seconds of waiting promote a queued task one priority level.
     """
@@ -185,6 +196,10 @@ async def open_control_plane(
         raise ConfigurationError(f"local_concurrency must be >= 0, got {local_concurrency}")
     if result_ttl <= 0:
         raise ConfigurationError(f"result_ttl must be > 0, got {result_ttl}")
+    if journal_compact_interval <= 0:
+        raise ConfigurationError(
+            f"journal_compact_interval must be > 0, got {journal_compact_interval}"
+        )
     import_task_modules(tasks)
     registry = registry if registry is not None else default_registry
     clock = WallClock(start_time)
@@ -212,14 +227,19 @@ async def open_control_plane(
             core_ref = await system.spawn("control-plane-core", core, capacity=capacity)
             scheduler = Scheduler(core_ref, registry.periodic(), clock)
             core.scheduler = await system.spawn("scheduler", scheduler, capacity=capacity)
+            journal_actor = None
             if journal_file is not None:
-                unfinished, results = await trio.to_thread.run_sync(journal_file.load, clock.now())
+                unfinished, results = await trio.to_thread.run_sync(
+                    journal_file.load, clock.now(), result_cache_size
+                )
                 if results:
                     await cache_ref.ask(Store(results))
-                journal_actor = Journal(journal_file, result_ttl, clock.now)
+                journal_actor = Journal(
+                    journal_file, result_ttl, clock.now, journal_compact_interval
+                )
                 core.journal = await system.spawn("journal", journal_actor, capacity=capacity)
-                if unfinished:
-                    await core_ref.ask(Restore(unfinished))
+                if unfinished or results:
+                    await core_ref.ask(Restore(unfinished, [o.id for o in results]))
                 log.info(
                     "journal %s: replayed %d unfinished tasks and %d results",
                     journal_file.path,
@@ -241,6 +261,7 @@ async def open_control_plane(
                     LOCAL_WORKER,
                     max_result_size=max_payload,
                     clock=clock.now,
+                    threads=sync_tasks_in_threads,
                 )
                 executor_ref = await system.spawn("executor", executor, capacity=capacity)
                 await core_ref.tell(
@@ -248,7 +269,7 @@ async def open_control_plane(
                 )
             public_url = await system.listen(listen_url, ssl_context=ssl_context)
             node = ControlPlaneNode(
-                public_url, system, core, cache, scheduler, registry, clock, executor
+                public_url, system, core, cache, scheduler, registry, clock, executor, journal_actor
             )
             if discovery and not public_url.startswith("memory:"):
                 config = actors.DiscoveryConfig(

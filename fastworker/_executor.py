@@ -88,6 +88,9 @@ class Executor(Actor):
     ``report(outcomes, credits)`` is how results leave: the local executor tells the
     control plane, a subworker sends them over its link. ``worker`` names this worker in
     outcomes.
+
+    ``threads=False`` runs sync tasks in the event loop instead of worker threads: only
+    for tests under a virtual clock, where a thread lets virtual time run away.
     """
 
     batch_limit = 4096
@@ -101,6 +104,7 @@ class Executor(Actor):
         *,
         max_result_size: int = DEFAULT_MAX_PAYLOAD,
         clock: Callable[[], float] = time.time,
+        threads: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -110,6 +114,7 @@ class Executor(Actor):
         self.worker = worker
         self.max_result_size = max_result_size
         self.clock = clock
+        self.threads = threads
         self._running: dict[str, _Attempt] = {}
         self._sync_ready: deque[_Attempt] = deque()
         self._sync_wake = trio.lowlevel.ParkingLot()
@@ -260,9 +265,13 @@ class Executor(Actor):
             else:
                 share = max(1, len(ready) // self.concurrency)
             taken = [ready.popleft() for _ in range(min(share, len(ready)))]
-            results = await trio.to_thread.run_sync(
-                _run_many, taken, THREAD_BUDGET, limiter=self._limiter
-            )
+            if self.threads:
+                results = await trio.to_thread.run_sync(
+                    _run_many, taken, THREAD_BUDGET, limiter=self._limiter
+                )
+            else:
+                await trio.lowlevel.checkpoint()
+                results = _run_many(taken, THREAD_BUDGET)
             for attempt, value, error, seconds in results:
                 name = attempt.run.name
                 cost[name] = seconds if name not in cost else 0.8 * cost[name] + 0.2 * seconds

@@ -106,24 +106,45 @@ class JournalFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        existed = os.path.exists(path) and os.path.getsize(path) > 0
         try:
             self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            if existed:
-                self._check_existing()
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}") from None
+        try:
+            # Look before writing anything: a file that is not a journal (another
+            # application's database, a text file) must stay byte for byte as it was, so
+            # nothing (not even the switch to WAL mode) is written until it passed.
+            if self._is_empty():
+                self._create()
             else:
-                self.db.executescript(_SCHEMA)
-                self.db.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("format", FORMAT), ("version", str(VERSION))],
-                )
+                self._check_existing()
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as exc:
+            self.db.close()
             raise JournalError(
                 f"{path} is not a usable FastWorker journal ({exc}); it was left untouched: "
                 "move it away or pass another --journal path"
             ) from None
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _is_empty(self) -> bool:
+        """A new (zero-length) file or an SQLite database without any table (read only)."""
+        row = self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return bool(row[0] == 0)
+
+    def _create(self) -> None:
+        # Schema and meta in one transaction: a crash in between cannot leave a file
+        # with tables but no meta (which a restart would refuse as foreign).
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(
+            "BEGIN IMMEDIATE;\n"
+            + _SCHEMA
+            + f"INSERT INTO meta (key, value) VALUES ('format', '{FORMAT}'), "
+            f"('version', '{VERSION}');\nCOMMIT;"
+        )
 
     def _check_existing(self) -> None:
         try:
@@ -147,20 +168,30 @@ class JournalFile:
                 "untouched: move it away (and keep it for recovery)"
             )
 
-    def load(self, now: float) -> tuple[list[JournaledTask], list[Outcome]]:
-        """Unfinished tasks (in acceptance order) and unexpired results."""
+    def load(
+        self, now: float, max_results: int | None = None
+    ) -> tuple[list[JournaledTask], list[Outcome]]:
+        """Unfinished tasks (in acceptance order) and unexpired results (oldest first).
+
+        ``max_results`` keeps only the newest ones (what the result cache can hold): the
+        table may hold far more (everything within the TTL), and reading it all would
+        only fill memory for the cache to evict again.
+        """
         tasks = [
             JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4])
             for row in self.db.execute(
                 "SELECT id, name, payload, priority, eta FROM tasks ORDER BY rowid"
             )
         ]
+        limit = -1 if max_results is None else max(0, max_results)
         results = [
             _unpack_outcome(bytes(row[0]))
             for row in self.db.execute(
-                "SELECT outcome FROM results WHERE expires_at > ? ORDER BY rowid", (now,)
+                "SELECT outcome FROM results WHERE expires_at > ? ORDER BY rowid DESC LIMIT ?",
+                (now, limit),
             )
         ]
+        results.reverse()
         return tasks, results
 
     def write(
@@ -217,6 +248,11 @@ class Record:
     """Record these terminal outcomes (no one waits for it)."""
 
     outcomes: list[Outcome]
+
+
+@attrs.frozen
+class Sync:
+    """Answer once everything told to the journal before this is committed (for a drain)."""
 
 
 class Journal(Actor):

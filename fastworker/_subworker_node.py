@@ -87,6 +87,7 @@ async def open_subworker(
     link: actors.LinkConfig | None = None,
     discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
     clock: Callable[[], float] | None = None,
+    sync_tasks_in_threads: bool = True,
 ) -> AsyncIterator[SubworkerNode]:
     """Run a subworker for the duration of the block; it yields once registered.
 
@@ -128,6 +129,7 @@ async def open_subworker(
             system.node_id[:8],
             max_result_size=max_payload,
             clock=clock or time.time,
+            threads=sync_tasks_in_threads,
         )
         await system.spawn("executor", executor, capacity=100_000)
         node = SubworkerNode(url, system, executor, peer)

@@ -15,6 +15,7 @@ same cluster over real loopback sockets (do not combine it with the autojump clo
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from typing import Any
 
 import attrs
 import trio
+import trio.testing
 
 import actors
 
@@ -29,7 +31,10 @@ from ._client import Client, open_client
 from ._control_plane_node import ControlPlaneNode, open_control_plane
 from ._subworker_node import SubworkerNode, open_subworker
 
-__all__ = ["Cluster", "open_cluster"]
+__all__ = ["MEMORY_LINK", "Cluster", "open_cluster"]
+
+MEMORY_LINK = actors.LinkConfig(heartbeat_interval=60.0, heartbeat_timeout=180.0)
+"""Link settings ``open_cluster`` uses on the memory transport (pass ``link=`` to change)."""
 
 
 @attrs.define
@@ -89,7 +94,11 @@ class Cluster:
                 tasks=self._tasks,
                 concurrency=concurrency,
                 **self._client_options(),
-                **{k: v for k, v in self._options.items() if k == "registry"},
+                **{
+                    k: v
+                    for k, v in self._options.items()
+                    if k in ("registry", "sync_tasks_in_threads")
+                },
                 clock=self.control_plane.clock.now,
             ) as node:
                 task_status.started(_Slot(node, scope))
@@ -111,6 +120,11 @@ class Cluster:
         slot.scope.cancel()
         await trio.lowlevel.checkpoint()
         return node
+
+
+def _autojumping() -> bool:
+    clock = trio.lowlevel.current_clock()
+    return isinstance(clock, trio.testing.MockClock) and clock.autojump_threshold != math.inf
 
 
 @asynccontextmanager
@@ -135,6 +149,16 @@ async def open_cluster(
     options.setdefault("discovery", False)
     if transport == "memory":
         options.setdefault("url", f"memory://fastworker-{uuid.uuid4().hex[:12]}")
+        # In-memory links only die when a test cuts them (kill_subworker closes them at
+        # once), so heartbeats are slow: a virtual week of cron then costs a few
+        # thousand wake-ups, not millions. A frozen link (MemoryConnection.freeze) is
+        # still noticed, within MEMORY_LINK's timeout of virtual time.
+        options.setdefault("link", MEMORY_LINK)
+        if _autojumping():
+            # While a worker thread runs, every task looks blocked and the autojump clock
+            # leaps to the next deadline; sync tasks run in the loop instead, so virtual
+            # time stands still while they work.
+            options.setdefault("sync_tasks_in_threads", False)
     async with open_control_plane(tasks, **options) as cp, trio.open_nursery() as nursery:
         client_options = {k: options[k] for k in ("cluster", "secret", "link") if k in options}
         async with open_client(cp.url, **client_options) as client:

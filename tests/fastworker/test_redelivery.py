@@ -8,6 +8,7 @@ import pytest
 import sample_tasks
 import trio
 
+import actors
 import fastworker
 from fastworker import TaskStatus
 from fastworker.testing import open_cluster
@@ -106,7 +107,9 @@ async def test_a_task_that_opts_out_of_redelivery_fails_with_worker_lost(
 
 async def test_a_worker_that_stops_answering_is_declared_dead(autojump_clock: Any) -> None:
     """A frozen subworker link (no frames, no close) is dropped by heartbeats; work re-runs."""
-    async with open_cluster(TASKS, subworkers=2, concurrency=1, local_concurrency=0) as cluster:
+    async with open_cluster(
+        TASKS, subworkers=2, concurrency=1, local_concurrency=0, link=actors.LinkConfig()
+    ) as cluster:
         client = cluster.client
         with trio.fail_after(60):
             ids = await client.delay_batch([("hold", ("a",)), ("hold", ("b",))])
