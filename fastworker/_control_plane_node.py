@@ -235,7 +235,11 @@ async def open_control_plane(
                 if results:
                     await cache_ref.ask(Store(results))
                 journal_actor = Journal(
-                    journal_file, result_ttl, clock.now, journal_compact_interval
+                    journal_file,
+                    result_ttl,
+                    clock.now,
+                    journal_compact_interval,
+                    threads=sync_tasks_in_threads,
                 )
                 core.journal = await system.spawn("journal", journal_actor, capacity=capacity)
                 if unfinished or results:
