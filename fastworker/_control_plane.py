@@ -116,6 +116,13 @@ class WorkerJoined:
 
 
 @attrs.frozen
+class WorkerRetiring:
+    """A worker is draining: dispatch nothing more to it."""
+
+    id: str
+
+
+@attrs.frozen
 class WorkerLeft:
     """A worker is gone; ``running`` are the (id, attempt) it had in flight."""
 
@@ -204,7 +211,17 @@ class TaskRecord:
 class WorkerSlot:
     """A worker as the control plane sees it: its ref, slots and what it runs."""
 
-    __slots__ = ("accepting", "completed", "free", "id", "local", "ref", "running", "slots")
+    __slots__ = (
+        "accepting",
+        "completed",
+        "free",
+        "id",
+        "local",
+        "ref",
+        "retiring",
+        "running",
+        "slots",
+    )
 
     def __init__(self, id: str, ref: ActorRef, slots: int, busy: int, local: bool) -> None:
         self.id = id
@@ -213,6 +230,7 @@ class WorkerSlot:
         self.free = max(0, slots - busy)
         self.local = local
         self.accepting = True
+        self.retiring = False
         self.running: set[str] = set()
         self.completed = 0
 
@@ -310,6 +328,12 @@ class ControlPlane(Actor):
             self._worker_joined(message)
         elif kind is WorkerLeft:
             self._worker_left(message)
+        elif kind is WorkerRetiring:
+            worker = self.workers.get(message.id)
+            if worker is not None:
+                worker.accepting = False
+                worker.retiring = True
+                self._update_local()
         elif kind is EventSubscription:
             if message.enabled and message.ref not in self._event_refs:
                 self._event_refs.append(message.ref)
@@ -725,7 +749,7 @@ class ControlPlane(Actor):
         """The local executor takes work only while no subworker is connected."""
         local = self.workers.get(self.config.worker_name)
         if local is not None:
-            local.accepting = not any(not w.local for w in self.workers.values())
+            local.accepting = not any(not w.local and not w.retiring for w in self.workers.values())
 
     def _watch(self, msg: WatchIds) -> None:
         # Outcomes finished earlier in this batch must reach the cache before the watch.

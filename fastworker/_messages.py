@@ -267,6 +267,12 @@ class Completed:
     credits: int
 
 
+@message("fw.Retire")
+@attrs.frozen
+class Retire:
+    """A subworker is draining: send it no more work (answered once the control plane knows)."""
+
+
 @message("fw.Drain")
 @attrs.frozen
 class Drain:

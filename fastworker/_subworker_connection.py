@@ -12,8 +12,8 @@ from typing import Any
 
 from actors import Actor, ActorRef, Context, LinkDown, Peer
 
-from ._control_plane import WorkerCompleted, WorkerJoined, WorkerLeft
-from ._messages import CancelRun, Completed, RunTasks
+from ._control_plane import WorkerCompleted, WorkerJoined, WorkerLeft, WorkerRetiring
+from ._messages import CancelRun, Completed, Retire, RunTasks
 
 log = logging.getLogger("fastworker.subworker_connection")
 
@@ -65,6 +65,8 @@ class SubworkerConnection(Actor):
         elif kind is CancelRun:
             self.in_flight.pop(message.id, None)
             self.executor.tell_nowait(message)
+        elif kind is Retire:
+            await self.control_plane.ask(WorkerRetiring(self.worker_id))
         elif kind is LinkDown:
             if message.node_id == self.node_id:
                 self._leave(ctx, message.reason)

@@ -23,7 +23,7 @@ from ._discovery import discover_control_plane
 from ._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
 from ._executor import Executor
 from ._gateway import GATEWAY
-from ._messages import Completed, Drain, Outcome, RegisterWorker
+from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
 
@@ -63,7 +63,17 @@ class SubworkerNode:
         await trio.lowlevel.checkpoint()
 
     async def drain(self) -> None:
-        """Stop taking work and wait for running tasks (the caller owns the timeout)."""
+        """Stop taking work and wait for running tasks (the caller owns the timeout).
+
+        The control plane is told first, so it sends nothing more; whatever was already
+        on its way still runs. Results keep flowing to the control plane meanwhile.
+        """
+        target = self._target
+        if target is not None:
+            try:
+                await target.ask(Retire())
+            except actors.ActorError as exc:  # the link is down: nothing more comes anyway
+                log.debug("could not tell the control plane we retire: %s", exc)
         await self.system.ref("executor").ask(Drain())
 
     def _report(self, outcomes: list[Outcome], credits: int) -> None:

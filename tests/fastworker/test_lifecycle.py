@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import sample_tasks
 import trio
+import trio.testing
 
 import fastworker
 from fastworker import TaskStatus
@@ -84,3 +85,26 @@ async def test_sync_task_timeouts_under_the_autojump_clock(autojump_clock: Any) 
     async with open_cluster(TASKS, subworkers=1) as cluster:
         with trio.fail_after(10_000):
             assert await cluster.client.call("slow_sync", 0.02) == 0.02
+
+
+async def test_a_draining_subworker_is_sent_no_more_work(autojump_clock: Any) -> None:
+    """SubworkerNode.drain() tells the control plane first: new work goes elsewhere (here
+    the local executor, which takes work again once no subworker is taking it), while the
+    task already running on the subworker finishes and its result is delivered."""
+    async with open_cluster(TASKS, subworkers=1, concurrency=2, local_concurrency=1) as cluster:
+        client = cluster.client
+        subworker = cluster.subworkers[0]
+        with trio.fail_after(30):
+            running = await client.delay("hold", "draining")
+            await sample_tasks.started("draining").wait()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(subworker.drain)
+                await trio.testing.wait_all_tasks_blocked()
+                later = await client.call("async_add", 2, 3)
+                sample_tasks.gate("draining").set()
+            result = await client.result(running)
+        assert later == 5
+        assert result.ok and result.worker == subworker.node_id[:8]
+        stats = await cluster.control_plane.statistics()
+        local = next(w for w in stats.workers if w.id == "local")
+        assert local.completed == 1
