@@ -586,12 +586,21 @@ async def _serve_until_stopped(
             names = ", ".join(default_registry.names()) or "(none)"
             secret_flag = f" --secret-file {args.secret_file}" if args.secret_file else ""
             example = default_registry.names()[0] if len(default_registry) else "TASK"
+            workers = (
+                [f"{subworkers} subworker process(es) x {concurrency} slots"] if subworkers else []
+            )
+            if args.local_concurrency:
+                workers.append(f"{args.local_concurrency} local slots while no subworker is joined")
+            url = node.url
+            where = ""
+            if args.host in ("0.0.0.0", "::"):
+                url = node.url.replace(args.host, "<this host's address>", 1)
+                where = " (all interfaces)"
             print(
-                f"FastWorker control plane at {node.url} (cluster {args.cluster!r})\n"
+                f"FastWorker control plane at {node.url}{where} (cluster {args.cluster!r})\n"
                 f"  tasks: {names}\n"
-                f"  subworkers: {subworkers} x {concurrency} slots"
-                + (f", local slots: {args.local_concurrency}" if args.local_concurrency else "")
-                + f"\n  submit one: fastworker submit {example} ... --wait --url {node.url}"
+                f"  workers: {'; '.join(workers) or 'none yet: start a subworker'}\n"
+                f"  submit one: fastworker submit {example} ... --wait --url {url}"
                 + secret_flag
                 + "\n  stop: Ctrl-C (drains running tasks first)",
                 flush=True,

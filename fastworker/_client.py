@@ -437,8 +437,9 @@ class Client:
     async def events(self, *, buffer: int = 1000) -> AsyncIterator[Event]:
         """Task and worker events as they happen (``Event.kind`` is "task" or "worker").
 
-        A consumer that falls more than ``buffer`` events behind loses the oldest ones
-        (counted in ``events_dropped``), so a slow reader never slows the cluster.
+        A consumer that falls more than ``buffer`` events behind loses the events that
+        arrive while its buffer is full (counted in ``events_dropped``), so a slow reader
+        never slows the cluster.
         """
         async with self._event_stream(buffer) as receive:
             async for event in receive:

@@ -121,7 +121,6 @@ class Executor(Actor):
         self._outcomes: list[Outcome] = []
         self._credits = 0
         self._flush_wake = trio.lowlevel.ParkingLot()
-        self._draining = False
         self._nursery: trio.Nursery | None = None
         self._limiter = trio.CapacityLimiter(concurrency)
         self._cost: dict[str, float] = {}
@@ -169,7 +168,6 @@ class Executor(Actor):
                     self._cancel_waiting_sync(attempt)
             return None
         if isinstance(message, Drain):
-            self._draining = True
             if self._running:
                 self._idle_waiters.append(ctx.defer_reply())
             return None
