@@ -141,6 +141,30 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         "--result-cache-size", type=_positive_int, default=10_000, help="results kept"
     )
     parser.add_argument("--result-ttl", type=_seconds, default=3600.0, help="result lifetime")
+    parser.add_argument(
+        "--result-cache-bytes",
+        type=_positive_int,
+        default=256 * 1024 * 1024,
+        help="byte budget of the result cache",
+    )
+    parser.add_argument(
+        "--max-payload",
+        type=_positive_int,
+        default=1024 * 1024,
+        help="largest packed arguments or result, in bytes",
+    )
+    parser.add_argument(
+        "--aging",
+        type=_seconds,
+        default=60.0,
+        help="seconds of waiting that promote a queued task one priority level (0: never)",
+    )
+    parser.add_argument(
+        "--cancel-timeout",
+        type=_seconds,
+        default=5.0,
+        help="how long a cancel waits for a running task to confirm",
+    )
     parser.add_argument("--journal", help="journal file (durable queue)")
     parser.add_argument(
         "--shutdown-timeout",
@@ -520,6 +544,10 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
         "secret": read_secret(args.secret_file),
         "result_cache_size": args.result_cache_size,
         "result_ttl": args.result_ttl,
+        "result_cache_bytes": args.result_cache_bytes,
+        "max_payload": args.max_payload,
+        "aging": args.aging or None,
+        "cancel_timeout": args.cancel_timeout,
         "max_queue": args.max_queue,
         "local_concurrency": args.local_concurrency,
         "journal": args.journal,
