@@ -8,10 +8,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -41,6 +41,8 @@ from ._scheduler import NextFireTimes, Scheduler
 from ._serialization import DEFAULT_MAX_PAYLOAD
 
 log = logging.getLogger("fastworker.control_plane")
+
+T = TypeVar("T")
 
 ROLE = "control-plane"
 DEFAULT_PORT = 8765
@@ -213,7 +215,7 @@ async def open_control_plane(
     capacity = max_queue * 2 + 10_000
     journal_file = None
     if journal is not None:
-        journal_file = await trio.to_thread.run_sync(open_journal_file, journal)
+        journal_file = await _journal_io(sync_tasks_in_threads, open_journal_file, journal)
     try:
         async with actors.open_actor_system(system_config) as system:
             cache = ResultCache(ResultStore(result_cache_size, result_ttl, result_cache_bytes))
@@ -229,8 +231,8 @@ async def open_control_plane(
             core.scheduler = await system.spawn("scheduler", scheduler, capacity=capacity)
             journal_actor = None
             if journal_file is not None:
-                unfinished, results = await trio.to_thread.run_sync(
-                    journal_file.load, clock.now(), result_cache_size
+                unfinished, results = await _journal_io(
+                    sync_tasks_in_threads, journal_file.load, clock.now(), result_cache_size
                 )
                 if results:
                     await cache_ref.ask(Store(results))
@@ -295,6 +297,15 @@ async def open_control_plane(
     finally:
         if journal_file is not None:
             journal_file.close()
+
+
+async def _journal_io(threads: bool, fn: Callable[..., T], *args: Any) -> T:
+    """Opening and replaying the journal: in a worker thread, or in the loop when sync
+    work runs there (tests under the autojump clock, which would leap ahead meanwhile)."""
+    if threads:
+        return await trio.to_thread.run_sync(fn, *args)
+    await trio.lowlevel.checkpoint()
+    return fn(*args)
 
 
 async def _beacon(

@@ -1,0 +1,20 @@
+"""Tasks for the crash drills (imported by the drill's processes, which run in this folder)."""
+
+from __future__ import annotations
+
+import trio
+
+from fastworker import task
+
+
+@task
+def add(x: int, y: int) -> int:
+    """Add two numbers at once (the warm-up)."""
+    return x + y
+
+
+@task
+async def slow_add(x: int, y: int) -> int:
+    """Add two numbers after 20 ms, so thousands of tasks are in flight for seconds."""
+    await trio.sleep(0.02)
+    return x + y
