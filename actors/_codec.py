@@ -10,6 +10,7 @@ the link.
 from __future__ import annotations
 
 import enum
+import reprlib
 import struct
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -234,6 +235,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _preview(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = 6
+_REPR.maxstring = _REPR.maxother = 60
+
+
+def preview(value: Any, limit: int = 80) -> str:
+    """A short repr that is safe on huge or deeply nested values (no recursion, no copy)."""
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_preview = preview

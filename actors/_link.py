@@ -74,6 +74,10 @@ class LinkConfig:
     """Timing and size limits of links.
 
     A dead or frozen peer is noticed within ``heartbeat_timeout + heartbeat_interval``.
+    A listener accepts at most ``max_connections`` connections at once, counted from the
+    TCP accept (so connections still in their HTTP upgrade or hello count too); more are
+    refused with HTTP 503 and a reason. ``handshake_timeout`` bounds the HTTP upgrade
+    and, separately, the hello (and proof) exchange.
     """
 
     heartbeat_interval: float = 1.0
@@ -83,6 +87,7 @@ class LinkConfig:
     disconnect_timeout: float = 1.0
     max_frame_size: int = 16 * 1024 * 1024
     outbox_limit: int = 10_000
+    max_connections: int = 1024
     reconnect_initial: float = 0.05
     reconnect_max: float = 5.0
 
@@ -183,13 +188,14 @@ async def _receive_control(codec: Codec, connection: Connection, expected: type)
         if len(envelopes) != 1 or envelopes[0][0] != Kind.CONTROL:
             raise CodecError(f"expected one {expected.__name__} control message first")
         msg = codec.structure(envelopes[0][4], envelopes[0][5])
+        if not isinstance(msg, expected):
+            raise CodecError(f"expected {expected.__name__}, got {type(msg).__name__}")
     except CodecError as exc:
+        if expected is Proof:
+            # Anything but the proof (a message sent early, garbage) fails authentication:
+            # the peer is closed with 4001 and nothing it sent is handled.
+            raise AuthenticationError(f"authentication failed: {exc}") from None
         raise HandshakeError(f"bad handshake: {exc}", CLOSE_PROTOCOL) from None
-    if not isinstance(msg, expected):
-        raise HandshakeError(
-            f"bad handshake: expected {expected.__name__}, got {type(msg).__name__}",
-            CLOSE_AUTH if expected is Proof else CLOSE_PROTOCOL,
-        )
     return msg
 
 
@@ -507,11 +513,15 @@ class Link:
             # When the node is shutting down (we are cancelled), the reader that would
             # see the peer's close reply is cancelled too: do not wait for it.
             shutting_down = trio.current_effective_deadline() == -math.inf
+            # A peer declared dead by missed heartbeats will not answer the close
+            # handshake either: waiting for its reply would only delay LinkDown (and
+            # with it redelivery, or the reconnect) by disconnect_timeout.
+            peer_dead = reason.code == CLOSE_HEARTBEAT
             with trio.CancelScope(shield=True):
                 await self.connection.close(
                     reason.code if reason.code >= 4000 else 1000,
                     reason.reason,
-                    wait=not shutting_down,
+                    wait=not (shutting_down or peer_dead),
                 )
         return reason
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ._codec import preview
 from ._errors import ActorGone, MailboxFull
 
 if TYPE_CHECKING:
@@ -59,6 +60,32 @@ class MailboxStatistics:
     closed: bool
 
 
+def _small(value: Any, budget: int = 1024) -> bool:
+    """True if ``value`` is plainly under ``budget`` bytes (cheap: stops once over)."""
+    stack = [value]
+    seen = 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | bytes | bytearray):
+            seen += len(item)
+        elif isinstance(item, list | tuple | set | frozenset):
+            seen += 8 * len(item)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            seen += 16 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif attrs.has(type(item)):
+            fields = attrs.fields(type(item))
+            seen += 8 * len(fields)
+            stack.extend(getattr(item, f.name) for f in fields)
+        else:
+            seen += 16
+        if seen > budget or len(stack) > budget:
+            return False
+    return True
+
+
 class DeadLetters:
     """Where messages that could not be delivered go: counted, kept (bounded), logged."""
 
@@ -67,10 +94,16 @@ class DeadLetters:
         self.recent: deque[tuple[str, Any, str]] = deque(maxlen=keep)
 
     def add(self, to: str, message: Any, reason: str) -> None:
-        """Record an undeliverable message."""
+        """Record an undeliverable message.
+
+        A small message is kept as it is; a big one (over ~1 KiB, e.g. a large body a
+        peer sent to a missing actor) only as a short preview, so dead letters never
+        pin their data in memory.
+        """
         self.count += 1
-        self.recent.append((to, message, reason))
-        log.warning("dead letter to %r (%s): %.200r", to, reason, message)
+        text = preview(message, 200)
+        self.recent.append((to, message if _small(message) else text, reason))
+        log.warning("dead letter to %r (%s): %s", to, reason, text)
 
 
 class Mailbox:

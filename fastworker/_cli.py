@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from collections import deque
@@ -110,6 +111,16 @@ def _client_flags(parser: argparse.ArgumentParser) -> None:
         "--connect-timeout", type=_seconds, default=5.0, help="seconds to find the cluster"
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    _tls_ca_flag(parser)
+
+
+def _tls_ca_flag(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
+    parser.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help=help_text
+        or "CA bundle (PEM) to trust for a wss:// control plane (default: the system's CAs)",
+    )
 
 
 def _tasks_flag(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -183,6 +194,14 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="listen on a non-loopback address without a cluster secret (dangerous)",
     )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="certificate chain (PEM) to serve wss:// with (TLS); the key may be in it too",
+    )
+    parser.add_argument(
+        "--tls-key", metavar="FILE", help="private key (PEM) of --tls-cert, if a separate file"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     _server_flags(p)
     p.add_argument("--subworkers", type=_positive_int, default=2, help="subworker processes")
     p.add_argument("--concurrency", type=_positive_int, default=8, help="slots per subworker")
+    _tls_ca_flag(
+        p, "CA bundle (PEM) the subworker processes trust for wss:// (default: --tls-cert itself)"
+    )
     p.set_defaults(func=cmd_run_actor_system)
 
     p = sub.add_parser("control-plane", help="run only the control plane")
@@ -216,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-timeout", type=_seconds, default=30.0, help="seconds to join")
     p.add_argument("--shutdown-timeout", type=_seconds, default=30.0, help="drain bound")
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    _tls_ca_flag(p)
     p.set_defaults(func=cmd_subworker)
 
     p = sub.add_parser("submit", help="submit a task; prints its id (or its value with --wait)")
@@ -280,6 +303,44 @@ def read_secret(path: str | None) -> bytes | None:
     return data
 
 
+def client_tls(path: str | None) -> ssl.SSLContext | None:
+    """The TLS context of a client or subworker: trust the CA bundle in ``path``.
+
+    Every certificate in the bundle is a trust anchor (as from Python 3.13 on), so a
+    server's own certificate file can be given as well as its CA.
+    """
+    if not path:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load the CA bundle --tls-ca {path}: {_ssl_text(exc)}") from None
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context of a server from --tls-cert and --tls-key (None without them)."""
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if not cert:
+        if key:
+            raise UsageError("--tls-key needs --tls-cert (the certificate it belongs to)")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key or None)
+    except (OSError, ssl.SSLError) as exc:
+        files = f"--tls-cert {cert}" + (f" --tls-key {key}" if key else "")
+        raise UsageError(f"cannot load the TLS certificate ({files}): {_ssl_text(exc)}") from None
+    return context
+
+
+def _ssl_text(exc: OSError | ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc)
+    return str(exc.strerror or exc)
+
+
 def parse_cli_value(text: str) -> Any:
     """A CLI argument as JSON where it parses (1, 2.5, true, [1,2], {"a":1}), else a string."""
     try:
@@ -294,6 +355,7 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
         "secret": read_secret(args.secret_file),
         "connect_timeout": args.connect_timeout,
         "discovery_port": args.discovery_port,
+        "ssl_context": client_tls(args.tls_ca),
     }
 
 
@@ -555,6 +617,7 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
         "discovery_port": args.discovery_port,
         "broadcast_address": args.broadcast_address,
         "allow_unauthenticated_remote": args.insecure_allow_unauthenticated,
+        "ssl_context": server_tls(args),
     }
 
 
@@ -613,6 +676,10 @@ async def _serve_until_stopped(
         async with open_control_plane(**_server_options(args)) as node:
             names = ", ".join(default_registry.names()) or "(none)"
             secret_flag = f" --secret-file {args.secret_file}" if args.secret_file else ""
+            if args.cluster != "default":
+                secret_flag += f" --cluster {args.cluster}"
+            if args.tls_cert:
+                secret_flag += f" --tls-ca {_children_ca(args)}"
             example = default_registry.names()[0] if len(default_registry) else "TASK"
             workers = (
                 [f"{subworkers} subworker process(es) x {concurrency} slots"] if subworkers else []
@@ -686,6 +753,8 @@ class _ChildSupervisor:
         ]
         if self.args.secret_file:
             cmd += ["--secret-file", self.args.secret_file]
+        if self.args.tls_cert:  # the control plane serves wss://: trust its certificate
+            cmd += ["--tls-ca", _children_ca(self.args)]
         return cmd
 
     async def supervise(
@@ -747,6 +816,12 @@ class _ChildSupervisor:
                 await process.wait()
 
 
+def _children_ca(args: argparse.Namespace) -> str:
+    """The CA bundle subworker children trust: --tls-ca, else the server's own certificate."""
+    ca: str = getattr(args, "tls_ca", None) or args.tls_cert
+    return os.path.abspath(ca)
+
+
 async def cmd_run_actor_system(args: argparse.Namespace) -> int:
     """fastworker run-actor-system"""
     return await _serve(args, args.subworkers, args.concurrency)
@@ -765,6 +840,7 @@ async def cmd_subworker(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    ssl_context = client_tls(args.tls_ca)
     shutdown = _Shutdown()
     async with trio.open_nursery() as nursery:
         await nursery.start(shutdown.watch, nursery.cancel_scope.cancel)
@@ -779,6 +855,7 @@ async def cmd_subworker(args: argparse.Namespace) -> int:
                     cluster=args.cluster,
                     secret=read_secret(args.secret_file),
                     discovery_port=args.discovery_port,
+                    ssl_context=ssl_context,
                 )
             )
         if node is None:

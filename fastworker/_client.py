@@ -533,6 +533,15 @@ class Client:
             log.warning("lost the control plane at %s; reconnecting", self.url)
 
 
+def _check_tls(url: str, ssl_context: ssl.SSLContext | None) -> None:
+    """A TLS context is only for a wss:// URL: never fall back to plain text silently."""
+    if ssl_context is not None and url.lower().startswith("ws://"):
+        raise ConfigurationError(
+            f"a TLS context (--tls-ca) was given but {url} is not encrypted: "
+            "connect to the control plane's wss:// URL (is it started with --tls-cert?)"
+        )
+
+
 @asynccontextmanager
 async def open_client(
     url: str | None = None,
@@ -564,6 +573,7 @@ async def open_client(
             try:
                 if url is None:
                     url = await discover_control_plane(cluster, secret_key, discovery_port)
+                _check_tls(url, ssl_context)
                 peer = await system.connect(url, ssl_context=ssl_context)
             except actors.AuthenticationError as exc:
                 raise AuthenticationFailed(

@@ -18,6 +18,7 @@ import trio
 
 import actors
 
+from ._client import _check_tls
 from ._control_plane_node import secret_bytes
 from ._discovery import discover_control_plane
 from ._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
@@ -114,6 +115,7 @@ async def open_subworker(
     secret_key = secret_bytes(secret)
     if url is None:
         url = await discover_control_plane(cluster, secret_key, discovery_port)
+    _check_tls(url, ssl_context)
     config = actors.SystemConfig(
         cluster=cluster,
         role=ROLE,
