@@ -397,7 +397,7 @@ def _print_value(value: Any) -> None:
 
 async def cmd_submit(args: argparse.Namespace) -> int:
     """fastworker submit TASK [ARGS...]"""
-    from ._client import open_client, raise_for
+    from ._client import open_client
 
     task_args = [parse_cli_value(a) for a in args.args]
     kwargs: dict[str, Any] = {}
@@ -426,6 +426,13 @@ async def cmd_submit(args: argparse.Namespace) -> int:
                 print(task_id)
             return EXIT_OK
         result = await client.result(task_id)
+    return _report_result(result, args)
+
+
+def _report_result(result: Any, args: argparse.Namespace) -> int:
+    """Print a TaskResult (value, or JSON) and give the exit code: 0 success, 1 otherwise."""
+    from ._client import raise_for
+
     if args.json:
         _print_json(_result_dict(result))
     try:
@@ -454,7 +461,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 async def cmd_result(args: argparse.Namespace) -> int:
     """fastworker result ID"""
-    from ._client import open_client, raise_for
+    from ._client import open_client
 
     async with open_client(args.url, **_client_options(args)) as client:
         if args.no_wait:
@@ -472,17 +479,7 @@ async def cmd_result(args: argparse.Namespace) -> int:
                 return EXIT_FAILED
         else:
             result = await client.result(args.task_id)
-    if args.json:
-        _print_json(_result_dict(result))
-    try:
-        raise_for(result)
-    except TaskError as exc:
-        if not args.json:
-            print(f"fastworker: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    if not args.json:
-        _print_value(result.value)
-    return EXIT_OK
+    return _report_result(result, args)
 
 
 async def cmd_cancel(args: argparse.Namespace) -> int:
