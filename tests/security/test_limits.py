@@ -240,7 +240,8 @@ async def test_a_client_that_never_finishes_the_http_upgrade_is_dropped() -> Non
 
         data, waited = await alongside_good_client(server, attack)
     assert data == b""
-    assert 0.5 <= waited < 3.0
+    # The server's clock starts at accept, a moment before ours: allow that moment.
+    assert 0.4 <= waited < 3.0
 
 
 async def test_a_slowloris_upgrade_is_dropped_even_while_bytes_trickle_in() -> None:
@@ -266,7 +267,8 @@ async def test_a_slowloris_upgrade_is_dropped_even_while_bytes_trickle_in() -> N
             return trio.current_time() - start
 
         waited = await alongside_good_client(server, attack)
-    assert 0.5 <= waited < 3.0
+    # The server's clock starts at accept, a moment before ours: allow that moment.
+    assert 0.4 <= waited < 3.0
 
 
 async def test_a_client_that_stalls_before_its_proof_is_closed_when_the_handshake_times_out() -> (
