@@ -94,8 +94,11 @@ class ResultStore:
             self.evicted += 1
         return True
 
-    def get(self, task_id: str, now: float | None = None) -> Outcome | None:
-        """The outcome (refreshing its LRU place) or None if absent or expired."""
+    def get(
+        self, task_id: str, now: float | None = None, *, refresh: bool = True
+    ) -> Outcome | None:
+        """The outcome (refreshing its LRU place unless ``refresh=False``) or None if
+        absent or expired."""
         entry = self._entries.get(task_id)
         if entry is None:
             self.misses += 1
@@ -107,7 +110,8 @@ class ResultStore:
             self.expired += 1
             self.misses += 1
             return None
-        self._entries.move_to_end(task_id)
+        if refresh:
+            self._entries.move_to_end(task_id)
         self.hits += 1
         return outcome
 
@@ -262,7 +266,10 @@ class ResultCache(Actor):
         ref = msg.ref
         now = trio.current_time()
         for task_id in msg.ids:
-            outcome = get(task_id, now)
+            # Pushing a result to its watcher does not make it worth keeping longer: a
+            # refresh here would evict results nobody has collected yet before those
+            # just delivered (a client gathering batch after batch hit that).
+            outcome = get(task_id, now, refresh=False)
             if outcome is not None:
                 found.append(outcome)
             elif msg.unknown_if_absent:

@@ -36,6 +36,18 @@ def test_lru_evicts_the_least_recently_used() -> None:
     assert len(store) == 3
 
 
+def test_a_peek_does_not_refresh_an_entry() -> None:
+    """get(refresh=False) (a result pushed to its watcher) leaves the LRU order alone, so
+    results nobody has collected yet are not evicted before ones just delivered."""
+    store = ResultStore(max_entries=3, ttl=100.0, clock=FakeClock())
+    for name in ("a", "b", "c"):
+        store.put(outcome(name))
+    assert store.get("a", refresh=False) is not None
+    store.put(outcome("d"))
+    assert "a" not in store
+    assert [name in store for name in ("b", "c", "d")] == [True, True, True]
+
+
 def test_ttl_expires_entries() -> None:
     """An entry is gone once its TTL (from storing) has passed, on get() and on expire()."""
     clock = FakeClock()
