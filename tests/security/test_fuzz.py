@@ -95,7 +95,14 @@ REPLAYED = 40  # examples kept for the memory check
 REPLAYS = 3
 # Nesting depths, many of them around msgpack's limit (1024) and Python's (1000).
 DEPTHS = st.integers(1, 100_000) | st.integers(900, 1100)
-LINK: dict[str, Any] = {"heartbeat_timeout": 120.0, "handshake_timeout": 5.0}
+# disconnect_timeout also bounds sending the close frame (trio-websocket's aclose sends
+# it and waits for the reply under one timeout): long enough that a server thread
+# starved of the GIL on a loaded machine still gets its close (and reason) out.
+LINK: dict[str, Any] = {
+    "heartbeat_timeout": 120.0,
+    "handshake_timeout": 5.0,
+    "disconnect_timeout": 2.0,
+}
 
 codec = Codec()
 
@@ -642,6 +649,8 @@ def frames_after_the_hello_property(examples: int) -> None:
         @settings(BASE, max_examples=examples)
         @given(frame=frames_after_hello())
         @example(frame=b"\xc1")
+        @example(frame=b"\xdd\xff\xff\xff\xff")  # an array "of 2**32 - 1 items", 5 bytes
+        @example(frame=b"\x91\x96\x01\xa4calc\xc0\x05\xa0\xdd\xff\xff\xff\xff")
         @example(frame=msgpack.packb([[9, "calc", None, 0, "", 1]]))
         @example(frame=msgpack.packb([[0, "nobody", None, 0, "", 1]]))
         @example(frame=msgpack.packb([[4, "", None, 0, "actors.Notice", {"text": 5}]]))
