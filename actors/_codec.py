@@ -207,7 +207,9 @@ class Codec:
         try:
             items = msgpack.unpackb(frame, raw=False, use_list=True, strict_map_key=False)
         except Exception as exc:
-            raise CodecError(f"frame is not valid msgpack: {exc}") from None
+            # msgpack's StackError (nesting past its limit) has no message of its own.
+            detail = str(exc) or f"{type(exc).__name__}: nested too deep"
+            raise CodecError(f"frame is not valid msgpack: {detail}") from None
         if not isinstance(items, list):
             raise CodecError(
                 f"frame must be a msgpack array of envelopes, got {type(items).__name__}"
