@@ -20,7 +20,7 @@ from actors import Actor, ActorRef, Context, Delivery
 from actors._ref import Reply
 
 from ._clock import WallClock
-from ._errors import QueueFull, ShuttingDown
+from ._errors import PayloadTooLarge, QueueFull, ShuttingDown
 from ._journal import JournaledTask, Persist, Record
 from ._messages import (
     CancelRun,
@@ -40,6 +40,7 @@ from ._queue import PriorityQueues
 from ._registry import Registry, TaskSpec
 from ._result_cache import Store, Subscribe
 from ._scheduler import Due, ScheduleAt, Tick, Unschedule
+from ._serialization import DEFAULT_MAX_PAYLOAD
 
 log = logging.getLogger("fastworker.control_plane")
 
@@ -173,6 +174,7 @@ class ControlPlaneConfig:
     aging: float | None = 60.0
     worker_name: str = LOCAL_WORKER
     cancel_timeout: float = 5.0
+    max_payload: int = DEFAULT_MAX_PAYLOAD
 
 
 class TaskRecord:
@@ -357,7 +359,7 @@ class ControlPlane(Actor):
         for group, reply, watcher in msg.groups:
             try:
                 accepted = self._accept_group(group, watcher)
-            except (QueueFull, ShuttingDown) as exc:
+            except (QueueFull, ShuttingDown, PayloadTooLarge) as exc:
                 if reply is not None:
                     reply.fail(exc)
                 continue
@@ -408,6 +410,16 @@ class ControlPlane(Actor):
         # running or recently finished are not taken again.
         done = self._recent_done
         new = [s for s in group if s.id not in self.tasks and s.id not in done]
+        limit = self.config.max_payload
+        for sub in new:
+            if len(sub.payload) > limit:
+                # Clients check this too; a client with a raised limit must not be able
+                # to park oversized data in this process.
+                raise PayloadTooLarge(
+                    f"the arguments of task {sub.name!r} are {len(sub.payload)} bytes packed, "
+                    f"over the control plane's {limit}-byte limit: pass a reference (a path, "
+                    "a URL, a database key) instead of the data"
+                )
         if len(self.tasks) + len(new) > self.config.max_queue:
             raise QueueFull(
                 f"the queue is full ({self.config.max_queue} tasks waiting or running): "

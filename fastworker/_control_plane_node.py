@@ -224,7 +224,9 @@ async def open_control_plane(
                 registry,
                 cache_ref,
                 clock,
-                ControlPlaneConfig(max_queue, aging, cancel_timeout=cancel_timeout),
+                ControlPlaneConfig(
+                    max_queue, aging, cancel_timeout=cancel_timeout, max_payload=max_payload
+                ),
             )
             core_ref = await system.spawn("control-plane-core", core, capacity=capacity)
             scheduler = Scheduler(core_ref, registry.periodic(), clock)

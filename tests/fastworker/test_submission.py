@@ -192,3 +192,15 @@ async def test_bad_submission_options_are_configuration_errors(autojump_clock: A
             with pytest.raises(fastworker.ConfigurationError, match="non-empty string"):
                 await client.delay("", 1, 2)
             assert (await cluster.control_plane.statistics()).submitted == 0
+
+
+async def test_the_control_plane_enforces_its_payload_limit_too(autojump_clock: Any) -> None:
+    """A client that raised its own max_payload still cannot park oversized arguments in
+    the control plane: the group is refused with PayloadTooLarge, nothing is queued."""
+    async with open_cluster(TASKS, subworkers=1, max_payload=4096) as cluster:
+        async with cluster.open_client(max_payload=1024 * 1024) as loose:
+            with trio.fail_after(10), pytest.raises(fastworker.PayloadTooLarge) as info:
+                await loose.delay("add", "x" * 10_000, "y")
+            assert "pass a reference" in str(info.value)
+            assert (await cluster.control_plane.statistics()).submitted == 0
+            assert await loose.call("add", 1, 2) == 3
