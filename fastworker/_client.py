@@ -17,7 +17,6 @@ import trio
 import actors
 from actors import Actor, Context
 
-from ._control_plane_node import secret_bytes
 from ._discovery import discover_control_plane
 from ._errors import (
     AuthenticationFailed,
@@ -54,6 +53,7 @@ from ._messages import (
     Watch,
 )
 from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
+from ._node import node_config, secret_bytes
 from ._serialization import DEFAULT_MAX_PAYLOAD, pack_arguments, unpack
 
 log = logging.getLogger("fastworker.client")
@@ -562,11 +562,8 @@ async def open_client(
     secret is refused.
     """
     secret_key = secret_bytes(secret)
-    config = actors.SystemConfig(
-        cluster=cluster,
-        role=ROLE,
-        secret=secret_key,
-        link=link or actors.LinkConfig(max_frame_size=max(16 * 1024 * 1024, 4 * max_payload)),
+    config = node_config(
+        cluster=cluster, role=ROLE, secret=secret_key, link=link, max_payload=max_payload
     )
     async with actors.open_actor_system(config) as system:
         with trio.move_on_after(connect_timeout) as scope:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import trio
@@ -35,6 +35,7 @@ from ._executor import Executor
 from ._gateway import GATEWAY, Gateway
 from ._journal import Journal, Sync, open_journal_file
 from ._messages import ClusterStats, Drain, Outcome
+from ._node import node_config, run_blocking, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._result_cache import GetCacheStatistics, ResultCache, ResultStore, Store
 from ._scheduler import NextFireTimes, Scheduler
@@ -42,21 +43,9 @@ from ._serialization import DEFAULT_MAX_PAYLOAD
 
 log = logging.getLogger("fastworker.control_plane")
 
-T = TypeVar("T")
 
 ROLE = "control-plane"
 DEFAULT_PORT = 8765
-
-
-def secret_bytes(secret: str | bytes | None) -> bytes | None:
-    """A cluster secret as bytes (str is UTF-8 encoded; surrounding whitespace dropped)."""
-    if secret is None:
-        return None
-    data = secret.encode() if isinstance(secret, str) else bytes(secret)
-    data = data.strip()
-    if not data:
-        raise ConfigurationError("the cluster secret is empty")
-    return data
 
 
 def _is_loopback(host: str) -> bool:
@@ -205,17 +194,13 @@ async def open_control_plane(
     import_task_modules(tasks)
     registry = registry if registry is not None else default_registry
     clock = WallClock(start_time)
-    system_config = actors.SystemConfig(
-        cluster=cluster,
-        role=ROLE,
-        secret=secret_key,
-        mailbox_capacity=1000,
-        link=link or actors.LinkConfig(max_frame_size=max(16 * 1024 * 1024, 4 * max_payload)),
+    system_config = node_config(
+        cluster=cluster, role=ROLE, secret=secret_key, link=link, max_payload=max_payload
     )
     capacity = max_queue * 2 + 10_000
     journal_file = None
     if journal is not None:
-        journal_file = await _journal_io(sync_tasks_in_threads, open_journal_file, journal)
+        journal_file = await run_blocking(sync_tasks_in_threads, open_journal_file, journal)
     try:
         async with actors.open_actor_system(system_config) as system:
             cache = ResultCache(ResultStore(result_cache_size, result_ttl, result_cache_bytes))
@@ -233,7 +218,7 @@ async def open_control_plane(
             core.scheduler = await system.spawn("scheduler", scheduler, capacity=capacity)
             journal_actor = None
             if journal_file is not None:
-                unfinished, results = await _journal_io(
+                unfinished, results = await run_blocking(
                     sync_tasks_in_threads, journal_file.load, clock.now(), result_cache_size
                 )
                 if results:
@@ -299,15 +284,6 @@ async def open_control_plane(
     finally:
         if journal_file is not None:
             journal_file.close()
-
-
-async def _journal_io(threads: bool, fn: Callable[..., T], *args: Any) -> T:
-    """Opening and replaying the journal: in a worker thread, or in the loop when sync
-    work runs there (tests under the autojump clock, which would leap ahead meanwhile)."""
-    if threads:
-        return await trio.to_thread.run_sync(fn, *args)
-    await trio.lowlevel.checkpoint()
-    return fn(*args)
 
 
 async def _beacon(

@@ -25,6 +25,7 @@ from actors._ref import Reply
 
 from ._errors import ConfigurationError, FastWorkerError
 from ._messages import Outcome, WireError
+from ._node import run_blocking
 
 log = logging.getLogger("fastworker.journal")
 
@@ -305,12 +306,7 @@ class Journal(Actor):
         self._lock = trio.Lock()
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Disk work in a worker thread (in the loop with ``threads=False``: tests under a
-        virtual clock, which would leap ahead while a thread works)."""
-        if self.threads:
-            return await trio.to_thread.run_sync(fn, *args)
-        await trio.lowlevel.checkpoint()
-        return fn(*args)
+        return await run_blocking(self.threads, fn, *args)
 
     async def started(self, ctx: Context) -> None:
         """Start compaction."""

@@ -19,12 +19,12 @@ import trio
 import actors
 
 from ._client import _check_tls
-from ._control_plane_node import secret_bytes
 from ._discovery import discover_control_plane
 from ._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
 from ._executor import Executor
 from ._gateway import GATEWAY
 from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire
+from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
 
@@ -116,11 +116,8 @@ async def open_subworker(
     if url is None:
         url = await discover_control_plane(cluster, secret_key, discovery_port)
     _check_tls(url, ssl_context)
-    config = actors.SystemConfig(
-        cluster=cluster,
-        role=ROLE,
-        secret=secret_key,
-        link=link or actors.LinkConfig(max_frame_size=max(16 * 1024 * 1024, 4 * max_payload)),
+    config = node_config(
+        cluster=cluster, role=ROLE, secret=secret_key, link=link, max_payload=max_payload
     )
     async with actors.open_actor_system(config) as system:
         try:
