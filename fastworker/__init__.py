@@ -7,11 +7,15 @@ Public API::
     @task
     def add(x: int, y: int) -> int: ...
 
-    async with fastworker.open_client(url) as client:
-        value = await client.call("add", 1, 2)
+    async with fastworker.open_client(url) as client:   # under trio or asyncio
+        value = await client.call(add, 1, 2)
+
+    client = fastworker.connect(url)                     # threads and sync code
+    value = client.call(add, 1, 2, timeout=30.0)
 """
 
-from ._client import Client, open_client
+from ._blocking import BlockingClient, connect
+from ._client import Client, ClientStatistics, open_client
 from ._control_plane_node import ControlPlaneNode, open_control_plane, run_control_plane
 from ._errors import (
     AuthenticationFailed,
@@ -22,6 +26,7 @@ from ._errors import (
     NotSerializable,
     PayloadTooLarge,
     QueueFull,
+    ResultTimeout,
     ShuttingDown,
     SubmissionError,
     TaskCancelled,
@@ -42,7 +47,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationFailed",
+    "BlockingClient",
     "Client",
+    "ClientStatistics",
     "ClusterStats",
     "ConfigurationError",
     "ConnectionFailed",
@@ -57,6 +64,7 @@ __all__ = [
     "QueueFull",
     "QueueStats",
     "Registry",
+    "ResultTimeout",
     "ShuttingDown",
     "SubmissionError",
     "SubworkerNode",
@@ -72,6 +80,7 @@ __all__ = [
     "TaskTimeout",
     "WorkerLost",
     "WorkerStats",
+    "connect",
     "default_registry",
     "open_client",
     "open_control_plane",

@@ -82,3 +82,14 @@ class TaskTimeout(TaskFailed):
 
 class WorkerLost(TaskFailed):
     """The subworker running the task died and the task opted out of redelivery."""
+
+
+class ResultTimeout(FastWorkerError, TimeoutError):
+    """A wait for a task's result passed its ``timeout``; the task itself goes on.
+
+    ``task_id`` is the task waited for: ``result(task_id)`` waits again.
+    """
+
+    def __init__(self, message: str, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
