@@ -81,7 +81,9 @@ class ClientConnection(Actor):
                 status = outcome.status if outcome is not None else None
             return status
         elif kind is Cancel:
-            return await self.control_plane.ask(CancelTask(message.id))
+            # A running task's cancel waits for the worker's ack (up to cancel_timeout):
+            # answered from the side, so the client's other requests never wait on it.
+            ctx.nursery.start_soon(self._cancel, ctx.defer_reply(), message.id)
         elif kind is SubscribeEvents:
             await self.control_plane.tell(EventSubscription(self.inbox, message.enabled))
         elif kind is GetStats:
@@ -95,6 +97,12 @@ class ClientConnection(Actor):
         else:
             raise TypeError(f"a client connection does not handle {kind.__name__}")
         return None
+
+    async def _cancel(self, reply: Reply, task_id: str) -> None:
+        try:
+            reply.resolve(await self.control_plane.ask(CancelTask(task_id)))
+        except Exception as exc:
+            reply.fail(exc)
 
     def _leave(self, ctx: Context) -> None:
         ctx.system.demonitor_peers(ctx.self)
