@@ -705,12 +705,16 @@ async def open_trio_client(
     config = node_config(
         cluster=cluster, role=ROLE, secret=secret_key, link=link, max_payload=max_payload
     )
+    started = trio.current_time()
+    if url is None:
+        url = await discover_control_plane(
+            cluster, secret_key, discovery_port, timeout=connect_timeout
+        )
+    _check_tls(url, ssl_context)
+    remaining = max(0.0, connect_timeout - (trio.current_time() - started))
     async with actors.open_actor_system(config) as system:
-        with trio.move_on_after(connect_timeout) as scope:
+        with trio.move_on_after(remaining) as scope:
             try:
-                if url is None:
-                    url = await discover_control_plane(cluster, secret_key, discovery_port)
-                _check_tls(url, ssl_context)
                 peer = await system.connect(url, ssl_context=ssl_context)
             except actors.AuthenticationError as exc:
                 raise AuthenticationFailed(
@@ -724,9 +728,8 @@ async def open_trio_client(
             client._inbox_ref = await system.spawn(INBOX, lambda: _Inbox(client), capacity=100_000)
             await system.nursery.start(client._keep_registered)
         if scope.cancelled_caught:
-            where = url or f"cluster {cluster!r} (no beacon heard)"
             raise ConnectionFailed(
-                f"cannot reach the control plane at {where} within {connect_timeout}s: "
+                f"cannot reach the control plane at {url} within {connect_timeout}s: "
                 "is it running? (fastworker run-actor-system --tasks ...)"
             )
         try:
