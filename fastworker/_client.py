@@ -679,6 +679,11 @@ class Client:
 
 def _check_tls(url: str, ssl_context: ssl.SSLContext | None) -> None:
     """A TLS context is only for a wss:// URL: never fall back to plain text silently."""
+    scheme = url.partition(":")[0].lower()
+    if scheme not in ("ws", "wss", "memory"):
+        raise ConfigurationError(
+            f"{url!r} is not a control plane URL: use ws://HOST:PORT (wss:// with TLS)"
+        )
     if ssl_context is not None and url.lower().startswith("ws://"):
         raise ConfigurationError(
             f"a TLS context (--tls-ca) was given but {url} is not encrypted: "

@@ -65,8 +65,8 @@ async def discover_control_plane(
             "(the same secret on every node)"
         )
     raise ConnectionFailed(
-        f"no control plane of cluster {cluster!r} answered within {timeout}s (no beacon "
-        f"heard on discovery port {port}): is it running? "
+        f"cannot reach a control plane of cluster {cluster!r}: none answered within "
+        f"{timeout}s (no beacon heard on discovery port {port}): is it running? "
         "(fastworker run-actor-system --tasks ...); or pass --url ws://HOST:PORT"
     )
 
