@@ -9,6 +9,8 @@ runs a trivial ``add`` task and checks every result, and prints one table:
 - pipelined: single ``delay`` calls from 64 concurrent senders, then all results
   (tasks/s);
 - sequential: ``call`` one at a time, round-trip latency p50/p99 (ms);
+- by client kind: sequential ``call`` p50 through the trio, asyncio and blocking
+  clients (the last two run their trio side in the process's shared trio thread);
 - peak RSS of each process, and the control plane's RSS when idle.
 
 Run it for 0, 1 and 2 subworkers with ``--subworkers 0,1,2`` (the default).
@@ -49,6 +51,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--local-concurrency", type=int, default=8, help="control plane slots (0 subworkers)"
     )
     parser.add_argument("--journal", action="store_true", help="run with a journal")
+    parser.add_argument(
+        "--no-client-kinds",
+        action="store_true",
+        help="skip the sequential p50 through the asyncio and blocking clients",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -66,6 +73,8 @@ class BenchRow:
     cp_peak_rss_mib: float = 0.0
     subworker_peak_rss_mib: list[float] = attrs.field(factory=list)
     client_peak_rss_mib: float = 0.0
+    seq_p50_asyncio_ms: float = 0.0
+    seq_p50_blocking_ms: float = 0.0
 
     @property
     def total_peak_rss_mib(self) -> float:
@@ -223,6 +232,11 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
             row.seq_calls = len(latencies)
             row.seq_p50_ms = statistics.median(latencies) * 1000
             row.seq_p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+            if not getattr(args, "no_client_kinds", False):
+                seconds = max(0.5, args.seconds / 2)
+                row.seq_p50_asyncio_ms, row.seq_p50_blocking_ms = await trio.to_thread.run_sync(
+                    _client_kinds_p50, url, seconds
+                )
             row.cp_peak_rss_mib = _status_kib(process.pid, "VmHWM") / 1024
             row.subworker_peak_rss_mib = [
                 _status_kib(pid, "VmHWM") / 1024 for pid in _children(process.pid)
@@ -241,6 +255,71 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
             shutil.rmtree(journal_dir, ignore_errors=True)
     row.client_peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
+
+
+def _client_kinds_p50(url: str, seconds: float) -> tuple[float, float]:
+    """Sequential ``call`` p50 (ms) through the asyncio client and the blocking client.
+
+    Runs in a worker thread: ``asyncio.run`` for the one, plain calls for the other.
+    """
+    import asyncio
+
+    from ._blocking import connect
+    from ._client import open_client
+
+    def check(value: Any, i: int) -> None:
+        if value != i + 3:
+            raise AssertionError(f"call returned {value!r}, expected {i + 3}")
+
+    async def asyncio_run() -> list[float]:
+        latencies: list[float] = []
+        async with open_client(url, connect_timeout=30.0) as client:
+            for i in range(50):  # warm-up
+                check(await client.call(ADD, i, 3), i)
+            deadline = time.perf_counter() + seconds
+            i = 0
+            while time.perf_counter() < deadline or len(latencies) < 20:
+                start = time.perf_counter()
+                value = await client.call(ADD, i, 3)
+                latencies.append(time.perf_counter() - start)
+                check(value, i)
+                i += 1
+        return latencies
+
+    def blocking_run() -> list[float]:
+        latencies: list[float] = []
+        with connect(url, connect_timeout=30.0) as client:
+            for i in range(50):
+                check(client.call(ADD, i, 3), i)
+            deadline = time.perf_counter() + seconds
+            i = 0
+            while time.perf_counter() < deadline or len(latencies) < 20:
+                start = time.perf_counter()
+                value = client.call(ADD, i, 3)
+                latencies.append(time.perf_counter() - start)
+                check(value, i)
+                i += 1
+        return latencies
+
+    a = statistics.median(asyncio.run(asyncio_run())) * 1000
+    b = statistics.median(blocking_run()) * 1000
+    return a, b
+
+
+def format_client_kinds(rows: list[BenchRow]) -> str:
+    """Sequential call p50 by client kind, with the difference to the trio client."""
+    header = (
+        f"{'subworkers':>10} {'trio p50 ms':>12} {'asyncio p50 ms':>22} "
+        f"{'blocking p50 ms':>22}"
+    )
+    lines = ["sequential call by client kind", header, "-" * len(header)]
+    for r in rows:
+        if not r.seq_p50_asyncio_ms:
+            continue
+        a = f"{r.seq_p50_asyncio_ms:.3f} ({r.seq_p50_asyncio_ms - r.seq_p50_ms:+.3f})"
+        b = f"{r.seq_p50_blocking_ms:.3f} ({r.seq_p50_blocking_ms - r.seq_p50_ms:+.3f})"
+        lines.append(f"{r.subworkers:>10} {r.seq_p50_ms:>12.3f} {a:>22} {b:>22}")
+    return "\n".join(lines) if len(lines) > 3 else ""
 
 
 def format_table(rows: list[BenchRow]) -> str:
@@ -282,4 +361,8 @@ async def run_bench(args: argparse.Namespace) -> int:
         )
     else:
         print(format_table(rows))
+        kinds = format_client_kinds(rows)
+        if kinds:
+            print()
+            print(kinds)
     return 0
