@@ -9,6 +9,7 @@ loop starts one trio task here and gets its outcome back. A child process made b
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import os
 import threading
@@ -140,6 +141,17 @@ class Portal:
             raise asyncio.CancelledError("the call was cancelled in the client's trio thread")
         return _unwrap(result)
 
+    def stop(self, timeout: float = 2.0) -> None:
+        """Cancel everything in the trio thread (clients close their links) and wait
+        for it to end, at most ``timeout`` seconds. Later calls raise ConnectionFailed."""
+        if not self.alive or self._token is None or self._nursery is None:
+            return
+        try:
+            self._token.run_sync_soon(self._nursery.cancel_scope.cancel)
+        except trio.RunFinishedError:
+            return
+        self._thread.join(timeout)
+
     def start_nowait(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> trio.CancelScope:
         """Start ``fn(*args)`` in the trio thread without waiting; errors are dropped."""
         return self._start(fn, args, lambda result: None)
@@ -170,6 +182,14 @@ def get_portal() -> Portal:
         if _portal is None or not _portal.alive:
             _portal = Portal()
         return _portal
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    # Clients still open say goodbye to their control planes instead of vanishing.
+    portal = _portal
+    if portal is not None:
+        portal.stop()
 
 
 def _after_fork_in_child() -> None:
