@@ -56,13 +56,14 @@ class BlockingClient:
     # -- connection ---------------------------------------------------------------------
     def _connected(self) -> tuple[Portal, Client]:
         portal, client = self._portal, self._client
-        if portal is not None and client is not None and self._pid == os.getpid():
-            return portal, client
+        if portal is not None and client is not None and portal.alive:
+            return portal, client  # alive: made in this process, its thread running
         with self._lock:
             if self._closed:
                 raise ConnectionFailed("this client was closed: make a new one with connect()")
-            if self._pid != os.getpid():
-                # A forked child: the parent's trio thread does not exist here.
+            if self._portal is not None and not self._portal.alive:
+                # A forked child (the parent's trio thread does not exist here), or the
+                # thread stopped: start afresh.
                 self._portal = self._holder = self._client = None
             if self._client is None:
                 portal = get_portal()
@@ -111,8 +112,8 @@ class BlockingClient:
     @property
     def connected(self) -> bool:
         """True while linked and registered (without connecting)."""
-        client = self._client
-        return client is not None and self._pid == os.getpid() and client.connected
+        client, portal = self._client, self._portal
+        return client is not None and portal is not None and portal.alive and client.connected
 
     def statistics(self) -> ClientStatistics:
         """The client's own bookkeeping (see Client.statistics)."""
