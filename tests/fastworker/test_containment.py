@@ -31,15 +31,6 @@ def _index_running(cluster: Cluster, task_id: str) -> int:
     return prefixes.index(worker.split("/")[0])
 
 
-async def _wait_running(cluster: Cluster, task_id: str) -> None:
-    """Wait until the control plane has ``task_id`` running (the caller owns the timeout)."""
-    while True:
-        rec = _core(cluster).tasks.get(task_id)
-        if rec is not None and rec.status is TaskStatus.RUNNING and rec.worker:
-            return
-        await trio.sleep(0.01)
-
-
 async def test_a_task_that_takes_down_its_worker_twice_fails_with_worker_lost(
     autojump_clock: Any,
 ) -> None:
