@@ -122,6 +122,18 @@ async def test_a_drain_that_runs_out_of_time_tells_waiting_clients(tmp_path: Pat
         assert "1 running tasks were killed and 1 waiting tasks dropped" in log, log
 
 
+def _fill(path: Path) -> None:
+    """Write zeros to ``path`` until the file system is full."""
+    chunk = b"\0" * 65536
+    with open(path, "wb") as handle:
+        try:
+            while True:
+                handle.write(chunk)
+                handle.flush()
+        except OSError:
+            pass
+
+
 def _mount_tmpfs(where: Path, size: str) -> bool:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
@@ -149,14 +161,7 @@ async def test_a_full_disk_refuses_submissions_and_recovers(tmp_path: Path) -> N
                     await wait_for_subworkers(client, system, 1)
                     assert await client.call("add", 1, 1) == 2
                     filler = disk / "filler"
-                    with open(filler, "wb") as handle:
-                        chunk = b"\0" * 65536
-                        try:
-                            while True:
-                                handle.write(chunk)
-                                handle.flush()
-                        except OSError:
-                            pass
+                    await trio.to_thread.run_sync(_fill, filler)
                     refused = 0
                     for i in range(5):
                         try:
@@ -173,4 +178,4 @@ async def test_a_full_disk_refuses_submissions_and_recovers(tmp_path: Path) -> N
             assert after.completed == stats.completed + 1 + (5 - refused)
             assert system.process.returncode is None
     finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+        await trio.run_process(["umount", "-l", str(disk)], check=False, capture_stdout=True)
