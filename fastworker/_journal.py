@@ -550,6 +550,17 @@ def open_journal_file(path: str) -> JournalFile:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ConfigurationError(f"the journal's directory {directory} does not exist")
+    if os.statvfs(directory).f_flag & os.ST_RDONLY:
+        raise ConfigurationError(
+            f"the journal {path} is on a read-only file system: the journal must write; "
+            "remount it read-write or pass a --journal path on a writable disk"
+        )
+    if not os.access(directory, os.W_OK):
+        raise ConfigurationError(
+            f"the journal's directory {directory} is not writable by this user (the journal "
+            "keeps its write-ahead files beside the database): fix its permissions or pass "
+            "another --journal path"
+        )
     try:
         return JournalFile(path)
     except JournalError as exc:

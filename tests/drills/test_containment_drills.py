@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -153,9 +154,7 @@ async def test_a_full_disk_refuses_submissions_and_recovers(tmp_path: Path) -> N
     if not _mount_tmpfs(disk, "4m"):
         pytest.skip("needs root and mount to make a small tmpfs")
     try:
-        async with running_system(
-            tmp_path, subworkers=1, journal=disk / "journal.db"
-        ) as system:
+        async with running_system(tmp_path, subworkers=1, journal=disk / "journal.db") as system:
             with trio.fail_after(60):
                 async with fastworker.open_client(system.url) as client:
                     await wait_for_subworkers(client, system, 1)
@@ -179,3 +178,46 @@ async def test_a_full_disk_refuses_submissions_and_recovers(tmp_path: Path) -> N
             assert system.process.returncode is None
     finally:
         await trio.run_process(["umount", "-l", str(disk)], check=False, capture_stdout=True)
+
+
+async def test_a_journal_on_a_read_only_file_system_is_refused_clearly(tmp_path: Path) -> None:
+    """``control-plane --journal`` on a read-only mount exits 2 saying "read-only file
+    system" (not "not a usable journal"), and leaves the file as it was."""
+    source, view = tmp_path / "rw", tmp_path / "ro"
+    source.mkdir()
+    view.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root and mount for a read-only bind mount")
+    (source / "journal.db").write_bytes(b"")
+    bound = await trio.run_process(
+        ["mount", "--bind", str(source), str(view)], check=False, capture_stderr=True
+    )
+    if bound.returncode != 0:
+        pytest.skip("bind mounts are not allowed here")
+    try:
+        await trio.run_process(["mount", "-o", "remount,bind,ro", str(view)])
+        done = await trio.run_process(
+            [
+                sys.executable,
+                "-m",
+                "fastworker",
+                "control-plane",
+                "--tasks",
+                "drill_tasks",
+                "--port",
+                "0",
+                "--no-discovery",
+                "--journal",
+                str(view / "journal.db"),
+            ],
+            cwd=str(Path(__file__).parent),
+            check=False,
+            capture_stdout=True,
+            capture_stderr=True,
+        )
+    finally:
+        await trio.run_process(["umount", "-l", str(view)], check=False)
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert "read-only file system" in err, err
+    assert (source / "journal.db").read_bytes() == b""
