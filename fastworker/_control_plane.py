@@ -728,6 +728,8 @@ class ControlPlane(Actor):
         suspects = self._suspects
         suspects[:] = [r for r in suspects if r.status is TaskStatus.QUEUED and r.suspect]
         if not suspects:
+            for worker in self.workers.values():
+                worker.reserved = False
             return
         candidates = [
             w for w in self.workers.values() if w.accepting and w.solo is None and w.slots > 0
@@ -1054,4 +1056,8 @@ class ControlPlane(Actor):
             redelivered=self.redelivered,
             results_cached=results_cached,
             draining=self.draining,
+            suspects=sum(
+                1 for r in self._suspects if r.status is TaskStatus.QUEUED and r.suspect
+            ),
+            quarantined=self.quarantined,
         )

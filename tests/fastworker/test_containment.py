@@ -177,3 +177,32 @@ async def test_a_slow_cancel_does_not_block_the_clients_other_requests(
                 assert not answers  # still waiting for the task to confirm
                 sample_tasks.gate("c").set()
             assert answers == [False]  # it finished (success) before it saw the cancel
+
+
+async def test_a_cancelled_suspect_releases_the_worker_kept_for_it(autojump_clock: Any) -> None:
+    """A suspect cancelled while it waits frees the worker emptied for it: afterwards the
+    worker takes normal work on all its slots again."""
+    async with open_cluster(TASKS, subworkers=1, concurrency=2, local_concurrency=0) as cluster:
+        client = cluster.client
+        core = _core(cluster)
+        with trio.fail_after(60):
+            first, second = await client.delay_batch([("hold", ("a",)), ("hold", ("b",))])
+            await sample_tasks.started("a").wait()
+            await sample_tasks.started("b").wait()
+            await cluster.kill_subworker(0)
+            sample_tasks._started.clear()
+            await cluster.add_subworker()
+            await sample_tasks.started("a").wait()  # the first suspect, alone
+            stats = await cluster.control_plane.statistics()
+            assert stats.suspects == 1
+            assert await client.cancel(second)
+            sample_tasks.gate("a").set()
+            assert (await client.result(first)).ok
+            c, d = await client.delay_batch([("hold", ("c",)), ("hold", ("d",))])
+            await sample_tasks.started("c").wait()
+            await sample_tasks.started("d").wait()  # both slots in use at once
+            assert not any(w.reserved or w.solo for w in core.workers.values())
+            sample_tasks.gate("c").set()
+            sample_tasks.gate("d").set()
+            assert (await client.result(c)).ok and (await client.result(d)).ok
+        assert (await cluster.control_plane.statistics()).suspects == 0
