@@ -26,6 +26,7 @@ from ._errors import (
     ConfigurationError,
     ConnectionFailed,
     FastWorkerError,
+    JournalWriteFailed,
     NotSerializable,
     PayloadTooLarge,
     QueueFull,
@@ -103,6 +104,7 @@ _SUBMISSION_ERRORS: dict[str, type[SubmissionError]] = {
     "ShuttingDown": ShuttingDown,
     "PayloadTooLarge": PayloadTooLarge,
     "NotSerializable": NotSerializable,
+    "JournalWriteFailed": JournalWriteFailed,
 }
 
 

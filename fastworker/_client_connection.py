@@ -59,8 +59,13 @@ class ClientConnection(Actor):
         rest = []
         for delivery in batch:
             msg = delivery.message
-            if type(msg) is Submit:
+            kind = type(msg)
+            if kind is Submit:
                 groups.append((msg.tasks, delivery.reply, self.inbox if msg.watch else None))
+            elif kind is Cancel and delivery.reply is not None:
+                # The control plane answers the client itself: a cancel waiting for a
+                # running task to confirm must not hold up this client's other requests.
+                await self.control_plane.tell(CancelTask(msg.id, delivery.reply))
             else:
                 rest.append(delivery)
         if groups:
@@ -81,9 +86,7 @@ class ClientConnection(Actor):
                 status = outcome.status if outcome is not None else None
             return status
         elif kind is Cancel:
-            # A running task's cancel waits for the worker's ack (up to cancel_timeout):
-            # answered from the side, so the client's other requests never wait on it.
-            ctx.nursery.start_soon(self._cancel, ctx.defer_reply(), message.id)
+            return await self.control_plane.ask(CancelTask(message.id))
         elif kind is SubscribeEvents:
             await self.control_plane.tell(EventSubscription(self.inbox, message.enabled))
         elif kind is GetStats:
@@ -97,12 +100,6 @@ class ClientConnection(Actor):
         else:
             raise TypeError(f"a client connection does not handle {kind.__name__}")
         return None
-
-    async def _cancel(self, reply: Reply, task_id: str) -> None:
-        try:
-            reply.resolve(await self.control_plane.ask(CancelTask(task_id)))
-        except Exception as exc:
-            reply.fail(exc)
 
     def _leave(self, ctx: Context) -> None:
         ctx.system.demonitor_peers(ctx.self)

@@ -93,3 +93,7 @@ class ResultTimeout(FastWorkerError, TimeoutError):
     def __init__(self, message: str, task_id: str | None = None) -> None:
         super().__init__(message)
         self.task_id = task_id
+
+
+class JournalWriteFailed(SubmissionError):
+    """The journal could not record the submission (disk full, I/O error): it will not run."""
