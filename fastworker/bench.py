@@ -9,8 +9,9 @@ runs a trivial ``add`` task and checks every result, and prints one table:
 - pipelined: single ``delay`` calls from 64 concurrent senders, then all results
   (tasks/s);
 - sequential: ``call`` one at a time, round-trip latency p50/p99 (ms);
-- by client kind: sequential ``call`` p50 through the trio, asyncio and blocking
-  clients (the last two run their trio side in the process's shared trio thread);
+- by client kind: sequential ``call`` p50 through the asyncio and blocking clients,
+  with the difference to the trio client's (both run their trio side in the
+  process's shared trio thread);
 - peak RSS of each process, and the control plane's RSS when idle.
 
 Run it for 0, 1 and 2 subworkers with ``--subworkers 0,1,2`` (the default).
@@ -306,38 +307,29 @@ def _client_kinds_p50(url: str, seconds: float) -> tuple[float, float]:
     return a, b
 
 
-def format_client_kinds(rows: list[BenchRow]) -> str:
-    """Sequential call p50 by client kind, with the difference to the trio client."""
-    header = (
-        f"{'subworkers':>10} {'trio p50 ms':>12} {'asyncio p50 ms':>22} "
-        f"{'blocking p50 ms':>22}"
-    )
-    lines = ["sequential call by client kind", header, "-" * len(header)]
-    for r in rows:
-        if not r.seq_p50_asyncio_ms:
-            continue
-        a = f"{r.seq_p50_asyncio_ms:.3f} ({r.seq_p50_asyncio_ms - r.seq_p50_ms:+.3f})"
-        b = f"{r.seq_p50_blocking_ms:.3f} ({r.seq_p50_blocking_ms - r.seq_p50_ms:+.3f})"
-        lines.append(f"{r.subworkers:>10} {r.seq_p50_ms:>12.3f} {a:>22} {b:>22}")
-    return "\n".join(lines) if len(lines) > 3 else ""
-
-
 def format_table(rows: list[BenchRow]) -> str:
     """The results as a plain-text table."""
     header = (
         f"{'subworkers':>10} {'batched/s':>11} {'pipelined/s':>12} {'seq p50 ms':>11} "
-        f"{'seq p99 ms':>11} {'CP idle MiB':>12} {'CP peak MiB':>12} {'SW peak MiB':>14} "
-        f"{'total MiB':>10}"
+        f"{'seq p99 ms':>11} {'asyncio p50 ms':>16} {'blocking p50 ms':>16} "
+        f"{'CP idle MiB':>12} {'CP peak MiB':>12} {'SW peak MiB':>14} {'total MiB':>10}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         sw = "/".join(f"{x:.0f}" for x in r.subworker_peak_rss_mib) or "-"
         lines.append(
             f"{r.subworkers:>10} {r.batched:>11,.0f} {r.pipelined:>12,.0f} {r.seq_p50_ms:>11.3f} "
-            f"{r.seq_p99_ms:>11.3f} {r.cp_idle_rss_mib:>12.1f} {r.cp_peak_rss_mib:>12.1f} "
+            f"{r.seq_p99_ms:>11.3f} {_versus(r.seq_p50_asyncio_ms, r.seq_p50_ms):>16} "
+            f"{_versus(r.seq_p50_blocking_ms, r.seq_p50_ms):>16} "
+            f"{r.cp_idle_rss_mib:>12.1f} {r.cp_peak_rss_mib:>12.1f} "
             f"{sw:>14} {r.total_peak_rss_mib:>10.1f}"
         )
     return "\n".join(lines)
+
+
+def _versus(p50: float, trio_p50: float) -> str:
+    """A client kind's p50 and its difference to the trio client's ("-" if not run)."""
+    return f"{p50:.3f} ({p50 - trio_p50:+.2f})" if p50 else "-"
 
 
 async def run_bench(args: argparse.Namespace) -> int:
@@ -361,8 +353,4 @@ async def run_bench(args: argparse.Namespace) -> int:
         )
     else:
         print(format_table(rows))
-        kinds = format_client_kinds(rows)
-        if kinds:
-            print()
-            print(kinds)
     return 0
