@@ -11,7 +11,7 @@ import actors
 from ._errors import AuthenticationFailed, ConnectionFailed
 
 CONTROL_PLANE_ROLE = "control-plane"
-ANSWER_GRACE = 0.03
+ANSWER_GRACE = 0.04
 """Seconds to wait after the first answer for others (two systems under one name)."""
 
 _REASONS = {

@@ -269,3 +269,25 @@ async def test_typed_handles_name_the_task_and_refuse_plain_functions() -> None:
             assert (await client.result(task_id)).name == "sleepy"
             with pytest.raises(fastworker.ConfigurationError, match="@task"):
                 await client.delay(plain, 1)  # type: ignore[call-overload]
+
+
+def test_a_call_cancelled_in_the_trio_thread_cancels_the_asyncio_side() -> None:
+    """Cancellation crosses the other way too: when the trio thread stops under a call,
+    the awaiting asyncio task is cancelled (and a blocking caller gets ConnectionFailed)."""
+    from fastworker._portal import Portal
+
+    portal = Portal()
+
+    async def app() -> str:
+        waiting = asyncio.ensure_future(portal.run_async(trio.sleep_forever))
+        await asyncio.sleep(0.05)
+        threading.Thread(target=portal.stop).start()
+        try:
+            await asyncio.wait_for(waiting, 30)
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "not cancelled"
+
+    assert asyncio.run(app()) == "cancelled"
+    with pytest.raises(fastworker.ConnectionFailed):
+        portal.run(trio.sleep_forever)
