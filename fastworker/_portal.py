@@ -32,6 +32,11 @@ class Portal:
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
         self._error: BaseException | None = None
+        # Calls not finished yet: the thread ending finishes them (as cancelled), so no
+        # caller ever waits for a callback that a stopping trio run dropped.
+        self._pending: set[Callable[[Any], None]] = set()
+        self._pending_lock = threading.Lock()
+        self._finished = False
         self._thread = threading.Thread(target=self._run, name="fastworker-trio", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -44,6 +49,12 @@ class Portal:
         except BaseException as exc:  # reported to the thread that made the portal
             self._error = exc
             self._ready.set()
+        finally:
+            with self._pending_lock:
+                self._finished = True
+                pending, self._pending = self._pending, set()
+            for finish in pending:
+                finish(_CANCELLED)
 
     async def _main(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
@@ -69,6 +80,13 @@ class Portal:
         assert self._token is not None and self._nursery is not None
         nursery = self._nursery
 
+        def finish(result: Any) -> None:
+            with self._pending_lock:
+                if finish not in self._pending:
+                    return  # finished already (by the call, or by the thread ending)
+                self._pending.discard(finish)
+            done(result)
+
         async def guarded() -> None:
             result: Any = _CANCELLED
             try:
@@ -78,15 +96,27 @@ class Portal:
                     except Exception as exc:
                         result = ("err", exc)
             finally:
-                done(result)
+                finish(result)
 
-        try:
-            self._token.run_sync_soon(nursery.start_soon, guarded)
-        except trio.RunFinishedError:
-            from ._errors import ConnectionFailed
+        def spawn() -> None:
+            try:
+                nursery.start_soon(guarded)
+            except RuntimeError:  # the nursery is closing: the portal is stopping
+                finish(_CANCELLED)
 
-            raise ConnectionFailed("the client's trio thread has stopped") from None
-        return scope
+        with self._pending_lock:
+            stopped = self._finished
+            if not stopped:
+                self._pending.add(finish)
+        if not stopped:
+            try:
+                self._token.run_sync_soon(spawn)
+                return scope
+            except trio.RunFinishedError:
+                finish(_CANCELLED)
+        from ._errors import ConnectionFailed
+
+        raise ConnectionFailed("the client's trio thread has stopped")
 
     def cancel(self, scope: trio.CancelScope) -> None:
         """Cancel a call started by this portal (from any thread)."""
