@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from support import free_tcp_port, free_udp_port
 
 import fastworker
 from fastworker import ConnectionFailed, TaskStatus
@@ -36,20 +36,6 @@ CRASH_ENV = "FASTWORKER_TEST_CRASH_SUBWORKER"
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def free_tcp_port() -> int:
-    """A loopback TCP port nobody listens on (now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_udp_port() -> int:
-    """A UDP port nobody is bound to (now), for a private discovery channel."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("", 0))
-        return int(sock.getsockname()[1])
 
 
 def base_env(**extra: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import trio
+from support import free_tcp_port as free_port  # the old name, still imported by drills
 
 import fastworker
 
@@ -25,13 +25,6 @@ HERE = Path(__file__).resolve().parent
 TASKS = "drill_tasks"
 POLL = 0.05
 """Seconds between two looks at something that has no event (a process, the stats)."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def children(pid: int) -> list[int]:

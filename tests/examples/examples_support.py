@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -20,19 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from support import free_tcp_port as free_port  # noqa: F401 (the old name, re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 PYTHON = sys.executable
 FASTWORKER = [PYTHON, "-m", "fastworker"]
 """The CLI, as ``python -m fastworker`` with this interpreter."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env() -> dict[str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from collections import deque
 
 import pytest
 import trio
+from support import free_tcp_port
 
 import fastworker
 
@@ -22,12 +22,6 @@ TOTAL = int(os.environ.get("FASTWORKER_SOAK_TASKS", "1000000"))
 CHUNK = 1000
 IN_FLIGHT = 5  # chunks submitted but not yet gathered (well under the 10,000 cached results)
 WARM_UP = max(TOTAL // 10, 50_000)  # past filling the result cache and the id window
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _rss_kib(pid: int) -> int:
@@ -54,7 +48,7 @@ def _system_rss(pid: int) -> dict[int, int]:
 async def test_a_million_tasks_with_flat_memory() -> None:
     """1,000,000 trivial tasks with default caches: every result right, and the RSS of the
     control plane and each subworker after warm-up stays within 10% to the end."""
-    port = _free_port()
+    port = free_tcp_port()
     url = f"ws://127.0.0.1:{port}"
     process = await trio.lowlevel.open_process(
         [
