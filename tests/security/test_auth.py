@@ -19,6 +19,7 @@ import msgpack
 import pytest
 import support
 import trio
+import trio.testing
 from security_support import (
     SECRET,
     TIMEOUT,
@@ -112,7 +113,9 @@ async def test_a_peer_without_the_secret_is_closed_with_4001_before_its_messages
                 return await raw.closed()
 
         close = await alongside_good_client(server, bad)
-        await trio.sleep(0.1)  # anything wrongly delivered would have arrived by now
+        # The server runs in this trio run: once every task is blocked, every frame the bad
+        # client sent has been read and anything wrongly delivered has been handled.
+        await trio.testing.wait_all_tasks_blocked()
         assert server.received == []
         assert server.system.dead_letters.count == dead_before
         assert set(server.system.peers()) == peers_before
