@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -26,6 +26,7 @@ import attrs
 import pytest
 import trio
 from support import free_tcp_port, free_udp_port
+from support.process import children, cmdline, kill_if_ours, kill_tree
 
 import fastworker
 from fastworker import ConnectionFailed, TaskStatus
@@ -44,44 +45,6 @@ def base_env(**extra: str) -> dict[str, str]:
     env["TZ"] = "UTC"
     env.update(extra)
     return env
-
-
-def children(pid: int) -> set[int]:
-    """The direct children of ``pid`` (empty once it is gone)."""
-    found: set[int] = set()
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for tid in tids:
-        with suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as handle:
-            found.update(int(c) for c in handle.read().split())
-    return found
-
-
-def cmdline(pid: int) -> str:
-    """The command line of ``pid`` ("" once it is gone or a zombie)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL ``pid`` and its descendants, by PID: stopped first, so none spawns another."""
-    with suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGSTOP)
-    for child in children(pid):
-        kill_tree(child)
-    with suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def kill_if_ours(pid: int, marker: str) -> None:
-    """SIGKILL ``pid`` if it is still alive and still one of ours (its command names ``marker``)."""
-    if marker in cmdline(pid):
-        kill_tree(pid)
 
 
 @attrs.define
@@ -150,7 +113,7 @@ class Server:
 
     def subworker_pids(self) -> set[int]:
         """The current subworker children (also remembered for the final clean-up)."""
-        pids = children(self.pid)
+        pids = set(children(self.pid))
         self.seen_children |= pids
         return pids
 

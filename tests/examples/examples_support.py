@@ -20,6 +20,8 @@ from typing import Any
 
 import trio
 from support import free_tcp_port as free_port  # noqa: F401 (the old name, re-exported)
+from support.process import alive as alive  # re-exported
+from support.process import children as children_of  # the old name, re-exported
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -34,25 +36,6 @@ def clean_env() -> dict[str, str]:
     env.pop("PYTEST_ADDOPTS", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def children_of(pid: int) -> list[int]:
-    """PIDs of the direct children of ``pid`` (Linux /proc; an empty list elsewhere)."""
-    found: list[int] = []
-    with suppress(OSError):
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as handle:
-                found += [int(child) for child in handle.read().split()]
-    return found
-
-
-def alive(pid: int) -> bool:
-    """True while a process with that PID exists and is not a zombie (Linux /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 async def run(args: Sequence[str], *, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,6 @@ import gc
 import logging
 import socket
 import ssl
-import struct
 import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -506,8 +505,3 @@ class MemoryWatch:
 def deep_array(depth: int, leaf: bytes = b"\x01") -> bytes:
     """A msgpack value nested ``depth`` arrays deep (each a one-item fixarray)."""
     return b"\x91" * depth + leaf
-
-
-def array32_header(count: int) -> bytes:
-    """A msgpack array32 header declaring ``count`` items."""
-    return b"\xdd" + struct.pack(">I", count)

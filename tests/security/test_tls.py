@@ -7,14 +7,13 @@ the CA must fail at once with a ConnectionFailed that says so, not with a timeou
 
 from __future__ import annotations
 
-import os
 import signal
 import ssl
 import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import trio
 import trustme
 from security_support import TIMEOUT, alongside_good_client, host_port, serving
 from support import free_tcp_port, free_udp_port
+from support.process import children, kill_if_ours
 
 import fastworker
 from actors import ConnectFailed, HandshakeError, open_actor_system
@@ -224,28 +224,6 @@ async def test_a_client_that_never_starts_tls_is_dropped_after_the_handshake_tim
 # -- the command line -----------------------------------------------------------------------
 
 
-def children(pid: int) -> set[int]:
-    """The direct children of ``pid`` (empty once it is gone)."""
-    found: set[int] = set()
-    with suppress(OSError):
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as handle:
-                found.update(int(c) for c in handle.read().split())
-    return found
-
-
-def kill_ours(pid: int, marker: str) -> None:
-    """SIGKILL ``pid`` if it is still one of ours (its command line names ``marker``)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            command = handle.read().decode(errors="replace")
-    except OSError:
-        return
-    if marker in command:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 run_cli = partial(support.run_cli, cwd=HERE)
 """``python -m fastworker ARGS`` in this directory: exit code, stdout, stderr."""
 
@@ -266,7 +244,7 @@ async def cli_server(*args: str) -> AsyncIterator[tuple[trio.Process, Any]]:
         yield process, log
     finally:
         with trio.CancelScope(shield=True):
-            seen |= children(process.pid)
+            seen |= set(children(process.pid))
             if process.returncode is None:
                 process.send_signal(signal.SIGINT)
                 with trio.move_on_after(15):
@@ -275,7 +253,7 @@ async def cli_server(*args: str) -> AsyncIterator[tuple[trio.Process, Any]]:
                 process.kill()
                 await process.wait()
             for pid in seen:
-                kill_ours(pid, "fastworker")
+                kill_if_ours(pid, "fastworker")
             log.close()
 
 

@@ -15,6 +15,7 @@ from collections import deque
 import pytest
 import trio
 from support import free_tcp_port
+from support.process import children
 
 import fastworker
 
@@ -32,16 +33,8 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/children") as handle:
-            found += [int(c) for c in handle.read().split()]
-    return found
-
-
 def _system_rss(pid: int) -> dict[int, int]:
-    return {p: _rss_kib(p) for p in [pid, *_children(pid)]}
+    return {p: _rss_kib(p) for p in [pid, *children(pid)]}
 
 
 @pytest.mark.slow
@@ -116,7 +109,7 @@ async def test_a_million_tasks_with_flat_memory() -> None:
             with trio.move_on_after(20):
                 await process.wait()
         if process.returncode is None:
-            for pid in _children(process.pid):
+            for pid in children(process.pid):
                 os.kill(pid, signal.SIGKILL)
             process.kill()
             await process.wait()

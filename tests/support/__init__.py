@@ -8,6 +8,7 @@ Folder-level helper modules (``examples_support``, ``drill_support``,
 - ``support.net``: free TCP/UDP ports on loopback, the host and port of a URL;
 - ``support.link``: a hand-driven link client speaking the actors protocol frame by frame;
 - ``support.cli``: ``python -m fastworker ...`` run to completion;
+- ``support.process``: child processes found and ended by PID through /proc;
 - ``support.fuzz``: example counts under the Hypothesis profiles (default, slow).
 """
 
