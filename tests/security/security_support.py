@@ -2,9 +2,10 @@
 
 A server node (with a "calc" actor) and a well-behaved client linked to it; hand-driven
 clients that speak the link protocol frame by frame (async over trio-websocket: support's
-RawClient, or blocking over a plain socket with wsproto, for hypothesis examples run
-from another thread); and a server running in its own thread and trio loop, so that thousands of
-hypothesis examples hit one long-lived node.
+RawClient, re-exported here with make_hello and host_port; or blocking over a plain
+socket with wsproto, for hypothesis examples run from another thread); and a server
+running in its own thread and trio loop, so that thousands of hypothesis examples hit
+one long-lived node.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import trio
 from support.link import MiB
 from support.link import RawClient as RawClient
 from support.link import make_hello as make_hello
-from support.net import host_port as host_port  # re-exported (X as X), like the two above
+from support.net import host_port as host_port
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
