@@ -15,7 +15,8 @@ SLOW_EXAMPLES = 10_000
 
 HYPOTHESIS_PROFILES: dict[str, settings] = {
     # "default" is Hypothesis' own (100 examples unless a test says otherwise).
-    "slow": settings(max_examples=SLOW_EXAMPLES),
+    # Long runs on a busy machine: a 200 ms deadline would only measure the machine.
+    "slow": settings(max_examples=SLOW_EXAMPLES, deadline=None),
 }
 """The profiles tests/conftest.py registers, by name."""
 
