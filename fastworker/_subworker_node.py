@@ -27,6 +27,7 @@ from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._wire import Sender, drop_outcome_value, outcome_size
 
 log = logging.getLogger("fastworker.subworker")
 
@@ -44,6 +45,7 @@ class SubworkerNode:
     registrations: int = 0
     _registered: trio.Event = attrs.field(factory=trio.Event)
     _target: actors.ActorRef | None = None
+    _sender: Sender[Outcome] = attrs.field(factory=lambda: _outcome_sender())
 
     @property
     def node_id(self) -> str:
@@ -80,8 +82,36 @@ class SubworkerNode:
     def _report(self, outcomes: list[Outcome], credits: int) -> None:
         target = self._target
         if target is None:
-            return  # not registered: the control plane redelivers what we held
-        target.tell_nowait(Completed(outcomes, credits))
+            if outcomes:
+                log.warning(
+                    "%d outcomes not reported: not registered with the control plane "
+                    "(it redelivers what this worker held when the link dropped)",
+                    len(outcomes),
+                )
+            return
+        # Split to fit the link's frames; what finds the link's outbox full is sent in
+        # order as soon as there is room; a result too big for the link becomes that
+        # task's PayloadTooLarge failure.
+        self._sender.send_nowait(target, outcomes, credits)
+
+
+def _completed(outcomes: list[Outcome], last: bool, credits: int) -> Completed:
+    # The slots come back with the last part, after every outcome they held.
+    return Completed(outcomes, credits if last else 0)
+
+
+def _lost_outcomes(ref: actors.ActorRef, outcomes: list[Outcome], exc: Exception) -> None:
+    log.error(
+        "could not report %d outcomes to the control plane (%s): %s; it redelivers them "
+        "when this worker's link drops",
+        len(outcomes),
+        ", ".join(o.id for o in outcomes[:5]) + (", ..." if len(outcomes) > 5 else ""),
+        exc,
+    )
+
+
+def _outcome_sender() -> Sender[Outcome]:
+    return Sender("outcomes", _completed, outcome_size, drop_outcome_value, on_lost=_lost_outcomes)
 
 
 @asynccontextmanager
@@ -142,6 +172,7 @@ async def open_subworker(
         )
         await system.spawn("executor", executor, capacity=100_000)
         node = SubworkerNode(url, system, executor, peer)
+        node._sender.start(system.nursery)
         holder["node"] = node
         await system.nursery.start(_keep_registered, node, registry, concurrency)
         yield node
