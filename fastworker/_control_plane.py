@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import trio
 
-from actors import Actor, ActorRef, Context, Delivery
+from actors import Actor, ActorRef, Context, Delivery, MailboxFull
 from actors._ref import Reply
 
 from ._clock import WallClock
@@ -296,8 +296,10 @@ class ControlPlane(Actor):
             for ref in list(self._event_refs):
                 try:
                     ref.tell_nowait(Events(events))
+                except MailboxFull as exc:  # a slow follower loses events, not its feed
+                    log.warning("%d events not sent to %r: %s", len(events), ref, exc)
                 except Exception as exc:
-                    log.debug("event subscriber %r dropped: %s", ref, exc)
+                    log.warning("event subscriber %r dropped: %s", ref, exc)
                     self._event_refs.remove(ref)
         if self._idle_waiters and not self._running_count():
             waiters, self._idle_waiters = self._idle_waiters, []

@@ -1,0 +1,90 @@
+"""Containment in the executor: a redelivered attempt that finds the old one still
+running is run once and counts; failed attempts are logged, rate-limited per task name
+(DESIGN.md section 2.5)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+import sample_tasks
+import trio
+import trio.testing
+
+import actors
+from fastworker import TaskStatus
+from fastworker._executor import FailureLog
+from fastworker.testing import open_cluster
+
+TASKS = ["sample_tasks", "containment_tasks"]
+
+
+async def test_a_redelivered_attempt_adopts_the_run_still_in_progress(
+    autojump_clock: Any,
+) -> None:
+    """The subworker's link freezes mid-task: the control plane declares it lost and
+    redelivers; the subworker reconnects with the old attempt still running and gets the
+    new attempt. It runs once (no second start), its result counts under the new attempt
+    number, and the task ends success instead of staying running forever."""
+    async with open_cluster(
+        TASKS, subworkers=1, concurrency=2, local_concurrency=0, link=actors.LinkConfig()
+    ) as cluster:
+        client = cluster.client
+        node = cluster.subworkers[0]
+        with trio.fail_after(120):
+            task_id = await client.delay("hold", "a")
+            await sample_tasks.started("a").wait()
+            link = node.peer.link
+            assert link is not None
+            link.connection.freeze()  # type: ignore[attr-defined]
+            await node.peer.wait_disconnected()
+            await node.wait_registered()
+            await trio.testing.wait_all_tasks_blocked()
+            assert node.registrations == 2
+            assert node.executor.adopted == 1
+            sample_tasks.gate("a").set()
+            result = await client.result(task_id)
+            stats = await client.stats()
+        assert result.status is TaskStatus.SUCCESS and result.value == "a"
+        assert result.attempts == 2
+        assert sample_tasks.calls == {"a": 1}
+        assert stats.running == 0
+        # The slot the new attempt was given came back: both slots are free again.
+        (worker,) = [w for w in stats.workers if w.slots == 2]
+        assert worker.free == 2
+
+
+def test_failure_log_admits_one_per_name_per_window() -> None:
+    """One full entry per name per window; the next one after it carries the count."""
+    limiter = FailureLog(window=60.0)
+    assert limiter.admit("a", 0.0) == 0
+    assert limiter.admit("a", 1.0) is None
+    assert limiter.admit("a", 59.0) is None
+    assert limiter.admit("b", 2.0) == 0
+    assert limiter.admit("a", 60.0) == 2
+    assert limiter.admit("a", 61.0) is None
+    assert (limiter.logged, limiter.suppressed) == (3, 3)
+
+
+async def test_failed_attempts_are_logged_with_traceback_rate_limited(
+    autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker logs a failed attempt at WARNING with its traceback; 10 more failures of
+    the same task within the window are counted, not logged; the first after the window
+    says how many were left out."""
+    caplog.set_level(logging.WARNING, logger="fastworker.executor")
+    async with open_cluster(TASKS, subworkers=1) as cluster:
+        client = cluster.client
+        with trio.fail_after(300):
+            ids = [await client.delay("fails_loudly", f"bad {i}") for i in range(11)]
+            await client.gather(ids)
+            await trio.sleep(61)
+            (last,) = await client.gather([await client.delay("fails_loudly", "late")])
+        assert last.status is TaskStatus.FAILURE
+        lines = [r.getMessage() for r in caplog.records if r.name == "fastworker.executor"]
+        assert len(lines) == 2, lines
+        assert "task fails_loudly" in lines[0] and "attempt 1 failed" in lines[0]
+        assert "Traceback" in lines[0] and "RuntimeError: bad 0" in lines[0]
+        assert "10 more failures of fails_loudly not logged" in lines[1]
+        assert "RuntimeError: late" in lines[1]
