@@ -301,6 +301,12 @@ class Executor(Actor):
         finally:
             self._start_deferred(attempt.run.id)
 
+    @staticmethod
+    def attempt_code() -> Any:
+        """The code object of the frame that runs an async attempt (its local ``attempt``
+        names it): how the loop watchdog tells which task holds the loop."""
+        return Executor._step_async.__code__
+
     async def _step_async(self, attempt: _Attempt) -> None:
         run = attempt.run
         with trio.CancelScope() as scope:

@@ -27,6 +27,7 @@ from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._watchdog import DEFAULT_THRESHOLD, LoopWatchdog
 from ._wire import Sender, drop_outcome_value, outcome_size
 
 log = logging.getLogger("fastworker.subworker")
@@ -43,6 +44,7 @@ class SubworkerNode:
     executor: Executor
     peer: actors.Peer
     registrations: int = 0
+    watchdog: LoopWatchdog | None = None
     _registered: trio.Event = attrs.field(factory=trio.Event)
     _target: actors.ActorRef | None = None
     _sender: Sender[Outcome] = attrs.field(factory=lambda: _outcome_sender())
@@ -129,12 +131,16 @@ async def open_subworker(
     discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
     clock: Callable[[], float] | None = None,
     sync_tasks_in_threads: bool = True,
+    loop_watchdog: float | None = DEFAULT_THRESHOLD,
 ) -> AsyncIterator[SubworkerNode]:
     """Run a subworker for the duration of the block; it yields once registered.
 
     ``url`` None discovers the control plane by UDP beacon (same ``cluster`` and
     ``secret``). ``clock`` (POSIX seconds) stamps results; the test harness passes the
-    cluster's clock so virtual time and ``start_time`` agree everywhere. The caller owns
+    cluster's clock so virtual time and ``start_time`` agree everywhere.
+    ``loop_watchdog`` (seconds, None: off) is how long the trio loop may be held before
+    a watchdog thread logs which task holds it (an ``async def`` task that blocks). The
+    caller owns
     the timeout for finding and joining it:
     ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
     """
@@ -174,8 +180,14 @@ async def open_subworker(
         node = SubworkerNode(url, system, executor, peer)
         node._sender.start(system.nursery)
         holder["node"] = node
-        await system.nursery.start(_keep_registered, node, registry, concurrency)
-        yield node
+        if loop_watchdog is None:
+            await system.nursery.start(_keep_registered, node, registry, concurrency)
+            yield node
+            return
+        node.watchdog = LoopWatchdog(loop_watchdog, attempt_code=Executor.attempt_code())
+        async with node.watchdog.running():
+            await system.nursery.start(_keep_registered, node, registry, concurrency)
+            yield node
 
 
 async def _keep_registered(
