@@ -13,6 +13,9 @@
   does not start a second run: the running one adopts the new attempt number, so its
   outcome counts. One whose old run was already reported (timed out, cancelled) starts
   when the old run's thread lets go of the task.
+- A success is remembered for a while (bounded): a redelivered attempt of a task that
+  already succeeded here (its report was lost with the link) is answered with that
+  result under the new attempt number instead of running again.
 - Each failed attempt is logged at WARNING with its traceback, at most one full
   traceback per task name per ``FAILURE_LOG_WINDOW`` seconds (then a count).
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +48,11 @@ THREAD_BUDGET = 0.002
 
 FAST_TASK = 0.0005
 """A sync task whose average run is shorter than this counts as trivial."""
+
+RECENT_ENTRIES = 1024
+RECENT_BYTES = 32 * 1024 * 1024
+RECENT_TTL = 300.0
+"""Successes kept for redelivered attempts: at most this many, bytes, seconds."""
 
 FAILURE_LOG_WINDOW = 60.0
 """Seconds between two full failure tracebacks logged for the same task name."""
@@ -165,8 +173,10 @@ class Executor(Actor):
         # Redelivered attempts waiting for an earlier run of the same task to let go.
         self._deferred: dict[str, Run] = {}
         self.failure_log = FailureLog()
+        self._recent: OrderedDict[str, tuple[Outcome, float]] = OrderedDict()
+        self._recent_bytes = 0
         self.runs_started = self.succeeded = self.failed = self.cancelled = self.timed_out = 0
-        self.adopted = 0
+        self.adopted = self.reused = 0
 
     def statistics(self) -> ExecutorStatistics:
         """Slots, running attempts and counters."""
@@ -219,6 +229,8 @@ class Executor(Actor):
         current = self._running.get(run.id)
         if current is not None:
             self._redelivered(current, run)
+            return
+        if self._recent and self._reuse(run):
             return
         self.runs_started += 1
         spec = self.registry.lookup(run.name)
@@ -274,6 +286,48 @@ class Executor(Actor):
         current.run = run
         self.adopted += 1
         self._emit(None, credits=1)
+
+    def _reuse(self, run: Run) -> bool:
+        """Answer a redelivered attempt of a task that already succeeded here."""
+        entry = self._recent.pop(run.id, None)
+        if entry is None:
+            return False
+        outcome, _ = entry
+        self._recent_bytes -= len(outcome.value or b"")
+        if outcome.attempt >= run.attempt:
+            return False
+        log.info(
+            "task %s (%s) already succeeded here as attempt %d: reported again as attempt %d",
+            run.name,
+            run.id,
+            outcome.attempt,
+            run.attempt,
+        )
+        self.reused += 1
+        self._emit(attrs.evolve(outcome, attempt=run.attempt), credits=1)
+        return True
+
+    def _remember(self, outcome: Outcome) -> None:
+        size = len(outcome.value or b"")
+        if size > RECENT_BYTES // 4:
+            return
+        recent = self._recent
+        now = trio.current_time()
+        previous = recent.pop(outcome.id, None)
+        if previous is not None:
+            self._recent_bytes -= len(previous[0].value or b"")
+        recent[outcome.id] = (outcome, now + RECENT_TTL)
+        self._recent_bytes += size
+        while recent:
+            task_id, (old, expires) = next(iter(recent.items()))
+            if (
+                len(recent) <= RECENT_ENTRIES
+                and self._recent_bytes <= RECENT_BYTES
+                and expires > now
+            ):
+                break
+            del recent[task_id]
+            self._recent_bytes -= len(old.value or b"")
 
     def _finish_early(self, run: Run, now: float, error: WireError) -> None:
         self.failed += 1
@@ -454,7 +508,9 @@ class Executor(Actor):
                 error, retryable = exc, False
             else:
                 self.succeeded += 1
-                self._emit(self._outcome(attempt, TaskStatus.SUCCESS, value=packed), credits=1)
+                outcome = self._outcome(attempt, TaskStatus.SUCCESS, value=packed)
+                self._remember(outcome)
+                self._emit(outcome, credits=1)
                 return
         self.failed += 1
         retryable = retryable and isinstance(error, attempt.spec.retry_on)

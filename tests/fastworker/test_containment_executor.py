@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import sample_tasks
 import trio
-import trio.testing
 
 import actors
 from fastworker import TaskStatus
@@ -38,11 +37,11 @@ async def test_a_redelivered_attempt_adopts_the_run_still_in_progress(
             link = node.peer.link
             assert link is not None
             link.connection.freeze()  # type: ignore[attr-defined]
-            await node.peer.wait_disconnected()
-            await node.wait_registered()
-            await trio.testing.wait_all_tasks_blocked()
-            assert node.registrations == 2
-            assert node.executor.adopted == 1
+            while True:  # lost, re-registered, handed the new attempt
+                if node.registrations >= 2 and node.executor.adopted:
+                    break
+                await trio.sleep(0.5)
+            assert sample_tasks.calls == {"a": 1}
             sample_tasks.gate("a").set()
             result = await client.result(task_id)
             stats = await client.stats()
@@ -88,3 +87,28 @@ async def test_failed_attempts_are_logged_with_traceback_rate_limited(
         assert "Traceback" in lines[0] and "RuntimeError: bad 0" in lines[0]
         assert "10 more failures of fails_loudly not logged" in lines[1]
         assert "RuntimeError: late" in lines[1]
+
+
+async def test_a_success_lost_with_the_link_is_not_run_again(autojump_clock: Any) -> None:
+    """A task finishes while its subworker's link is frozen, so its report is lost; the
+    control plane redelivers it to the same subworker after the reconnect, which answers
+    with the result it already has (under the new attempt) instead of running it again."""
+    async with open_cluster(
+        TASKS, subworkers=1, concurrency=2, local_concurrency=0, link=actors.LinkConfig()
+    ) as cluster:
+        client = cluster.client
+        node = cluster.subworkers[0]
+        with trio.fail_after(120):
+            task_id = await client.delay("hold", "b")
+            await sample_tasks.started("b").wait()
+            link = node.peer.link
+            assert link is not None
+            link.connection.freeze()  # type: ignore[attr-defined]
+            sample_tasks.gate("b").set()
+            await sample_tasks.finished("b").wait()
+            result = await client.result(task_id)
+        assert result.status is TaskStatus.SUCCESS and result.value == "b"
+        assert result.attempts == 2
+        assert sample_tasks.calls == {"b": 1}
+        assert node.executor.reused == 1
+        assert node.registrations == 2
