@@ -9,7 +9,10 @@ runs a trivial ``add`` task and checks every result, and prints one table:
 - pipelined: single ``delay`` calls from 64 concurrent senders, then all results
   (tasks/s);
 - sequential: ``call`` one at a time, round-trip latency p50/p99 (ms);
-- peak RSS of each process, and the control plane's RSS when idle.
+- peak RSS of each process, and the control plane's RSS when idle;
+- with ``--burst N``: N tasks each returning ``--burst-size`` bytes finish at the same
+  moment (more than one frame holds); the time from that moment until every result
+  reached the client, checked.
 
 Run it for 0, 1 and 2 subworkers with ``--subworkers 0,1,2`` (the default).
 """
@@ -33,6 +36,7 @@ import trio
 
 BENCH_TASKS = "fastworker._bench_tasks"
 ADD = "bench.add"
+BLOB = "bench.blob"
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +54,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--journal", action="store_true", help="run with a journal")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--burst", type=int, default=0, help="also: N large results finishing at once (0: off)"
+    )
+    parser.add_argument(
+        "--burst-size", type=int, default=1024 * 1024 - 1024, help="bytes per burst result"
+    )
 
 
 @attrs.define
@@ -66,6 +76,7 @@ class BenchRow:
     cp_peak_rss_mib: float = 0.0
     subworker_peak_rss_mib: list[float] = attrs.field(factory=list)
     client_peak_rss_mib: float = 0.0
+    burst_seconds: float = 0.0
 
     @property
     def total_peak_rss_mib(self) -> float:
@@ -167,6 +178,18 @@ async def _sequential(client: Any, seconds: float) -> list[float]:
     return latencies
 
 
+async def _burst(client: Any, n: int, size: int) -> float:
+    """Seconds from the moment ``n`` results of ``size`` bytes are ready to all received."""
+    at = time.time() + 1.0 + n * 0.002
+    ids = await client.delay_batch([(BLOB, (size, at)) for _ in range(n)])
+    results = await client.gather(ids)
+    elapsed = time.time() - at
+    bad = [r for r in results if r.value is None or len(r.value) != size]
+    if bad:
+        raise AssertionError(f"{len(bad)} of {n} burst results missing or wrong: {bad[0]}")
+    return elapsed
+
+
 async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
     """Start a system with ``subworkers`` subworker processes and measure it."""
     from ._client import open_client
@@ -196,6 +219,11 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
         "--log-level",
         "warning",
     ]
+    if args.burst:
+        # Room for the whole burst at once (on one subworker or on the control plane).
+        each = max(args.concurrency, -(-args.burst // max(1, subworkers)))
+        cmd[cmd.index("--concurrency") + 1] = str(each)
+        cmd[cmd.index("--local-concurrency") + 1] = str(max(args.local_concurrency, args.burst))
     journal_dir = None
     if args.journal:
         import tempfile
@@ -218,6 +246,8 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
             await client.gather(await client.delay_batch([(ADD, (i, 0)) for i in range(500)]))
             row.batched = await _batched(client, args.n, args.chunk)
             row.pipelined = await _pipelined(client, args.n, args.senders)
+            if args.burst:
+                row.burst_seconds = await _burst(client, args.burst, args.burst_size)
             latencies = await _sequential(client, args.seconds)
             latencies.sort()
             row.seq_calls = len(latencies)
@@ -282,4 +312,11 @@ async def run_bench(args: argparse.Namespace) -> int:
         )
     else:
         print(format_table(rows))
+        for r in rows:
+            if r.burst_seconds:
+                print(
+                    f"burst, {r.subworkers} subworker(s): {args.burst} results of "
+                    f"{args.burst_size} bytes finishing at once, all received in "
+                    f"{r.burst_seconds:.2f} s"
+                )
     return 0
