@@ -61,6 +61,8 @@ log = logging.getLogger("fastworker.client")
 
 ROLE = "client"
 INBOX = "inbox"
+WATCH_CHUNK = 50_000
+"""Task ids per Watch message at most (a million ids would not fit one frame)."""
 
 _SUBMISSION_ERRORS: dict[str, type[SubmissionError]] = {
     "QueueFull": QueueFull,
@@ -305,6 +307,13 @@ class Client:
                     # Whether it was accepted is unknown: resubmit after the reconnect (the
                     # ids make a resubmission idempotent).
                     continue
+                except actors.MessageTooLarge as exc:
+                    if len(subs) > 1:
+                        raise PayloadTooLarge(
+                            f"a batch of {len(subs)} tasks is too large for one message "
+                            f"({exc}): submit it in smaller batches"
+                        ) from None
+                    raise self._translate(exc) from None
                 except actors.ActorError as exc:
                     raise self._translate(exc) from None
         finally:
@@ -369,7 +378,7 @@ class Client:
         futures = [self._waiter(task_id) for task_id in task_ids]
         try:
             if task_ids:
-                await self._tell(Watch(list(dict.fromkeys(task_ids))))
+                await self._watch(list(dict.fromkeys(task_ids)))
             for future in futures:
                 if not future.done:
                     await future.wait()
@@ -382,6 +391,19 @@ class Client:
                     waiters.remove(future)
                     if not waiters:
                         del self._waiters[task_id]
+
+    async def _watch(self, ids: list[str]) -> None:
+        """Watch many ids: in several messages, each small enough for the link's frames."""
+        parts = [ids[start : start + WATCH_CHUNK] for start in range(0, len(ids), WATCH_CHUNK)]
+        while parts:
+            part = parts.pop()
+            try:
+                await self._tell(Watch(part))
+            except actors.MessageTooLarge:
+                if len(part) < 2:
+                    raise
+                half = len(part) // 2
+                parts += [part[half:], part[:half]]
 
     async def get_result(self, task_id: str) -> TaskResult | None:
         """The TaskResult if the task is terminal; None if unknown, unfinished or expired."""
@@ -522,8 +544,11 @@ class Client:
             if not first:
                 # Waiting calls resume: re-watch what they wait for, re-subscribe events.
                 rewatch = [i for i in self._waiters if i not in self._submitting]
-                if rewatch:
-                    self._connection.tell_nowait(Watch(rewatch))
+                try:
+                    for start in range(0, len(rewatch), WATCH_CHUNK):
+                        await self._connection.tell(Watch(rewatch[start : start + WATCH_CHUNK]))
+                except actors.PeerDown:
+                    pass  # down again already: the next registration re-watches
                 if self._event_channels:
                     self._connection.tell_nowait(SubscribeEvents(True))
             self._ready.set()

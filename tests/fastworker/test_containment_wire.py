@@ -118,3 +118,36 @@ async def test_an_oversized_submission_is_refused_whatever_the_clients_limit() -
                     await client.delay("big_now", b"z" * (2 * MIB))
                 assert await client.call("big_now", 3) == b"yyy"
                 assert client.peer.links_opened == 1
+
+
+async def test_gather_of_more_ids_than_one_frame_holds(autojump_clock: Any) -> None:
+    """With 128 KiB frames, gather() of 8,000 ids (more bytes of ids than one frame)
+    gets every result: the ids are watched in several messages, the results come back in
+    several pushes."""
+    link = attrs_evolve(MEMORY_LINK, max_frame_size=128 * 1024)
+    async with open_cluster(TASKS, subworkers=1, link=link) as cluster:
+        client = cluster.client
+        with trio.fail_after(600):
+            ids: list[str] = []
+            for _ in range(8):
+                ids += await client.delay_batch([("big_now", (1,))] * 1000)
+            assert len("".join(ids)) > 128 * 1024
+            results = await client.gather(ids)
+        assert len(results) == 8000
+        assert all(r.status is TaskStatus.SUCCESS and r.value == b"y" for r in results)
+
+
+async def test_a_batch_too_large_for_one_frame_says_to_split_it(autojump_clock: Any) -> None:
+    """delay_batch of 40 x 500 KB (20 MB, over the 16 MiB frame) is refused as a whole
+    with PayloadTooLarge saying to submit smaller batches; nothing of it runs, the link
+    stays up, and a smaller batch goes through."""
+    async with open_cluster(TASKS, subworkers=1) as cluster:
+        client = cluster.client
+        with trio.fail_after(60):
+            with pytest.raises(PayloadTooLarge, match="submit it in smaller batches"):
+                await client.delay_batch([("big_now", (b"a" * 500_000,))] * 40)
+            ids = await client.delay_batch([("big_now", (1,))] * 3)
+            assert [r.value for r in await client.gather(ids)] == [b"y"] * 3
+            stats = await client.stats()
+        assert stats.submitted == 3
+        assert client.peer.links_opened == 1
