@@ -341,7 +341,8 @@ class ControlPlane(Actor):
             events, self._events = self._events, []
             for ref in list(self._event_refs):
                 try:
-                    ref.tell_nowait(Events(events))
+                    for start in range(0, len(events), 10_000):  # each message fits a frame
+                        ref.tell_nowait(Events(events[start : start + 10_000]))
                 except MailboxFull as exc:  # a slow follower loses events, not its feed
                     log.warning("%d events not sent to %r: %s", len(events), ref, exc)
                 except Exception as exc:

@@ -12,8 +12,12 @@ import sample_tasks
 import trio
 
 import actors
+from actors import open_actor_system
 from fastworker import TaskStatus
-from fastworker._executor import FailureLog
+from fastworker._executor import Executor, FailureLog
+from fastworker._messages import Outcome, Run, RunTasks
+from fastworker._registry import default_registry
+from fastworker._serialization import pack_arguments
 from fastworker.testing import open_cluster
 
 TASKS = ["sample_tasks", "containment_tasks"]
@@ -112,3 +116,39 @@ async def test_a_success_lost_with_the_link_is_not_run_again(autojump_clock: Any
         assert sample_tasks.calls == {"b": 1}
         assert node.executor.reused == 1
         assert node.registrations == 2
+
+
+async def test_a_new_attempt_waits_for_a_timed_out_thread_of_the_same_task() -> None:
+    """Executor alone, real threads: attempt 1 of a sync task times out (reported at once)
+    while its thread runs on; attempt 2 of the same task arrives meanwhile. It is neither
+    dropped nor run beside the old thread: it starts when that thread returns, and its
+    success is reported under attempt 2, with every slot given back."""
+    reports: list[tuple[list[Outcome], int]] = []
+    changed = trio.Event()
+
+    def report(outcomes: list[Outcome], credits: int) -> None:
+        nonlocal changed
+        reports.append((outcomes, credits))
+        changed.set()
+        changed = trio.Event()
+
+    async with open_actor_system(role="test") as system:
+        executor = Executor(default_registry, 2, report, "w")
+        ref = await system.spawn("executor", executor)
+        with trio.fail_after(30):
+            first = Run("t", "blocking_sleep", pack_arguments((1.0,), {}), 1, timeout=0.2)
+            await ref.tell(RunTasks([first]))
+            while not any(o for o, _ in reports):
+                await changed.wait()
+            second = Run("t", "blocking_sleep", pack_arguments((0.01,), {}), 2)
+            await ref.tell(RunTasks([second]))
+            started = trio.current_time()
+            while not any(o.attempt == 2 for outcomes, _ in reports for o in outcomes):
+                await changed.wait()
+            waited = trio.current_time() - started
+    outcomes = [o for batch, _ in reports for o in batch]
+    assert [(o.attempt, o.status) for o in outcomes] == [(1, "failure"), (2, "success")]
+    assert outcomes[0].error is not None and outcomes[0].error.type == "TaskTimeout"
+    assert waited >= 0.5  # it waited for the old thread (1 s in, 0.2 s gone at the timeout)
+    assert sum(credits for _, credits in reports) == 2
+    assert executor.busy == 0
