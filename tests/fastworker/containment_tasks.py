@@ -52,3 +52,10 @@ async def fails_loudly(message: str) -> None:
     """Always raise RuntimeError(message)."""
     await trio.lowlevel.checkpoint()
     raise RuntimeError(message)
+
+
+@task
+async def nap(seconds: float) -> float:
+    """An innocent neighbour: sleep politely, return the seconds."""
+    await trio.sleep(seconds)
+    return seconds
