@@ -128,7 +128,8 @@ class Sender(Generic[T]):
     ``too_large(item, exc)`` replaces an item that alone is too large for the link
     (None: drop it); ``on_lost(ref, items, exc)`` hears of items that could not be sent
     (default: a warning); ``what`` names the messages in logs.
-    ``start(nursery)`` must run before a send can need to wait.
+    ``start(nursery)`` says where sends that wait for room run (without it, a send that
+    finds no room is lost, logged).
     """
 
     def __init__(
@@ -147,8 +148,10 @@ class Sender(Generic[T]):
         self.too_large = too_large
         self.budget = budget
         self.on_lost = on_lost
-        self._backlog: deque[tuple[actors.ActorRef, list[T], bool, Any]] = deque()
-        self._wake = trio.lowlevel.ParkingLot()
+        # Per ref: what waits for room there, in order (one slow watcher never holds
+        # back the others), and a task sending it while there is any.
+        self._backlogs: dict[actors.ActorRef, deque[tuple[list[T], bool, Any]]] = {}
+        self._nursery: trio.Nursery | None = None
         self.messages_sent = 0
         self.split = 0
         self.replaced = 0
@@ -157,12 +160,12 @@ class Sender(Generic[T]):
 
     @property
     def backlog(self) -> int:
-        """Chunks waiting for room."""
-        return len(self._backlog)
+        """Chunks waiting for room, over every ref."""
+        return sum(len(b) for b in self._backlogs.values())
 
     def start(self, nursery: trio.Nursery) -> None:
-        """Start the task that sends what had to wait for room."""
-        nursery.start_soon(self._drain)
+        """Where the tasks that send what had to wait for room run."""
+        self._nursery = nursery
 
     def send_nowait(self, ref: actors.ActorRef, items: Sequence[T], extra: Any = None) -> None:
         """Send ``items`` to ``ref``: now where there is room, else as soon as there is."""
@@ -171,21 +174,24 @@ class Sender(Generic[T]):
             self.split += 1
         last = len(parts) - 1
         pending = deque((part, index == last) for index, part in enumerate(parts))
-        backlog = self._backlog
+        backlog = self._backlogs.get(ref)
         while pending:
             part, is_last = pending.popleft()
-            if backlog:
-                backlog.append((ref, part, is_last, extra))
+            if backlog is not None:
+                backlog.append((part, is_last, extra))
                 continue
             try:
                 ref.tell_nowait(self.build(part, is_last, extra))
                 self.messages_sent += 1
             except actors.MessageTooLarge as exc:
                 pending.extendleft(reversed(self._refit(ref, part, is_last, exc)))
-            except actors.MailboxFull:
+            except actors.MailboxFull as exc:
+                if self._nursery is None:
+                    self._lost(ref, part, exc)
+                    continue
                 self.waited += 1
-                backlog.append((ref, part, is_last, extra))
-                self._wake.unpark()
+                backlog = self._backlogs[ref] = deque([(part, is_last, extra)])
+                self._nursery.start_soon(self._drain, ref, backlog)
             except actors.ActorError as exc:
                 self._lost(ref, part, exc)
 
@@ -206,23 +212,26 @@ class Sender(Generic[T]):
         )
         return [([replacement], last)]
 
-    async def _drain(self) -> None:
-        backlog = self._backlog
-        while True:
-            while not backlog:
-                await self._wake.park()
-            ref, part, last, extra = backlog[0]
-            pending = deque([(part, last)])
-            while pending:
-                part, last = pending.popleft()
-                try:
-                    await ref.tell(self.build(part, last, extra))
-                    self.messages_sent += 1
-                except actors.MessageTooLarge as exc:
-                    pending.extendleft(reversed(self._refit(ref, part, last, exc)))
-                except actors.ActorError as exc:
-                    self._lost(ref, part, exc)
-            backlog.popleft()
+    async def _drain(
+        self, ref: actors.ActorRef, backlog: deque[tuple[list[T], bool, Any]]
+    ) -> None:
+        try:
+            while backlog:
+                part, last, extra = backlog[0]
+                pending = deque([(part, last)])
+                while pending:
+                    part, last = pending.popleft()
+                    try:
+                        await ref.tell(self.build(part, last, extra))
+                        self.messages_sent += 1
+                    except actors.MessageTooLarge as exc:
+                        pending.extendleft(reversed(self._refit(ref, part, last, exc)))
+                    except actors.ActorError as exc:
+                        self._lost(ref, part, exc)
+                backlog.popleft()
+        finally:
+            if self._backlogs.get(ref) is backlog:
+                del self._backlogs[ref]
 
     def _lost(self, ref: actors.ActorRef, part: list[T], exc: Exception) -> None:
         self.lost += len(part)
