@@ -97,6 +97,10 @@ class ExecutorStatistics:
     failed: int
     cancelled: int
     timed_out: int
+    adopted: int = 0
+    """Redelivered attempts that took over the run still in progress here."""
+    reused: int = 0
+    """Redelivered attempts answered with the success this worker already had."""
 
 
 class _Attempt:
@@ -188,6 +192,8 @@ class Executor(Actor):
             self.failed,
             self.cancelled,
             self.timed_out,
+            self.adopted,
+            self.reused,
         )
 
     @property
