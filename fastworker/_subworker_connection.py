@@ -10,7 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from actors import Actor, ActorError, ActorRef, Context, LinkDown, Peer, PeerDown
+from actors import (
+    Actor,
+    ActorError,
+    ActorRef,
+    Context,
+    LinkDown,
+    MessageTooLarge,
+    Peer,
+    PeerDown,
+)
 
 from ._control_plane import WorkerCompleted, WorkerJoined, WorkerLeft, WorkerRetiring
 from ._messages import CancelRun, Completed, Outcome, Retire, Run, RunTasks, WireError
@@ -102,6 +111,8 @@ class SubworkerConnection(Actor):
     def _runs_lost(self, ref: ActorRef, runs: list[Run], exc: Exception) -> None:
         # The link is down (LinkDown hands these back for redelivery) or the message
         # could not be encoded at all: then nothing would ever report them.
+        if isinstance(exc, MessageTooLarge):
+            return  # failed with PayloadTooLarge by _undeliverable
         if isinstance(exc, PeerDown):
             log.info("%d runs not sent to worker %s: %s", len(runs), self.worker_id, exc)
             return

@@ -139,9 +139,8 @@ async def open_subworker(
     ``secret``). ``clock`` (POSIX seconds) stamps results; the test harness passes the
     cluster's clock so virtual time and ``start_time`` agree everywhere.
     ``loop_watchdog`` (seconds, None: off) is how long the trio loop may be held before
-    a watchdog thread logs which task holds it (an ``async def`` task that blocks). The
-    caller owns
-    the timeout for finding and joining it:
+    a watchdog thread logs which task holds it (an ``async def`` task that blocks).
+    The caller owns the timeout for finding and joining it:
     ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
     """
     if concurrency < 1:

@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 import actors
-from fastworker import PayloadTooLarge, TaskFailed, TaskStatus
+from fastworker import PayloadTooLarge, TaskFailed, TaskStatus, open_subworker
 from fastworker.testing import MEMORY_LINK, open_cluster
 
 TASKS = ["containment_tasks"]
@@ -155,3 +155,26 @@ async def test_a_batch_too_large_for_one_frame_says_to_split_it(autojump_clock: 
             stats = await client.stats()
         assert stats.submitted == 3
         assert client.peer.links_opened == 1
+
+
+async def test_arguments_too_big_for_the_subworkers_link_fail_that_task(
+    autojump_clock: Any,
+) -> None:
+    """A subworker whose link takes 256 KiB frames cannot be sent a task with 300 KB of
+    arguments (under the control plane's max_payload): that task ends failure with
+    PayloadTooLarge instead of staying running; a small one runs there."""
+    async with open_cluster(TASKS, subworkers=0, local_concurrency=0) as cluster:
+        small = attrs_evolve(MEMORY_LINK, max_frame_size=256 * 1024)
+        with trio.fail_after(30):
+            async with open_subworker(
+                cluster.url, tasks=TASKS, link=small, loop_watchdog=None
+            ) as node:
+                with pytest.raises(TaskFailed) as info:
+                    await cluster.client.call("big_now", b"a" * 300_000)
+                assert await cluster.client.call("big_now", 2) == b"yy"
+                stats = await cluster.client.stats()
+        error = info.value.result.error
+        assert error is not None and error.type == "PayloadTooLarge"
+        assert "could not be sent to worker" in error.message
+        assert stats.running == 0
+        assert node.executor.statistics().started == 1
