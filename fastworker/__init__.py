@@ -11,6 +11,7 @@ Public API::
         value = await client.call("add", 1, 2)
 """
 
+from ._canvas import Chain, Chord, Group, Signature, chain, chord, group, sig
 from ._client import Client, open_client
 from ._control_plane_node import ControlPlaneNode, open_control_plane, run_control_plane
 from ._errors import (
@@ -42,6 +43,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationFailed",
+    "Chain",
+    "Chord",
     "Client",
     "ClusterStats",
     "ConfigurationError",
@@ -50,6 +53,7 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "FastWorkerError",
+    "Group",
     "InvalidSchedule",
     "NotSerializable",
     "PayloadTooLarge",
@@ -58,6 +62,7 @@ __all__ = [
     "QueueStats",
     "Registry",
     "ShuttingDown",
+    "Signature",
     "SubmissionError",
     "SubworkerNode",
     "TaskCancelled",
@@ -72,11 +77,15 @@ __all__ = [
     "TaskTimeout",
     "WorkerLost",
     "WorkerStats",
+    "chain",
+    "chord",
     "default_registry",
+    "group",
     "open_client",
     "open_control_plane",
     "open_subworker",
     "run_control_plane",
     "run_subworker",
+    "sig",
     "task",
 ]

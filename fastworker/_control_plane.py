@@ -20,6 +20,7 @@ from actors import Actor, ActorRef, Context, Delivery
 from actors._ref import Reply
 
 from ._clock import WallClock
+from ._control_plane_flows import AcceptFlow, FlowTable, RestoreFlows
 from ._errors import PayloadTooLarge, QueueFull, ShuttingDown
 from ._journal import JournaledTask, Persist, Record
 from ._messages import (
@@ -272,6 +273,18 @@ class ControlPlane(Actor):
         self._periodic_seq = count(1)
         self.submitted = self.completed = self.failed = self.retried = 0
         self.redelivered = self.skipped_ticks = 0
+        # -- workflows (see _control_plane_flows) --
+        self.flows = FlowTable(self)
+        self._ctx: Context | None = None
+
+    async def started(self, ctx: Context) -> None:
+        """Keep the context: workflow steps cancel members outside a request."""
+        self._ctx = ctx
+
+    def _context(self) -> Context:
+        if self._ctx is None:
+            raise RuntimeError("the control plane has not started")
+        return self._ctx
 
     # -- the loop ---------------------------------------------------------------------
     async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
@@ -321,11 +334,17 @@ class ControlPlane(Actor):
             self._watch(message)
         elif kind is StatusOf:
             rec = self.tasks.get(message.id)
+            if rec is None and self.flows:
+                return self.flows.status(message.id)
             return rec.status.value if rec is not None else None
         elif kind is CancelTask:
             return self._cancel(message.id, ctx)
         elif kind is CancelDeadline:
             self._cancel_deadline_passed(message)
+        elif kind is AcceptFlow:
+            self.flows.accept(message)
+        elif kind is RestoreFlows:
+            self.flows.restore(message.flows)
         elif kind is WorkerJoined:
             self._worker_joined(message)
         elif kind is WorkerLeft:
@@ -614,6 +633,8 @@ class ControlPlane(Actor):
             self._events.append(
                 Event("task", rec.id, outcome.status, rec.name, outcome.worker, self.clock.now())
             )
+        if self.flows:
+            self.flows.member_finished(rec.id, outcome)  # a workflow member: move its flow on
 
     def _terminal(self, rec: TaskRecord, status: TaskStatus, error: WireError) -> None:
         self._finish(
@@ -631,17 +652,19 @@ class ControlPlane(Actor):
         )
 
     # -- cancellation -----------------------------------------------------------------
-    def _cancel(self, task_id: str, ctx: Context) -> bool | None:
+    def _cancel(self, task_id: str, ctx: Context, *, reply: bool = True) -> bool | None:
         """Cancel a task. A running one gets a request, an ack and a bounded wait.
 
         Queued, scheduled or retrying: removed at once (True). Running: the worker is
         asked to cancel and the answer waits for its confirmation (the task's ``finally``
         has run), at most ``cancel_timeout``; a sync task in a thread cannot be
         interrupted, so past the bound it is marked cancelled and its late result
-        discarded.
+        discarded. ``reply=False`` (a workflow cancelling its members) defers no reply.
         """
         rec = self.tasks.get(task_id)
         if rec is None:
+            if task_id in self.flows:
+                return self.flows.cancel(task_id, ctx.defer_reply())
             return False
         status = rec.status
         if status is TaskStatus.RUNNING and rec.worker is not None:
@@ -649,12 +672,12 @@ class ControlPlane(Actor):
             if worker is not None:
                 waiting = self._cancelling.get(task_id)
                 if waiting is None:
-                    self._cancelling[task_id] = [ctx.defer_reply()]
+                    self._cancelling[task_id] = [ctx.defer_reply()] if reply else []
                     worker.ref.tell_nowait(CancelRun(task_id, rec.attempts))
                     ctx.nursery.start_soon(
                         self._cancel_timer, ctx.self, CancelDeadline(task_id, rec.attempts)
                     )
-                else:
+                elif reply:
                     waiting.append(ctx.defer_reply())
                 return None
         if status is TaskStatus.QUEUED:
@@ -766,8 +789,9 @@ class ControlPlane(Actor):
     def _watch(self, msg: WatchIds) -> None:
         # Outcomes finished earlier in this batch must reach the cache before the watch.
         self._flush_outcomes()
-        known = [i for i in msg.ids if i in self.tasks]
-        unknown = [i for i in msg.ids if i not in self.tasks]
+        flows = self.flows
+        known = [i for i in msg.ids if i in self.tasks or i in flows]
+        unknown = [i for i in msg.ids if i not in self.tasks and i not in flows]
         if known:
             self.cache.tell_nowait(Subscribe(known, msg.ref))
         if unknown:

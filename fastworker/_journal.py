@@ -50,6 +50,16 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
 """
 
+# -- workflows: the graph of each unfinished workflow (its members are rows of tasks and
+# results like any task's; a workflow's row goes when its own result is recorded) --
+_WORKFLOW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+    id TEXT PRIMARY KEY,
+    nodes BLOB NOT NULL,
+    accepted_at REAL NOT NULL
+);
+"""
+
 
 class JournalError(FastWorkerError):
     """The journal file cannot be used (foreign, corrupt, or from another version)."""
@@ -132,6 +142,7 @@ class JournalFile:
             else:
                 self._check_existing()
                 self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.executescript(_WORKFLOW_SCHEMA)  # journals made before workflows
             self.db.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as exc:
             self.db.close()
@@ -155,6 +166,7 @@ class JournalFile:
         self.db.executescript(
             "BEGIN IMMEDIATE;\n"
             + _SCHEMA
+            + _WORKFLOW_SCHEMA
             + f"INSERT INTO meta (key, value) VALUES ('format', '{FORMAT}'), "
             f"('version', '{VERSION}');\nCOMMIT;"
         )
@@ -207,12 +219,33 @@ class JournalFile:
         results.reverse()
         return tasks, results
 
+    def load_workflows(self) -> list[tuple[str, bytes, list[Outcome]]]:
+        """Unfinished workflows (in acceptance order): id, nodes, their members' results.
+
+        Members' results are read whatever ``load``'s limit: a workflow needs them all.
+        """
+        flows = []
+        for flow_id, nodes in self.db.execute(
+            "SELECT id, nodes FROM workflows ORDER BY rowid"
+        ).fetchall():
+            # Member ids are "<flow id>:<index>": one range of the results' key.
+            results = [
+                _unpack_outcome(bytes(row[0]))
+                for row in self.db.execute(
+                    "SELECT outcome FROM results WHERE id >= ? AND id < ?",
+                    (flow_id + ":", flow_id + ";"),
+                )
+            ]
+            flows.append((flow_id, bytes(nodes), results))
+        return flows
+
     def write(
         self,
         accepted: list[JournaledTask],
         finished: list[Outcome],
         ttl: float,
         now: float,
+        flows: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """One transaction: record accepted tasks, move finished ones to results.
 
@@ -241,10 +274,38 @@ class JournalFile:
                     + ",".join(["(?, ?, ?)"] * len(part)),
                     [v for o in part for v in (o.id, _pack_outcome(o), expires)],
                 )
+            self._write_workflows(flows or [], finished, now)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _write_workflows(
+        self, flows: list[tuple[str, bytes]], finished: list[Outcome], now: float
+    ) -> None:
+        """Record accepted workflows; drop those whose own result is in ``finished``."""
+        db = self.db
+        for part in _parts(flows, 3):
+            db.execute(
+                "INSERT OR IGNORE INTO workflows (id, nodes, accepted_at) VALUES "
+                + ",".join(["(?, ?, ?)"] * len(part)),
+                [v for flow_id, nodes in part for v in (flow_id, nodes, now)],
+            )
+        if self._workflows_possible(flows):
+            for part in _parts(finished, 1):
+                db.execute(
+                    "DELETE FROM workflows WHERE id IN (" + ",".join(["?"] * len(part)) + ")",
+                    [o.id for o in part],
+                )
+
+    def _workflows_possible(self, flows: list[tuple[str, bytes]]) -> bool:
+        """False while the table is known to be empty (skips a delete per commit)."""
+        if flows:
+            self._has_workflows = True
+        elif getattr(self, "_has_workflows", None) is None:
+            row = self.db.execute("SELECT 1 FROM workflows LIMIT 1").fetchone()
+            self._has_workflows = row is not None
+        return bool(self._has_workflows)
 
     def compact(self, now: float) -> int:
         """Delete results past their TTL; returns how many."""
@@ -265,6 +326,7 @@ class Persist:
 
     tasks: list[JournaledTask]
     replies: list[tuple[Reply, Any]]
+    flows: list[tuple[str, bytes]] = attrs.field(factory=list)  # (workflow id, nodes)
 
 
 @attrs.frozen
@@ -325,18 +387,22 @@ class Journal(Actor):
         accepted: list[JournaledTask] = []
         finished: list[Outcome] = []
         replies: list[tuple[Reply, Any]] = []
+        flows: list[tuple[str, bytes]] = []
         for delivery in batch:
             msg = delivery.message
             if isinstance(msg, Persist):
                 accepted.extend(msg.tasks)
                 replies.extend(msg.replies)
+                flows.extend(msg.flows)
             elif isinstance(msg, Record):
                 finished.extend(msg.outcomes)
             if delivery.reply is not None:
                 replies.append((delivery.reply, None))
         try:
             async with self._lock:
-                await self._blocking(self.file.write, accepted, finished, self.ttl, self.wall())
+                await self._blocking(
+                    self.file.write, accepted, finished, self.ttl, self.wall(), flows
+                )
         except Exception as exc:
             log.exception("journal write failed")
             error = FastWorkerError(

@@ -1,0 +1,311 @@
+"""The control plane's workflows: the graphs it holds and how they meet its task table.
+
+``FlowTable`` belongs to the ControlPlane actor (same task, no locking). Its members
+are ordinary tasks admitted through the control plane's own admission path, so
+routing, queues, limits and priorities apply to each. When a member's outcome is
+final the control plane calls ``member_finished``; the graph (``_workflow``) says
+what to start or cancel next, and the flow's own outcome goes to the result cache
+under the flow's id like any task's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from actors import ActorRef
+from actors._ref import Reply
+
+from ._errors import FastWorkerError, PayloadTooLarge, QueueFull, ShuttingDown, TaskNotRegistered
+from ._journal import JournaledTask, Persist
+from ._messages import Event, Outcome, Submission, SubmitFlow, WireError
+from ._result_cache import Subscribe
+from ._workflow import SEPARATOR, Effects, FlowOutcome, InvalidFlow, Start, Workflow, encode_nodes
+
+if TYPE_CHECKING:
+    from ._control_plane import ControlPlane
+
+log = logging.getLogger("fastworker.control_plane")
+
+
+@attrs.frozen
+class AcceptFlow:
+    """Accept a workflow; ``reply`` answers when accepted (durable with a journal)."""
+
+    flow: SubmitFlow
+    reply: Reply | None
+    watcher: ActorRef | None
+
+
+@attrs.frozen
+class JournaledFlow:
+    """A workflow replayed from the journal: its nodes and what its members left.
+
+    ``results`` are the recorded terminal outcomes of its members; ``tasks`` are its
+    members that were accepted and not finished (they run again, like any task).
+    """
+
+    id: str
+    nodes: bytes
+    results: list[Outcome] = attrs.field(factory=list)
+    tasks: list[JournaledTask] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class RestoreFlows:
+    """Workflows replayed from the journal at start (before serving anyone)."""
+
+    flows: list[JournaledFlow]
+
+
+class FlowTable:
+    """The workflows one control plane holds, by flow id."""
+
+    def __init__(self, control_plane: ControlPlane) -> None:
+        self.cp = control_plane
+        self.flows: dict[str, Workflow] = {}
+        self._cancel_replies: dict[str, list[Reply]] = {}
+        self._started_at: dict[str, float] = {}
+        self.accepted = 0
+        self.finished = 0
+
+    def __contains__(self, flow_id: object) -> bool:
+        return flow_id in self.flows
+
+    def __len__(self) -> int:
+        return len(self.flows)
+
+    # -- accepting ------------------------------------------------------------------
+    def accept(self, msg: AcceptFlow) -> None:
+        """Build the graph, admit its first members; answer once accepted."""
+        cp = self.cp
+        sub = msg.flow
+        reply = msg.reply
+        if sub.id in self.flows or sub.id in cp.tasks or sub.id in cp._recent_done:
+            # A resubmission after a dropped link: accepted already, nothing runs twice.
+            self._watch([sub.id], msg.watcher)
+            if reply is not None:
+                reply.resolve(1)
+            return
+        try:
+            if cp.draining:
+                raise ShuttingDown("the control plane is shutting down and takes no new work")
+            try:
+                flow = Workflow(sub.id, sub.nodes)
+            except InvalidFlow as exc:
+                raise FastWorkerError(f"malformed workflow {sub.id!r}: {exc}") from None
+            self._check_names(flow)
+            self.flows[flow.id] = flow
+            self._started_at[flow.id] = cp.clock.now()
+            fx = flow.start()
+            try:
+                self._admit(flow, fx.starts, first=True)
+            except BaseException:
+                del self.flows[flow.id]
+                del self._started_at[flow.id]
+                raise
+        except (FastWorkerError, QueueFull, ShuttingDown, PayloadTooLarge) as exc:
+            if reply is not None:
+                reply.fail(exc)
+            return
+        self.accepted += 1
+        self._watch([flow.id], msg.watcher)
+        self._event(flow.id, "running" if fx.starts else "pending", flow.kind)
+        if cp.journal is not None:
+            tasks, cp._to_journal = cp._to_journal, []
+            replies: list[tuple[Reply, Any]] = [(reply, 1)] if reply is not None else []
+            cp.journal.tell_nowait(
+                Persist(tasks, replies, flows=[(flow.id, encode_nodes(flow.nodes))])
+            )
+        elif reply is not None:
+            reply.resolve(1)
+        fx.starts = []
+        self._apply(flow, fx)
+
+    def _check_names(self, flow: Workflow) -> None:
+        lookup = self.cp.registry.lookup
+        for node in flow.nodes:
+            if node.kind == "task" and lookup(node.name) is None:
+                known = ", ".join(self.cp.registry.names()) or "none"
+                raise TaskNotRegistered(
+                    f"workflow member {node.name!r} is not a registered task (known tasks: "
+                    f"{known}); nothing of the workflow was queued"
+                )
+
+    def _watch(self, ids: list[str], watcher: ActorRef | None) -> None:
+        if watcher is not None:
+            self.cp._flush_outcomes()
+            self.cp.cache.tell_nowait(Subscribe(ids, watcher))
+
+    # -- the graph's effects --------------------------------------------------------
+    def _admit(self, flow: Workflow, starts: list[Start], first: bool = False) -> None:
+        """Members become tasks through the control plane's own admission.
+
+        Members of an accepted flow are admitted while draining too (they are not
+        dispatched; with a journal they run after the restart). On the first admission
+        a refusal (QueueFull...) refuses the flow; later it fails the flow.
+        """
+        if not starts:
+            return
+        cp = self.cp
+        subs = [Submission(s.id, s.name, s.payload, s.priority, None, s.countdown) for s in starts]
+        draining, cp.draining = cp.draining, False
+        try:
+            cp._accept_group(subs, None)
+        except (QueueFull, PayloadTooLarge, ShuttingDown) as exc:
+            if first:
+                raise
+            error = WireError(type(exc).__name__, f"workflow {flow.id}: {exc}")
+            for start in starts:
+                self._apply(flow, flow.finished(start.index, "failure", None, error))
+            return
+        finally:
+            cp.draining = draining
+        for start in starts:
+            if start.id not in cp.tasks and start.index in flow.active:
+                # Refused one by one (an unknown name: its failure outcome is out already).
+                error = WireError(
+                    "TaskNotRegistered", f"no task named {start.name!r} is registered"
+                )
+                self._apply(flow, flow.finished(start.index, "failure", None, error))
+        if not first and cp.journal is not None and cp._to_journal:
+            # The outcome that started these members is recorded first, so a replay never
+            # finds a member row whose predecessor has no result.
+            cp._flush_outcomes()
+            tasks, cp._to_journal = cp._to_journal, []
+            cp.journal.tell_nowait(Persist(tasks, []))
+
+    def _apply(self, flow: Workflow, fx: Effects) -> None:
+        cp = self.cp
+        if fx.starts:
+            self._admit(flow, fx.starts)
+        if fx.skipped:
+            now = cp.clock.now()
+            why = WireError("TaskCancelled", f"never started: workflow {flow.id} ended before it")
+            for member_id in fx.skipped:
+                index = flow.index_of(member_id)
+                name = flow.nodes[index].name if index is not None else ""
+                cp._outcomes.append(
+                    Outcome(member_id, "cancelled", 0, error=why, completed_at=now, name=name)
+                )
+                self._event(member_id, "cancelled", name)
+        for member_id in fx.cancels:
+            # Running members go through their cancel scopes (the same bounded wait as a
+            # single task); their outcomes come back through member_finished.
+            if member_id in cp.tasks:
+                cp._cancel(member_id, cp._context(), reply=False)
+        if fx.done is not None:
+            self._publish(flow, fx.done)
+
+    def member_finished(self, task_id: str, outcome: Outcome) -> None:
+        """The control plane finished ``task_id`` for good: move its flow on."""
+        prefix, sep, _ = task_id.rpartition(SEPARATOR)
+        if not sep:
+            return
+        flow = self.flows.get(prefix)
+        if flow is None:
+            return
+        index = flow.index_of(task_id)
+        if index is None:
+            return
+        self._apply(flow, flow.finished(index, outcome.status, outcome.value, outcome.error))
+
+    def _publish(self, flow: Workflow, done: FlowOutcome) -> None:
+        cp = self.cp
+        del self.flows[flow.id]
+        started = self._started_at.pop(flow.id, None)
+        self.finished += 1
+        recent = cp._recent_done
+        recent[flow.id] = None
+        cp._outcomes.append(
+            Outcome(
+                id=flow.id,
+                status=done.status,
+                attempt=1,
+                value=done.value,
+                error=done.error,
+                started_at=started,
+                completed_at=cp.clock.now(),
+                name=flow.kind,
+            )
+        )
+        for reply in self._cancel_replies.pop(flow.id, ()):
+            reply.resolve(done.status == "cancelled")
+        self._event(flow.id, done.status, flow.kind)
+
+    def _event(self, task_id: str, status: str, name: str) -> None:
+        cp = self.cp
+        if cp._event_refs:
+            cp._events.append(Event("task", task_id, status, name, None, cp.clock.now()))
+
+    # -- queries and cancellation ---------------------------------------------------
+    def status(self, flow_id: str) -> str | None:
+        """The status value of an unfinished flow, or None."""
+        flow = self.flows.get(flow_id)
+        if flow is None:
+            return None
+        tasks = self.cp.tasks
+
+        def member_status(member_id: str) -> str | None:
+            rec = tasks.get(member_id)
+            return rec.status.value if rec is not None else None
+
+        return flow.status(member_status)
+
+    def cancel(self, flow_id: str, reply: Reply) -> bool | None:
+        """Cancel every unfinished member; ``reply`` answers once the flow is over.
+
+        Returns False (answer now) if the flow's outcome was already decided.
+        """
+        flow = self.flows[flow_id]
+        fx = flow.cancel(WireError("TaskCancelled", "the workflow was cancelled by request"))
+        if fx is None:
+            return False
+        self._cancel_replies.setdefault(flow_id, []).append(reply)
+        self._apply(flow, fx)
+        return None
+
+    # -- journal replay -------------------------------------------------------------
+    def restore(self, flows: Iterable[JournaledFlow]) -> None:
+        """Rebuild replayed flows: recorded results are fed back, members still
+        unfinished are queued again, members never started are started now."""
+        cp = self.cp
+        for journaled in flows:
+            if journaled.id in self.flows:
+                continue
+            from ._workflow import decode_nodes
+
+            try:
+                flow = Workflow(journaled.id, decode_nodes(journaled.nodes))
+            except (InvalidFlow, ValueError) as exc:
+                log.error("journal: workflow %s cannot be rebuilt (%s); dropped", journaled.id, exc)
+                continue
+            self.flows[flow.id] = flow
+            self._started_at[flow.id] = cp.clock.now()
+            results = {o.id: o for o in journaled.results}
+            tasks = {t.id: t for t in journaled.tasks}
+            steps = deque([flow.start()])
+            while steps:
+                fx = steps.popleft()
+                fresh = []
+                for start in fx.starts:
+                    outcome = results.get(start.id)
+                    if outcome is not None:
+                        steps.append(
+                            flow.finished(start.index, outcome.status, outcome.value, outcome.error)
+                        )
+                    elif start.id in tasks:
+                        cp._restore([tasks[start.id]])
+                    else:
+                        fresh.append(start)
+                fx.starts = fresh
+                if flow.id in self.flows:
+                    self._apply(flow, fx)
+            if flow.id in self.flows:
+                log.info(
+                    "journal: workflow %s resumed (%d members active)", flow.id, len(flow.active)
+                )
