@@ -42,7 +42,7 @@ def run_all(flow: Workflow, results: dict[str, object]) -> list[tuple[str, list]
         if fx.done is not None:
             outcome = fx.done
     assert outcome is not None and flow.terminal
-    return seen + [("=", [outcome.status, msgpack.unpackb(outcome.value)])]
+    return [*seen, ("=", [outcome.status, msgpack.unpackb(outcome.value)])]
 
 
 def test_with_first_argument_puts_the_value_first_for_every_array_size() -> None:
