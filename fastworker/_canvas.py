@@ -14,10 +14,10 @@ from typing import Any, Union
 
 import attrs
 
-from ._errors import ConfigurationError
-from ._messages import FlowNode
+from ._errors import ConfigurationError, FastWorkerError
 from ._model import Priority
 from ._serialization import DEFAULT_MAX_PAYLOAD, pack_arguments
+from ._workflow import CHAIN, CHORD, GROUP, encode_composite, encode_task, pack_nodes
 
 __all__ = ["Chain", "Chord", "Flow", "Group", "Signature", "chain", "chord", "group", "sig"]
 
@@ -197,64 +197,37 @@ def is_flow(value: Any) -> bool:
     return isinstance(value, Chain | Group | Chord)
 
 
-KIND_TASK = "task"
-KIND_CHAIN = "chain"
-KIND_GROUP = "group"
-KIND_CHORD = "chord"
-
-
-def flatten(
-    flow: Flow, *, limit: int = DEFAULT_MAX_PAYLOAD, priority: int | None = None
-) -> list[FlowNode]:
-    """The workflow as a flat node list (root first); children are referred to by index.
+def flatten(flow: Flow, *, limit: int = DEFAULT_MAX_PAYLOAD, priority: int | None = None) -> bytes:
+    """The workflow packed as a flat node list (root first; children by index).
 
     Each task member's own arguments are packed here (NotSerializable and
     PayloadTooLarge name the member); ``priority`` is the default of members without
     their own. Iterative, so nesting of any depth works.
     """
-    nodes: list[FlowNode | None] = []
-    children: list[list[int]] = []
-    # (flow, parent index or -1): parents are created before their children.
+    rows: list[list[Any]] = []
+    # (flow, parent index or -1): parents get their index before their children.
     stack: list[tuple[Flow, int]] = [(flow, -1)]
-    order: list[tuple[int, Flow]] = []
     while stack:
         item, parent = stack.pop()
-        index = len(nodes)
-        nodes.append(None)
-        children.append([])
+        index = len(rows)
         if parent >= 0:
-            children[parent].append(index)
-        order.append((index, item))
-        if isinstance(item, Chain | Group):
-            subs: tuple[Flow, ...] = item.members
-        elif isinstance(item, Chord):
-            subs = (item.header, item.body)
-        else:
-            subs = ()
-        # Pushed in reverse so children get indexes in order (depth first).
-        for sub in reversed(subs):
-            stack.append((sub, index))
-    for index, item in order:
+            rows[parent][1].append(index)
         if isinstance(item, Signature):
             try:
                 payload = pack_arguments(item.args, item.kwargs, limit=limit)
-            except ConfigurationError:
-                raise
-            except Exception as exc:
+            except FastWorkerError as exc:
                 raise type(exc)(f"workflow member {item!r}: {exc}") from None
-            nodes[index] = FlowNode(
-                KIND_TASK,
-                item.name,
-                payload,
-                item.priority if item.priority is not None else priority,
-                item.countdown,
-                item.immutable,
-            )
+            prio = item.priority if item.priority is not None else priority
+            rows.append(encode_task(item.name, payload, prio, item.countdown, item.immutable))
+            continue
+        if isinstance(item, Chain):
+            kind, subs = CHAIN, item.members
+        elif isinstance(item, Group):
+            kind, subs = GROUP, item.members
         else:
-            kind = (
-                KIND_CHAIN
-                if isinstance(item, Chain)
-                else (KIND_GROUP if isinstance(item, Group) else KIND_CHORD)
-            )
-            nodes[index] = FlowNode(kind, children=children[index])
-    return [node for node in nodes if node is not None]
+            kind, subs = CHORD, (item.header, item.body)
+        rows.append(encode_composite(kind, []))
+        # Pushed in reverse so children get their indexes in order (depth first).
+        for sub in reversed(subs):
+            stack.append((sub, index))
+    return pack_nodes(rows)

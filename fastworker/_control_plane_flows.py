@@ -24,7 +24,7 @@ from ._errors import FastWorkerError, PayloadTooLarge, QueueFull, ShuttingDown, 
 from ._journal import JournaledTask, Persist
 from ._messages import Event, Outcome, Submission, SubmitFlow, WireError
 from ._result_cache import Subscribe
-from ._workflow import SEPARATOR, Effects, FlowOutcome, InvalidFlow, Start, Workflow, encode_nodes
+from ._workflow import SEPARATOR, Effects, FlowOutcome, InvalidFlow, Start, Workflow
 
 if TYPE_CHECKING:
     from ._control_plane import ControlPlane
@@ -118,9 +118,7 @@ class FlowTable:
         if cp.journal is not None:
             tasks, cp._to_journal = cp._to_journal, []
             replies: list[tuple[Reply, Any]] = [(reply, 1)] if reply is not None else []
-            cp.journal.tell_nowait(
-                Persist(tasks, replies, flows=[(flow.id, encode_nodes(flow.nodes))])
-            )
+            cp.journal.tell_nowait(Persist(tasks, replies, flows=[(flow.id, sub.nodes)]))
         elif reply is not None:
             reply.resolve(1)
         fx.starts = []
@@ -128,11 +126,11 @@ class FlowTable:
 
     def _check_names(self, flow: Workflow) -> None:
         lookup = self.cp.registry.lookup
-        for node in flow.nodes:
-            if node.kind == "task" and lookup(node.name) is None:
+        for name in set(flow.names):
+            if name and lookup(name) is None:
                 known = ", ".join(self.cp.registry.names()) or "none"
                 raise TaskNotRegistered(
-                    f"workflow member {node.name!r} is not a registered task (known tasks: "
+                    f"workflow member {name!r} is not a registered task (known tasks: "
                     f"{known}); nothing of the workflow was queued"
                 )
 
@@ -188,7 +186,7 @@ class FlowTable:
             why = WireError("TaskCancelled", f"never started: workflow {flow.id} ended before it")
             for member_id in fx.skipped:
                 index = flow.index_of(member_id)
-                name = flow.nodes[index].name if index is not None else ""
+                name = flow.name_of(index) if index is not None else ""
                 cp._outcomes.append(
                     Outcome(member_id, "cancelled", 0, error=why, completed_at=now, name=name)
                 )
@@ -277,11 +275,9 @@ class FlowTable:
         for journaled in flows:
             if journaled.id in self.flows:
                 continue
-            from ._workflow import decode_nodes
-
             try:
-                flow = Workflow(journaled.id, decode_nodes(journaled.nodes))
-            except (InvalidFlow, ValueError) as exc:
+                flow = Workflow(journaled.id, journaled.nodes)
+            except InvalidFlow as exc:
                 log.error("journal: workflow %s cannot be rebuilt (%s); dropped", journaled.id, exc)
                 continue
             self.flows[flow.id] = flow

@@ -282,34 +282,17 @@ class Drain:
 # -- workflows (client -> control plane) ------------------------------------------------
 
 
-@message("fw.FlowNode")
-@attrs.frozen
-class FlowNode:
-    """One node of a submitted workflow.
-
-    ``kind`` is "task", "chain", "group" or "chord". A task node has its own ``name``,
-    packed ``payload`` (``[args, kwargs]``) and options; the others list their children
-    by index in the flow's node list (a chord: the group, then the callback).
-    """
-
-    kind: str
-    name: str = ""
-    payload: bytes = b""
-    priority: int | None = None
-    countdown: float | None = None
-    immutable: bool = False
-    children: list[int] = attrs.field(factory=list)
-
-
 @message("fw.SubmitFlow")
 @attrs.frozen
 class SubmitFlow:
-    """Accept a workflow (``nodes[0]`` is the root) under the id ``id``.
+    """Accept a workflow under the id ``id``.
 
-    Answered once accepted (with a journal, once durable). With ``watch`` its result is
-    pushed back like a task's.
+    ``nodes`` is the graph packed compactly (see ``fastworker._workflow``: a list of
+    nodes, root first; each task member only its name, its own packed arguments and its
+    options). Answered once accepted (with a journal, once durable). With ``watch`` its
+    result is pushed back like a task's.
     """
 
     id: str
-    nodes: list[FlowNode]
+    nodes: bytes
     watch: bool = False

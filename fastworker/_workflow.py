@@ -1,8 +1,8 @@
 """The workflow graph the control plane holds: pure state machine, no trio, no I/O.
 
-A ``Workflow`` is built from the flat node list a client submitted (``FlowNode``,
-root first). The control plane tells it "member X finished with outcome Y" and it
-answers with ``Effects``: which members to start now (with their payloads: the
+A ``Workflow`` is built from the packed node list a client submitted (root first;
+see ``_decode`` for the format). The control plane tells it "member X finished with
+outcome Y" and it answers with ``Effects``: which members to start now (with their payloads: the
 member's own arguments with the incoming value put first), which active members to
 cancel, which never-started members end cancelled, and, once the flow is over, its
 outcome. Values stay packed msgpack bytes: a group's list is an array header plus
@@ -21,13 +21,12 @@ from __future__ import annotations
 from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import msgpack
 
-from ._messages import FlowNode, WireError
-
-KINDS = ("task", "chain", "group", "chord")
+from ._messages import WireError
 
 _IDLE, _ACTIVE, _DONE, _FAILED, _SKIPPED = 0, 1, 2, 3, 4
 
@@ -35,6 +34,7 @@ SEPARATOR = ":"
 """Member ids are ``<flow id>:<node index>``."""
 
 PACKED_NONE = b"\xc0"
+_NO_OPTIONS: tuple[int | None, float | None, bool] = (None, None, False)
 _packer = msgpack.Packer(use_bin_type=True, autoreset=True)
 
 
@@ -103,72 +103,146 @@ class Effects:
     done: FlowOutcome | None = None
 
 
-def validate(nodes: Sequence[FlowNode]) -> None:
-    """Check the node list is a tree rooted at 0 with well-formed nodes.
+TASK, CHAIN, GROUP, CHORD = 0, 1, 2, 3
+KIND_NAMES = ("task", "chain", "group", "chord")
 
-    Raises:
-        InvalidFlow: what is wrong, naming the node.
+
+def encode_task(
+    name: str,
+    payload: bytes,
+    priority: int | None = None,
+    countdown: float | None = None,
+    immutable: bool = False,
+) -> list[Any]:
+    """A task node of the packed format."""
+    if priority is None and countdown is None and not immutable:
+        return [name, payload]
+    return [name, payload, priority, countdown, immutable]
+
+
+def encode_composite(kind: int, children: list[int]) -> list[Any]:
+    """A chain, group or chord node of the packed format."""
+    return [kind, children]
+
+
+def pack_nodes(nodes: list[list[Any]]) -> bytes:
+    """The packed format: a msgpack list of nodes, root first."""
+    return bytes(_packer.pack(nodes))
+
+
+_Decoded = tuple[bytearray, list[str], list[bytes | None], dict[int, Any], dict[int, list[int]]]
+
+
+def _decode(data: bytes) -> _Decoded:
+    """Parse and validate the packed format (InvalidFlow says what is wrong).
+
+    Format: a list of nodes, root first. A task node is ``[name, payload]`` or
+    ``[name, payload, priority, countdown, immutable]``; a chain, group or chord node is
+    ``[kind, [child index, ...]]`` (kind 1, 2, 3; a chord's children are its group and
+    its body). Every node but the root has exactly one parent, listed before it.
     """
-    if not nodes:
+    try:
+        rows = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:
+        raise InvalidFlow(f"the workflow is not packed as a node list ({exc})") from None
+    if not isinstance(rows, list) or not rows:
         raise InvalidFlow("a workflow needs at least one node")
-    seen = bytearray(len(nodes))
+    size = len(rows)
+    kinds = bytearray(size)
+    names: list[str] = [""] * size
+    payloads: list[bytes | None] = [None] * size
+    options: dict[int, Any] = {}
+    children: dict[int, list[int]] = {}
+    interned: dict[str, str] = {}
+    seen = bytearray(size)
     seen[0] = 1
-    for index, node in enumerate(nodes):
-        if node.kind not in KINDS:
-            raise InvalidFlow(f"node {index} has an unknown kind {node.kind!r}")
-        if node.kind == "task":
-            if not node.name:
-                raise InvalidFlow(f"node {index} is a task without a name")
-            if node.children:
-                raise InvalidFlow(f"node {index} is a task with children")
+    for index, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) not in (2, 5):
+            raise InvalidFlow(f"node {index} is malformed")
+        head = row[0]
+        if isinstance(head, str):
+            payload = row[1]
+            if not head or not isinstance(payload, bytes):
+                raise InvalidFlow(f"node {index} is a task without a name or arguments")
+            names[index] = interned.setdefault(head, head)
+            payloads[index] = payload
+            if len(row) == 5:
+                priority, countdown, immutable = row[2], row[3], row[4]
+                if not (priority is None or (type(priority) is int and 0 <= priority <= 3)):
+                    raise InvalidFlow(f"node {index} has an invalid priority {priority!r}")
+                if not (
+                    countdown is None or (isinstance(countdown, int | float) and countdown >= 0)
+                ):
+                    raise InvalidFlow(f"node {index} has an invalid countdown {countdown!r}")
+                if priority is not None or countdown is not None or immutable:
+                    options[index] = (priority, countdown, bool(immutable))
             continue
-        if node.kind == "chain" and not node.children:
+        kids = row[1]
+        if (
+            type(head) is not int
+            or head not in (CHAIN, GROUP, CHORD)
+            or len(row) != 2
+            or not isinstance(kids, list)
+            or not all(type(k) is int for k in kids)
+        ):
+            raise InvalidFlow(f"node {index} is malformed")
+        kinds[index] = head
+        if head == CHAIN and not kids:
             raise InvalidFlow(f"node {index} is a chain without members")
-        if node.kind == "chord":
-            if len(node.children) != 2:
-                raise InvalidFlow(f"node {index} is a chord without exactly a group and a body")
-            header = node.children[0]
-            if 0 < header < len(nodes) and nodes[header].kind != "group":
-                raise InvalidFlow(f"node {index} is a chord whose header is not a group")
-        for child in node.children:
-            if not index < child < len(nodes):
+        for child in kids:
+            if not index < child < size:
                 raise InvalidFlow(f"node {index} refers to node {child}, which is not after it")
             if seen[child]:
                 raise InvalidFlow(f"node {child} has two parents")
             seen[child] = 1
+        children[index] = kids
+    for index, kids in children.items():
+        if kinds[index] == CHORD and (len(kids) != 2 or kinds[kids[0]] != GROUP):
+            raise InvalidFlow(f"node {index} is a chord without a group and a body")
     if not all(seen):
         raise InvalidFlow(f"node {seen.index(0)} is not part of the workflow")
+    return kinds, names, payloads, options, children
 
 
 class Workflow:
-    """One workflow's graph and the state of each node."""
+    """One workflow's graph and the state of each node.
+
+    Compact on purpose (a chord may have tens of thousands of members): per node a kind
+    byte, a state byte, a parent and a counter in arrays, an interned name, the packed
+    arguments until the member starts, and its value only while its group waits.
+    """
 
     __slots__ = (
         "_fx",
         "_work",
         "active",
+        "children",
         "counter",
         "decided",
         "id",
-        "nodes",
+        "kinds",
+        "names",
+        "options",
+        "packed",
         "parent",
+        "payloads",
         "published",
         "state",
         "values",
     )
 
-    def __init__(self, flow_id: str, nodes: list[FlowNode]) -> None:
-        validate(nodes)
+    def __init__(self, flow_id: str, packed: bytes) -> None:
+        self.kinds, self.names, self.payloads, self.options, self.children = _decode(packed)
         self.id = flow_id
-        self.nodes = nodes
-        size = len(nodes)
+        self.packed: bytes | None = packed
+        size = len(self.kinds)
         self.parent = array("i", [-1]) * size
-        for index, node in enumerate(nodes):
-            for child in node.children:
+        for index, kids in self.children.items():
+            for child in kids:
                 self.parent[child] = index
         self.state = bytearray(size)
         self.counter = array("i", [0]) * size
-        self.values: list[bytes | None] = [None] * size
+        self.values: dict[int, bytes] = {}
         self.active: set[int] = set()
         self.decided: FlowOutcome | None = None
         self.published = False
@@ -179,7 +253,11 @@ class Workflow:
     @property
     def kind(self) -> str:
         """The root's kind ("chain", "group", "chord" or "task")."""
-        return self.nodes[0].kind
+        return KIND_NAMES[self.kinds[0]]
+
+    def name_of(self, index: int) -> str:
+        """The task name of node ``index`` ("" for a chain, group or chord)."""
+        return self.names[index]
 
     def member_id(self, index: int) -> str:
         """The task id of task node ``index``."""
@@ -191,13 +269,13 @@ class Workflow:
         if prefix != self.id or not sep or not tail.isdigit():
             return None
         index = int(tail)
-        if index >= len(self.nodes) or self.nodes[index].kind != "task":
+        if index >= len(self.kinds) or self.kinds[index] != TASK:
             return None
         return index
 
     def member_ids(self) -> list[str]:
         """Every task member's id, in node order."""
-        return [self.member_id(i) for i, n in enumerate(self.nodes) if n.kind == "task"]
+        return [self.member_id(i) for i, kind in enumerate(self.kinds) if kind == TASK]
 
     @property
     def terminal(self) -> bool:
@@ -254,12 +332,13 @@ class Workflow:
         self._work.clear()
         fx = self._fx
         fx.cancels.extend(self.member_id(i) for i in sorted(self.active))
-        state = self.state
-        for index, node in enumerate(self.nodes):
-            if node.kind == "task" and state[index] == _IDLE:
+        state, kinds = self.state, self.kinds
+        for index in range(len(kinds)):
+            if kinds[index] == TASK and state[index] == _IDLE:
                 state[index] = _SKIPPED
                 fx.skipped.append(self.member_id(index))
-        self.values = [None] * len(self.nodes)
+        self.values = {}
+        self.payloads = []
 
     def _run(self) -> Effects:
         work = self._work
@@ -276,28 +355,29 @@ class Workflow:
         return fx
 
     def _activate(self, index: int, incoming: bytes | None) -> None:
-        node = self.nodes[index]
         self.state[index] = _ACTIVE
-        kind = node.kind
-        if kind == "task":
-            payload = node.payload
-            if incoming is not None and not node.immutable:
+        kind = self.kinds[index]
+        if kind == TASK:
+            payload = self.payloads[index]
+            self.payloads[index] = None  # the task holds it from now on
+            assert payload is not None
+            priority, countdown, immutable = self.options.get(index, _NO_OPTIONS)
+            if incoming is not None and not immutable:
                 payload = with_first_argument(payload, incoming)
             self.active.add(index)
             self._fx.starts.append(
-                Start(
-                    index, self.member_id(index), node.name, payload, node.priority, node.countdown
-                )
+                Start(index, self.member_id(index), self.names[index], payload, priority, countdown)
             )
-        elif kind == "group":
-            self.counter[index] = len(node.children)
-            if not node.children:
+        elif kind == GROUP:
+            kids = self.children[index]
+            self.counter[index] = len(kids)
+            if not kids:
                 self._work.append((False, index, array_header(0)))
-            for child in node.children:
+            for child in kids:
                 self._work.append((True, child, incoming))
         else:  # chain, chord: the first child gets the incoming value
             self.counter[index] = 0
-            self._work.append((True, node.children[0], incoming))
+            self._work.append((True, self.children[index][0], incoming))
 
     def _complete(self, index: int, value: bytes) -> None:
         self.state[index] = _DONE
@@ -305,46 +385,24 @@ class Workflow:
         if parent < 0:
             self.decided = FlowOutcome("success", value)
             return
-        node = self.nodes[parent]
-        if node.kind == "group":
+        kind = self.kinds[parent]
+        kids = self.children[parent]
+        if kind == GROUP:
             self.values[index] = value
             left = self.counter[parent] - 1
             self.counter[parent] = left
             if left == 0:
                 values = self.values
-                packed = pack_list([values[c] or PACKED_NONE for c in node.children])
-                for child in node.children:
-                    values[child] = None
+                packed = pack_list([values.pop(c, PACKED_NONE) for c in kids])
                 self._work.append((False, parent, packed))
-        elif node.kind == "chain":
+        elif kind == CHAIN:
             step = self.counter[parent] + 1
             self.counter[parent] = step
-            if step < len(node.children):
-                self._work.append((True, node.children[step], value))
+            if step < len(kids):
+                self._work.append((True, kids[step], value))
             else:
                 self._work.append((False, parent, value))
-        elif index == node.children[0]:  # a chord's group: the body gets its list
-            self._work.append((True, node.children[1], value))
+        elif index == kids[0]:  # a chord's group: the body gets its list
+            self._work.append((True, kids[1], value))
         else:  # a chord's body
             self._work.append((False, parent, value))
-
-
-def encode_nodes(nodes: Sequence[FlowNode]) -> bytes:
-    """The node list as bytes (for the journal)."""
-    return bytes(
-        _packer.pack(
-            [
-                [n.kind, n.name, n.payload, n.priority, n.countdown, n.immutable, n.children]
-                for n in nodes
-            ]
-        )
-    )
-
-
-def decode_nodes(data: bytes) -> list[FlowNode]:
-    """What ``encode_nodes`` made."""
-    rows = msgpack.unpackb(data, raw=False)
-    return [
-        FlowNode(kind, name, payload, prio, countdown, immutable, list(children))
-        for kind, name, payload, prio, countdown, immutable, children in rows
-    ]

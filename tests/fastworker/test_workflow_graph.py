@@ -7,14 +7,16 @@ import pytest
 
 from fastworker import chain, chord, group, sig
 from fastworker._canvas import flatten
-from fastworker._messages import FlowNode, WireError
+from fastworker._messages import WireError
 from fastworker._serialization import pack, unpack_arguments
 from fastworker._workflow import (
+    CHAIN,
+    CHORD,
+    GROUP,
     InvalidFlow,
     Workflow,
-    decode_nodes,
-    encode_nodes,
     pack_list,
+    pack_nodes,
     with_first_argument,
 )
 
@@ -136,23 +138,31 @@ def test_member_ids_and_validation() -> None:
     assert flow.index_of("f:1:2") == 2 and flow.index_of("f:1:0") is None
     assert flow.index_of("f:12") is None
     bad = [
-        [],
-        [FlowNode("chain")],
-        [FlowNode("nope")],
-        [FlowNode("group", children=[0])],
-        [FlowNode("group", children=[1, 1]), FlowNode("task", "a")],
-        [FlowNode("task", "a"), FlowNode("task", "b")],
-        [FlowNode("chord", children=[1, 2]), FlowNode("task", "a"), FlowNode("task", "b")],
+        b"not msgpack \xc1",
+        pack_nodes([]),
+        pack_nodes([[CHAIN, []]]),
+        pack_nodes([[7, []]]),
+        pack_nodes([[GROUP, [0]]]),
+        pack_nodes([[GROUP, [1, 1]], ["a", b"\x92\x90\x80"]]),
+        pack_nodes([["a", b"\x92\x90\x80"], ["b", b"\x92\x90\x80"]]),
+        pack_nodes([[CHORD, [1, 2]], ["a", b"\x92\x90\x80"], ["b", b"\x92\x90\x80"]]),
+        pack_nodes([["a", b"\x92\x90\x80", 9, None, False]]),
+        pack_nodes([["a", b"\x92\x90\x80", None, -1, False]]),
+        pack_nodes([["", b"\x92\x90\x80"]]),
     ]
-    for nodes in bad:
+    for packed in bad:
         with pytest.raises(InvalidFlow):
-            Workflow("bad", nodes)
+            Workflow("bad", packed)
 
 
-def test_nodes_round_trip_through_the_journal_encoding() -> None:
-    """encode_nodes / decode_nodes keep every field."""
-    nodes = flatten(chain(sig("a", 1, k=2).set(priority="high", countdown=3), group(sig("b"))))
-    assert decode_nodes(encode_nodes(nodes)) == nodes
+def test_member_options_reach_their_start() -> None:
+    """priority and countdown set on a signature (or the default priority) come out with
+    the member's start; members without options use the flow's default priority."""
+    flow = group(sig("a", 1, k=2).set(priority="high", countdown=3), sig("b"))
+    a, b = Workflow("o", flatten(flow, priority=3)).start().starts
+    assert (a.name, a.priority, a.countdown) == ("a", 1, 3.0)
+    assert (b.name, b.priority, b.countdown) == ("b", 3, None)
+    assert unpack_arguments(a.payload) == ([1], {"k": 2})
 
 
 def test_signatures_are_immutable_values() -> None:
