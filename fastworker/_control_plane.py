@@ -789,9 +789,12 @@ class ControlPlane(Actor):
     def _watch(self, msg: WatchIds) -> None:
         # Outcomes finished earlier in this batch must reach the cache before the watch.
         self._flush_outcomes()
-        flows = self.flows
-        known = [i for i in msg.ids if i in self.tasks or i in flows]
-        unknown = [i for i in msg.ids if i not in self.tasks and i not in flows]
+        if self.flows:  # a workflow, or a member whose turn has not come, is known too
+            known = [i for i in msg.ids if i in self.tasks or self.flows.knows(i)]
+            unknown = [i for i in msg.ids if i not in self.tasks and not self.flows.knows(i)]
+        else:
+            known = [i for i in msg.ids if i in self.tasks]
+            unknown = [i for i in msg.ids if i not in self.tasks]
         if known:
             self.cache.tell_nowait(Subscribe(known, msg.ref))
         if unknown:

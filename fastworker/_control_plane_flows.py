@@ -79,6 +79,16 @@ class FlowTable:
     def __len__(self) -> int:
         return len(self.flows)
 
+    def _owner(self, member_id: str) -> tuple[Workflow, int] | None:
+        prefix, sep, _ = member_id.rpartition(SEPARATOR)
+        flow = self.flows.get(prefix) if sep else None
+        index = flow.index_of(member_id) if flow is not None else None
+        return (flow, index) if flow is not None and index is not None else None
+
+    def knows(self, task_id: str) -> bool:
+        """A live flow's id, or the id of one of its members (started or not)."""
+        return task_id in self.flows or self._owner(task_id) is not None
+
     # -- accepting ------------------------------------------------------------------
     def accept(self, msg: AcceptFlow) -> None:
         """Build the graph, admit its first members; answer once accepted."""
@@ -201,15 +211,10 @@ class FlowTable:
 
     def member_finished(self, task_id: str, outcome: Outcome) -> None:
         """The control plane finished ``task_id`` for good: move its flow on."""
-        prefix, sep, _ = task_id.rpartition(SEPARATOR)
-        if not sep:
+        owner = self._owner(task_id)
+        if owner is None:
             return
-        flow = self.flows.get(prefix)
-        if flow is None:
-            return
-        index = flow.index_of(task_id)
-        if index is None:
-            return
+        flow, index = owner
         self._apply(flow, flow.finished(index, outcome.status, outcome.value, outcome.error))
 
     def _publish(self, flow: Workflow, done: FlowOutcome) -> None:
@@ -245,6 +250,9 @@ class FlowTable:
         """The status value of an unfinished flow, or None."""
         flow = self.flows.get(flow_id)
         if flow is None:
+            owner = self._owner(flow_id)
+            if owner is not None and owner[0].pending(owner[1]):
+                return "pending"  # a member whose turn has not come
             return None
         tasks = self.cp.tasks
 

@@ -223,7 +223,6 @@ class Workflow:
         "kinds",
         "names",
         "options",
-        "packed",
         "parent",
         "payloads",
         "published",
@@ -234,7 +233,6 @@ class Workflow:
     def __init__(self, flow_id: str, packed: bytes) -> None:
         self.kinds, self.names, self.payloads, self.options, self.children = _decode(packed)
         self.id = flow_id
-        self.packed: bytes | None = packed
         size = len(self.kinds)
         self.parent = array("i", [-1]) * size
         for index, kids in self.children.items():
@@ -272,6 +270,10 @@ class Workflow:
         if index >= len(self.kinds) or self.kinds[index] != TASK:
             return None
         return index
+
+    def pending(self, index: int) -> bool:
+        """True for a member that has not started (and may still)."""
+        return self.state[index] == _IDLE and self.decided is None
 
     def member_ids(self) -> list[str]:
         """Every task member's id, in node order."""

@@ -259,3 +259,28 @@ async def test_a_journaled_workflow_survives_a_restart(tmp_path: Path, autojump_
     assert ft.runs == ["inc(0)", "args", "args", "args"]  # inc(0) did not run again
     assert sample_tasks.calls["mid"] == 2  # running at the stop: run again
     assert journal_rows(path, "workflows") == [] and journal_rows(path, "tasks") == []
+
+
+async def test_a_member_whose_turn_has_not_come_is_pending_and_can_be_awaited(
+    autojump_clock: Any,
+) -> None:
+    """status() of a member that has not started yet says pending (not unknown), and
+    result() on it waits until it ran."""
+    async with open_cluster(TASKS, subworkers=1) as c:
+        with trio.fail_after(30):
+            flow = chain(sig("hold", "first"), sig(ft.inc, 1).set(immutable=True))
+            flow_id = await c.client.delay(flow)
+            await sample_tasks.started("first").wait()
+            assert await c.client.status(f"{flow_id}:2") is TaskStatus.PENDING
+            assert await c.client.status(f"{flow_id}:9") is None
+            async with trio.open_nursery() as nursery:
+                results: list[fastworker.TaskResult] = []
+
+                async def wait_for_second() -> None:
+                    results.append(await c.client.result(f"{flow_id}:2"))
+
+                nursery.start_soon(wait_for_second)
+                await trio.testing.wait_all_tasks_blocked()
+                assert not results
+                sample_tasks.gate("first").set()
+    assert (results[0].status, results[0].value) == (TaskStatus.SUCCESS, 2)
