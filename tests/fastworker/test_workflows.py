@@ -284,3 +284,20 @@ async def test_a_member_whose_turn_has_not_come_is_pending_and_can_be_awaited(
                 assert not results
                 sample_tasks.gate("first").set()
     assert (results[0].status, results[0].value) == (TaskStatus.SUCCESS, 2)
+
+
+async def test_a_member_on_a_lost_worker_is_redelivered_and_the_flow_goes_on(
+    autojump_clock: Any,
+) -> None:
+    """A member running on a subworker that dies is redelivered like any task (to a new
+    subworker); the workflow does not notice beyond the member's second run."""
+    async with open_cluster(TASKS, subworkers=1) as c:
+        with trio.fail_after(60):
+            flow_id = await c.client.delay(chain(sig("hold", "lost"), sig(ft.collect_args)))
+            await sample_tasks.started("lost").wait()
+            await c.kill_subworker(0)
+            sample_tasks.gate("lost").set()
+            await c.add_subworker()
+            result = await c.client.result(flow_id)
+    assert (result.status, result.value) == (TaskStatus.SUCCESS, [["lost"], {}])
+    assert sample_tasks.calls["lost"] == 2
