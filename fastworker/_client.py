@@ -24,6 +24,7 @@ from ._errors import (
     ConfigurationError,
     ConnectionFailed,
     FastWorkerError,
+    JournalWriteFailed,
     NotSerializable,
     PayloadTooLarge,
     QueueFull,
@@ -69,6 +70,7 @@ _SUBMISSION_ERRORS: dict[str, type[SubmissionError]] = {
     "ShuttingDown": ShuttingDown,
     "PayloadTooLarge": PayloadTooLarge,
     "NotSerializable": NotSerializable,
+    "JournalWriteFailed": JournalWriteFailed,
 }
 
 

@@ -22,7 +22,7 @@ from actors._ref import Reply
 from ._clock import WallClock
 from ._control_plane_flows import AcceptFlow, FlowTable, RestoreFlows
 from ._errors import PayloadTooLarge, QueueFull, ShuttingDown
-from ._journal import JournaledTask, Persist, Record
+from ._journal import Durable, JournaledTask, Lost, NotDurable, Persist, Record, Started
 from ._messages import (
     CancelRun,
     ClusterStats,
@@ -93,9 +93,15 @@ class StatusOf:
 
 @attrs.frozen
 class CancelTask:
-    """Cancel a task; answers True if it was not terminal."""
+    """Cancel a task; answers True if it was not terminal.
+
+    With ``reply`` (a client's pending request) the answer goes there and the sender
+    does not wait: a cancel that waits for a running task to confirm never holds up
+    the sender's other requests.
+    """
 
     id: str
+    reply: Reply | None = None
 
 
 @attrs.frozen
@@ -168,6 +174,18 @@ class WaitIdle:
 
 
 @attrs.frozen
+class Abandon:
+    """A drain ran out of time: end every unfinished task now, saying why.
+
+    Without a journal, running tasks fail with WorkerLost and waiting ones with
+    ShuttingDown, so clients waiting on them hear it; with a journal they stay on disk for
+    the next start. Answers (running, waiting) counts.
+    """
+
+    reason: str
+
+
+@attrs.frozen
 class ControlPlaneConfig:
     """Limits and policies of the control plane."""
 
@@ -176,6 +194,8 @@ class ControlPlaneConfig:
     worker_name: str = LOCAL_WORKER
     cancel_timeout: float = 5.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    max_worker_losses: int = 2
+    """A task in flight on this many lost workers ends ``failure`` with WorkerLost."""
 
 
 class TaskRecord:
@@ -185,6 +205,7 @@ class TaskRecord:
         "attempts",
         "enqueued_at",
         "id",
+        "losses",
         "name",
         "payload",
         "periodic",
@@ -192,6 +213,7 @@ class TaskRecord:
         "spec",
         "started_at",
         "status",
+        "suspect",
         "worker",
     )
 
@@ -209,6 +231,10 @@ class TaskRecord:
         self.worker: str | None = None
         self.started_at: float | None = None
         self.periodic = False
+        self.losses = 0
+        """Workers lost while this task was in flight on them."""
+        self.suspect = False
+        """In flight on a worker that died: it runs alone on a worker until it ends."""
 
 
 class WorkerSlot:
@@ -221,9 +247,11 @@ class WorkerSlot:
         "id",
         "local",
         "ref",
+        "reserved",
         "retiring",
         "running",
         "slots",
+        "solo",
     )
 
     def __init__(self, id: str, ref: ActorRef, slots: int, busy: int, local: bool) -> None:
@@ -236,6 +264,16 @@ class WorkerSlot:
         self.retiring = False
         self.running: set[str] = set()
         self.completed = 0
+        self.solo: str | None = None
+        """The suspect this worker runs alone (nothing else is sent to it meanwhile)."""
+        self.reserved = False
+        """Emptying for a waiting suspect: no new work until its running tasks end."""
+
+    def release(self, task_id: str) -> None:
+        """``task_id`` no longer runs here (finished, lost or given up on)."""
+        self.running.discard(task_id)
+        if self.solo == task_id:
+            self.solo = None
 
 
 class ControlPlane(Actor):
@@ -271,22 +309,28 @@ class ControlPlane(Actor):
         self._events: list[Event] = []
         self._outcomes: list[Outcome] = []
         self._periodic_seq = count(1)
+        self._self_ref: ActorRef | None = None
+        self._suspects: list[TaskRecord] = []
+        self._awaiting_durable: dict[str, float | None] = {}
+        """Accepted tasks waiting for their journal commit: id -> trio time to run (eta)."""
         self.submitted = self.completed = self.failed = self.retried = 0
-        self.redelivered = self.skipped_ticks = 0
+        self.redelivered = self.skipped_ticks = self.quarantined = self.refused = 0
         # -- workflows (see _control_plane_flows) --
         self.flows = FlowTable(self)
         self._ctx: Context | None = None
 
-    async def started(self, ctx: Context) -> None:
-        """Keep the context: workflow steps cancel members outside a request."""
-        self._ctx = ctx
-
     def _context(self) -> Context:
+        """The context (workflow steps cancel members outside any request)."""
         if self._ctx is None:
             raise RuntimeError("the control plane has not started")
         return self._ctx
 
     # -- the loop ---------------------------------------------------------------------
+    async def started(self, ctx: Context) -> None:
+        """Remember our own ref (the journal answers commits to it) and the context."""
+        self._self_ref = ctx.self
+        self._ctx = ctx
+
     async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
         """Handle the batch, then dispatch and flush outcomes and events once."""
         try:
@@ -324,6 +368,14 @@ class ControlPlane(Actor):
             self._completed(message)
         elif kind is Accept:
             self._accept(message)
+        elif kind is Durable:
+            self._durable(message.ids)
+            if self.flows:
+                self.flows.durable(message.ids)
+        elif kind is NotDurable:
+            self._not_durable(message)
+            if self.flows:
+                self.flows.not_durable(message.ids, message.reason)
         elif kind is Due:
             self._due(message.ids)
         elif kind is Restore:
@@ -338,7 +390,11 @@ class ControlPlane(Actor):
                 return self.flows.status(message.id)
             return rec.status.value if rec is not None else None
         elif kind is CancelTask:
-            return self._cancel(message.id, ctx)
+            answer = self._cancel(message.id, ctx, message.reply)
+            if message.reply is None:
+                return answer
+            if answer is not None:
+                message.reply.resolve(answer)
         elif kind is CancelDeadline:
             self._cancel_deadline_passed(message)
         elif kind is AcceptFlow:
@@ -368,6 +424,8 @@ class ControlPlane(Actor):
         elif kind is WaitIdle:
             if self._running_count():
                 self._idle_waiters.append(ctx.defer_reply())
+        elif kind is Abandon:
+            return self._abandon(message.reason)
         else:
             raise TypeError(f"ControlPlane does not handle {kind.__name__}")
         return None
@@ -391,7 +449,7 @@ class ControlPlane(Actor):
         if self.journal is not None and (durable or self._to_journal):
             # Acknowledged only once on disk: the journal answers after its commit.
             tasks, self._to_journal = self._to_journal, []
-            self.journal.tell_nowait(Persist(tasks, durable))
+            self.journal.tell_nowait(Persist(tasks, durable, self._self_ref))
 
     def _restore(self, tasks: list[JournaledTask], done: Iterable[str] = ()) -> None:
         """Queue (or schedule) tasks replayed from the journal, before serving anyone."""
@@ -412,7 +470,31 @@ class ControlPlane(Actor):
                 self._outcomes.append(self._unknown_task(sub))
                 continue
             rec = TaskRecord(task.id, task.name, task.payload, task.priority, spec, now)
+            rec.attempts = task.attempts
+            rec.losses = task.losses
             self.tasks[task.id] = rec
+            if task.losses:
+                if task.losses >= self._max_losses(rec) or not rec.spec.redeliver:
+                    self.quarantined += 1
+                    log.error(
+                        "task %s (%s) was running when this process died %d times: it fails "
+                        "with WorkerLost and is not run again",
+                        rec.name,
+                        rec.id,
+                        task.losses,
+                    )
+                    self._terminal(
+                        rec,
+                        TaskStatus.FAILURE,
+                        WireError(
+                            "WorkerLost",
+                            f"task {rec.name!r} was running when its process died "
+                            f"{task.losses} times: it is not run again (max_worker_losses)",
+                        ),
+                    )
+                else:
+                    self._suspect(rec)
+                continue
             if task.eta is not None and task.eta > wall:
                 rec.status = TaskStatus.SCHEDULED
                 scheduled.append((task.id, self.clock.to_trio(task.eta)))
@@ -461,7 +543,13 @@ class ControlPlane(Actor):
             self.tasks[sub.id] = rec
             eta = sub.eta if sub.countdown is None else wall + sub.countdown
             if self.journal is not None:
+                # It runs only once it is on disk (Durable): a failed commit refuses it,
+                # and a refused task must never have run.
                 self._to_journal.append(JournaledTask(sub.id, sub.name, sub.payload, priority, eta))
+                self._awaiting_durable[sub.id] = (
+                    self.clock.to_trio(eta) if eta is not None and eta > wall else None
+                )
+                continue
             if eta is not None and eta > wall:
                 rec.status = TaskStatus.SCHEDULED
                 scheduled.append((sub.id, self.clock.to_trio(eta)))
@@ -472,6 +560,75 @@ class ControlPlane(Actor):
         if scheduled:
             self._scheduler().tell_nowait(ScheduleAt(scheduled))
         return len(group)
+
+    def _durable(self, ids: list[str]) -> None:
+        """Journaled tasks are on disk: queue or schedule them now."""
+        awaiting = self._awaiting_durable
+        now = trio.current_time()
+        scheduled: list[tuple[str, float]] = []
+        for task_id in ids:
+            if task_id not in awaiting:
+                continue
+            at = awaiting.pop(task_id)
+            rec = self.tasks.get(task_id)
+            if rec is None or rec.status is not TaskStatus.PENDING:
+                continue
+            if at is not None and at > now:
+                rec.status = TaskStatus.SCHEDULED
+                scheduled.append((task_id, at))
+                self._event(rec)
+            else:
+                self._enqueue(rec, now=now)
+        if scheduled:
+            self._scheduler().tell_nowait(ScheduleAt(scheduled))
+
+    def _not_durable(self, msg: NotDurable) -> None:
+        """The journal could not record these tasks: they were refused and never run."""
+        awaiting = self._awaiting_durable
+        for task_id in msg.ids:
+            if awaiting.pop(task_id, False) is False:
+                continue
+            rec = self.tasks.get(task_id)
+            if rec is None or rec.status is not TaskStatus.PENDING:
+                continue
+            del self.tasks[task_id]
+            self.submitted -= 1
+            self.refused += 1
+
+    def _abandon(self, reason: str) -> tuple[int, int]:
+        running = waiting = 0
+        self.draining = True
+        for rec in list(self.tasks.values()):
+            if rec.status is TaskStatus.RUNNING:
+                running += 1
+                if self.journal is None:
+                    worker = self.workers.get(rec.worker) if rec.worker is not None else None
+                    if worker is not None:
+                        worker.release(rec.id)
+                    self._terminal(
+                        rec,
+                        TaskStatus.FAILURE,
+                        WireError(
+                            "WorkerLost",
+                            f"the control plane stopped while the task ran ({reason}); "
+                            "it had no journal, so the task is lost",
+                        ),
+                    )
+            else:
+                waiting += 1
+                if self.journal is None:
+                    if rec.status is TaskStatus.QUEUED and not rec.suspect:
+                        self.queue.discard()
+                    self._terminal(
+                        rec,
+                        TaskStatus.FAILURE,
+                        WireError(
+                            "ShuttingDown",
+                            f"the control plane stopped before the task started ({reason}); "
+                            "it had no journal, so the task is lost: submit it again",
+                        ),
+                    )
+        return running, waiting
 
     def _unknown_task(self, sub: Submission) -> Outcome:
         known = ", ".join(self.registry.names()) or "none"
@@ -535,35 +692,91 @@ class ControlPlane(Actor):
 
     # -- dispatch ---------------------------------------------------------------------
     def _dispatch(self) -> None:
-        if self.draining or not len(self.queue):
-            return
-        ready = [w for w in self.workers.values() if w.accepting and w.free > 0]
-        if not ready:
+        if self.draining:
             return
         batches: dict[str, list[Run]] = {}
-        pop = self.queue.pop
-        index = 0
-        while ready:
-            rec = pop()
-            if rec is None:
-                break
-            worker = ready[index % len(ready)]
-            rec.status = TaskStatus.RUNNING
-            rec.attempts += 1
-            rec.worker = worker.id
-            worker.free -= 1
-            worker.running.add(rec.id)
-            batches.setdefault(worker.id, []).append(
-                Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout)
-            )
-            if self._event_refs:
-                self._event(rec)
-            if worker.free == 0:
-                ready.remove(worker)
-            else:
-                index += 1
+        if self._suspects:
+            self._dispatch_suspects(batches)
+        if len(self.queue):
+            ready = [
+                w
+                for w in self.workers.values()
+                if w.accepting and w.free > 0 and w.solo is None and not w.reserved
+            ]
+            pop = self.queue.pop
+            index = 0
+            while ready:
+                rec = pop()
+                if rec is None:
+                    break
+                worker = ready[index % len(ready)]
+                self._start(rec, worker, batches)
+                if worker.free == 0:
+                    ready.remove(worker)
+                else:
+                    index += 1
         for worker_id, runs in batches.items():
-            self.workers[worker_id].ref.tell_nowait(RunTasks(runs))
+            self._send_runs(self.workers[worker_id], runs)
+
+    def _start(self, rec: TaskRecord, worker: WorkerSlot, batches: dict[str, list[Run]]) -> None:
+        rec.status = TaskStatus.RUNNING
+        rec.attempts += 1
+        rec.worker = worker.id
+        worker.free -= 1
+        worker.running.add(rec.id)
+        batches.setdefault(worker.id, []).append(
+            Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout)
+        )
+        if self._event_refs:
+            self._event(rec)
+
+    def _send_runs(self, worker: WorkerSlot, runs: list[Run]) -> None:
+        """Hand runs to a worker; in-process runs are journaled first (see Journal.Started)."""
+        if worker.local and self.journal is not None:
+            # A task run in this very process may crash it: the mark is durable before the
+            # task starts, so a restart knows it was running and counts the loss.
+            self.journal.tell_nowait(Started([run.id for run in runs], worker.ref, RunTasks(runs)))
+        else:
+            worker.ref.tell_nowait(RunTasks(runs))
+
+    def _dispatch_suspects(self, batches: dict[str, list[Run]]) -> None:
+        """Start waiting suspects, each alone on an empty worker; reserve workers for them.
+
+        A worker reserved for a suspect gets no new work until its running tasks have
+        ended; at most half of the workers (at least one) are reserved at a time, so
+        the rest keep serving the queue while suspects are tried one by one.
+        """
+        suspects = self._suspects
+        suspects[:] = [r for r in suspects if r.status is TaskStatus.QUEUED and r.suspect]
+        if not suspects:
+            for worker in self.workers.values():
+                worker.reserved = False
+            return
+        candidates = [
+            w for w in self.workers.values() if w.accepting and w.solo is None and w.slots > 0
+        ]
+        for worker in candidates:
+            if not suspects:
+                break
+            if not worker.running and worker.free > 0:
+                worker.reserved = False
+                rec = suspects.pop(0)
+                self._start(rec, worker, batches)
+                worker.solo = rec.id
+        waiting = len(suspects)
+        reserved = [w for w in candidates if w.reserved and w.solo is None]
+        cap = max(1, len(candidates) // 2)
+        if waiting > len(reserved) and len(reserved) < cap:
+            # Empty the least busy workers for the suspects still waiting.
+            spare = sorted(
+                (w for w in candidates if not w.reserved and w.solo is None),
+                key=lambda w: len(w.running),
+            )
+            for worker in spare[: min(waiting, cap) - len(reserved)]:
+                worker.reserved = True
+        elif not waiting:
+            for worker in reserved:
+                worker.reserved = False
 
     def _running_count(self) -> int:
         return sum(len(w.running) for w in self.workers.values())
@@ -583,7 +796,7 @@ class ControlPlane(Actor):
             ):
                 continue  # fenced: a late result of an attempt that no longer counts
             if worker is not None:
-                worker.running.discard(rec.id)
+                worker.release(rec.id)
                 worker.completed += 1
             if (
                 outcome.status == "failure"
@@ -652,35 +865,38 @@ class ControlPlane(Actor):
         )
 
     # -- cancellation -----------------------------------------------------------------
-    def _cancel(self, task_id: str, ctx: Context, *, reply: bool = True) -> bool | None:
+    def _cancel(
+        self, task_id: str, ctx: Context, reply: Reply | None = None, *, quiet: bool = False
+    ) -> bool | None:
         """Cancel a task. A running one gets a request, an ack and a bounded wait.
 
         Queued, scheduled or retrying: removed at once (True). Running: the worker is
         asked to cancel and the answer waits for its confirmation (the task's ``finally``
         has run), at most ``cancel_timeout``; a sync task in a thread cannot be
         interrupted, so past the bound it is marked cancelled and its late result
-        discarded. ``reply=False`` (a workflow cancelling its members) defers no reply.
+        discarded. ``quiet`` (a workflow cancelling its members): no one waits for an answer.
         """
         rec = self.tasks.get(task_id)
         if rec is None:
-            if task_id in self.flows:
-                return self.flows.cancel(task_id, ctx.defer_reply())
+            if task_id in self.flows:  # a workflow: answered once it is over
+                return self.flows.cancel(task_id, reply if reply is not None else ctx.defer_reply())
             return False
         status = rec.status
         if status is TaskStatus.RUNNING and rec.worker is not None:
             worker = self.workers.get(rec.worker)
             if worker is not None:
                 waiting = self._cancelling.get(task_id)
+                deferred = None if quiet else (reply if reply is not None else ctx.defer_reply())
                 if waiting is None:
-                    self._cancelling[task_id] = [ctx.defer_reply()] if reply else []
+                    self._cancelling[task_id] = [deferred] if deferred is not None else []
                     worker.ref.tell_nowait(CancelRun(task_id, rec.attempts))
                     ctx.nursery.start_soon(
                         self._cancel_timer, ctx.self, CancelDeadline(task_id, rec.attempts)
                     )
-                elif reply:
-                    waiting.append(ctx.defer_reply())
+                elif deferred is not None:
+                    waiting.append(deferred)
                 return None
-        if status is TaskStatus.QUEUED:
+        if status is TaskStatus.QUEUED and not rec.suspect:
             self.queue.discard()
         elif status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
             self._scheduler().tell_nowait(Unschedule([task_id]))
@@ -700,7 +916,7 @@ class ControlPlane(Actor):
             return
         worker = self.workers.get(rec.worker) if rec.worker is not None else None
         if worker is not None:
-            worker.running.discard(rec.id)
+            worker.release(rec.id)
         self._terminal(
             rec,
             TaskStatus.CANCELLED,
@@ -742,6 +958,7 @@ class ControlPlane(Actor):
                 if task_id not in reported and task_id in self.tasks
             ]
         lost = 0
+        losses: list[tuple[str, int, int]] = []
         for task_id, attempt in running:
             rec = self.tasks.get(task_id)
             if rec is None or rec.status is not TaskStatus.RUNNING or rec.attempts != attempt:
@@ -749,17 +966,15 @@ class ControlPlane(Actor):
             if rec.worker != msg.id:
                 continue
             lost += 1
+            rec.losses += 1
+            losses.append((rec.id, rec.attempts, rec.losses))
             if rec.id in self._cancelling:
                 self._terminal(
                     rec,
                     TaskStatus.CANCELLED,
                     WireError("TaskCancelled", "cancelled by request (its worker was lost)"),
                 )
-            elif rec.spec.redeliver:
-                self.redelivered += 1
-                rec.worker = None
-                self._enqueue(rec, front=True)
-            else:
+            elif not rec.spec.redeliver:
                 self._terminal(
                     rec,
                     TaskStatus.FAILURE,
@@ -769,6 +984,23 @@ class ControlPlane(Actor):
                         "the task opted out of redelivery (redeliver=False)",
                     ),
                 )
+            elif rec.losses >= self._max_losses(rec):
+                self.quarantined += 1
+                log.error(
+                    "task %s (%s) was in flight on %d lost workers, the last one (%s) alone: "
+                    "it fails with WorkerLost and is not run again",
+                    rec.name,
+                    rec.id,
+                    rec.losses,
+                    msg.id,
+                )
+                self._terminal(rec, TaskStatus.FAILURE, self._worker_lost_error(rec, msg))
+            else:
+                self.redelivered += 1
+                rec.worker = None
+                self._suspect(rec)
+        if losses and self.journal is not None:
+            self.journal.tell_nowait(Lost(losses))
         if worker is not None:
             log.warning(
                 "worker %s left (%s); %d tasks in flight handled",
@@ -779,6 +1011,30 @@ class ControlPlane(Actor):
         self._update_local()
         if self._event_refs:
             self._events.append(Event("worker", msg.id, "left", at=self.clock.now()))
+
+    def _max_losses(self, rec: TaskRecord) -> int:
+        own = rec.spec.max_worker_losses
+        return self.config.max_worker_losses if own is None else own
+
+    def _worker_lost_error(self, rec: TaskRecord, msg: WorkerLeft) -> WireError:
+        return WireError(
+            "WorkerLost",
+            f"task {rec.name!r} took down its worker {rec.losses} times (the last: worker "
+            f"{msg.id}, {msg.reason or 'gone'}; it ran alone there, so it is the cause): it "
+            "is not run again. A task that kills its process (a crash in a C extension, "
+            "running out of memory, os._exit) or blocks its event loop fails this way; "
+            "max_worker_losses sets how many losses a task may cause",
+        )
+
+    def _suspect(self, rec: TaskRecord) -> None:
+        """Queue a task that was in flight on a lost worker: it will run alone."""
+        rec.suspect = True
+        rec.status = TaskStatus.QUEUED
+        suspects = self._suspects
+        suspects.append(rec)
+        suspects.sort(key=lambda r: r.priority)
+        if self._event_refs:
+            self._event(rec)
 
     def _update_local(self) -> None:
         """The local executor takes work only while no subworker is connected."""
@@ -831,4 +1087,6 @@ class ControlPlane(Actor):
             redelivered=self.redelivered,
             results_cached=results_cached,
             draining=self.draining,
+            suspects=sum(1 for r in self._suspects if r.status is TaskStatus.QUEUED and r.suspect),
+            quarantined=self.quarantined,
         )

@@ -70,6 +70,8 @@ class FlowTable:
         self.flows: dict[str, Workflow] = {}
         self._cancel_replies: dict[str, list[Reply]] = {}
         self._started_at: dict[str, float] = {}
+        self._unconfirmed: set[str] = set()
+        """Flows accepted with a journal whose first commit has not been confirmed."""
         self.accepted = 0
         self.finished = 0
 
@@ -128,7 +130,11 @@ class FlowTable:
         if cp.journal is not None:
             tasks, cp._to_journal = cp._to_journal, []
             replies: list[tuple[Reply, Any]] = [(reply, 1)] if reply is not None else []
-            cp.journal.tell_nowait(Persist(tasks, replies, flows=[(flow.id, sub.nodes)]))
+            if tasks:
+                self._unconfirmed.add(flow.id)
+            cp.journal.tell_nowait(
+                Persist(tasks, replies, cp._self_ref, flows=[(flow.id, sub.nodes)])
+            )
         elif reply is not None:
             reply.resolve(1)
         fx.starts = []
@@ -185,7 +191,7 @@ class FlowTable:
             # finds a member row whose predecessor has no result.
             cp._flush_outcomes()
             tasks, cp._to_journal = cp._to_journal, []
-            cp.journal.tell_nowait(Persist(tasks, []))
+            cp.journal.tell_nowait(Persist(tasks, [], cp._self_ref))
 
     def _apply(self, flow: Workflow, fx: Effects) -> None:
         cp = self.cp
@@ -205,7 +211,7 @@ class FlowTable:
             # Running members go through their cancel scopes (the same bounded wait as a
             # single task); their outcomes come back through member_finished.
             if member_id in cp.tasks:
-                cp._cancel(member_id, cp._context(), reply=False)
+                cp._cancel(member_id, cp._context(), quiet=True)
         if fx.done is not None:
             self._publish(flow, fx.done)
 
@@ -216,6 +222,35 @@ class FlowTable:
             return
         flow, index = owner
         self._apply(flow, flow.finished(index, outcome.status, outcome.value, outcome.error))
+
+    def durable(self, ids: list[str]) -> None:
+        """Journaled members are on disk (their flow's acceptance is, with the first)."""
+        if self._unconfirmed:
+            for task_id in ids:
+                owner = self._owner(task_id)
+                if owner is not None:
+                    self._unconfirmed.discard(owner[0].id)
+
+    def not_durable(self, ids: list[str], reason: str) -> None:
+        """The journal refused these members (the control plane dropped their tasks).
+
+        A flow whose acceptance itself was refused is dropped (its client was told);
+        a later member refused fails its flow with the journal's reason.
+        """
+        error = WireError("JournalWriteFailed", reason)
+        for task_id in ids:
+            owner = self._owner(task_id)
+            if owner is None:
+                continue
+            flow, index = owner
+            if flow.id in self._unconfirmed:
+                self._unconfirmed.discard(flow.id)
+                del self.flows[flow.id]
+                self._started_at.pop(flow.id, None)
+                for member_id in [flow.member_id(i) for i in flow.active]:
+                    self.cp.tasks.pop(member_id, None)
+                continue
+            self._apply(flow, flow.finished(index, "failure", None, error))
 
     def _publish(self, flow: Workflow, done: FlowOutcome) -> None:
         cp = self.cp

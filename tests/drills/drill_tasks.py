@@ -20,6 +20,22 @@ async def slow_add(x: int, y: int) -> int:
     return x + y
 
 
+@task
+def poison() -> None:
+    """Kill the process running it at once (as a segfault or an OOM kill would)."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task
+async def nap(seconds: float) -> float:
+    """Sleep ``seconds`` in the trio loop."""
+    await trio.sleep(seconds)
+    return seconds
+
+
 # -- workflows (test_workflow_durability.py) ------------------------------------------
 
 
