@@ -301,3 +301,47 @@ async def test_a_member_on_a_lost_worker_is_redelivered_and_the_flow_goes_on(
             result = await c.client.result(flow_id)
     assert (result.status, result.value) == (TaskStatus.SUCCESS, [["lost"], {}])
     assert sample_tasks.calls["lost"] == 2
+
+
+class DiskFull:
+    """Makes the cluster's journal file fail its writes while ``full`` is set."""
+
+    def __init__(self, cluster: Any) -> None:
+        journal = cluster.control_plane.journal
+        assert journal is not None
+        self.real_write = journal.file.write
+        self.full = False
+        journal.file.write = self.write
+
+    def write(self, *args: Any) -> None:
+        if self.full:
+            raise sqlite3.OperationalError("database or disk is full")
+        self.real_write(*args)
+
+
+async def test_journal_refusals_refuse_or_fail_a_workflow(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """Disk full at delay(flow): JournalWriteFailed, nothing of the flow is held or runs.
+    Disk full when a later member is admitted: the flow fails with the journal's reason
+    and that member never runs; once the disk has room, workflows run again."""
+    path = tmp_path / "journal.db"
+    async with open_cluster(TASKS, subworkers=1, journal=str(path), local_concurrency=0) as c:
+        with trio.fail_after(60):
+            disk = DiskFull(c)
+            disk.full = True
+            with pytest.raises(fastworker.JournalWriteFailed, match="disk is full"):
+                await c.client.delay(chain(sig("count_call", "refused"), sig(ft.inc)))
+            assert flows_of(c) == 0 and not c.control_plane.control_plane.tasks
+            disk.full = False
+            flow_id = await c.client.delay(chain(sig("hold", "x"), sig("count_call", "second")))
+            await sample_tasks.started("x").wait()
+            disk.full = True
+            sample_tasks.gate("x").set()
+            result = await c.client.result(flow_id)
+            disk.full = False
+            assert await c.client.call(chain(sig(ft.inc, 1), sig(ft.inc))) == 3
+            await trio.sleep(5)
+    assert result.status is TaskStatus.FAILURE
+    assert result.error is not None and result.error.type == "JournalWriteFailed"
+    assert "refused" not in sample_tasks.calls and "second" not in sample_tasks.calls
