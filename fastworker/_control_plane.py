@@ -1087,6 +1087,8 @@ class ControlPlane(Actor):
             redelivered=self.redelivered,
             results_cached=results_cached,
             draining=self.draining,
-            suspects=sum(1 for r in self._suspects if r.status is TaskStatus.QUEUED and r.suspect),
+            suspects=sum(
+                1 for r in self._suspects if r.status is TaskStatus.QUEUED and r.suspect
+            ),
             quarantined=self.quarantined,
         )

@@ -229,7 +229,9 @@ class JournalFile:
         # restart forever).
         # The count is written back at once (and the mark cleared), so it adds up across
         # any number of restarts.
-        self.db.execute("UPDATE tasks SET losses = losses + 1, running = 0 WHERE running = 1")
+        self.db.execute(
+            "UPDATE tasks SET losses = losses + 1, running = 0 WHERE running = 1"
+        )
         tasks = [
             JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6])
             for row in self.db.execute(
