@@ -297,6 +297,27 @@ class FlowTable:
 
         return flow.status(member_status)
 
+    def describe(self, flow_id: str) -> list[tuple[str, str, str]] | None:
+        """(member id, task name, status) of an unfinished flow's members (for views).
+
+        An active member's status is its task's (queued, running, ...); a member not
+        started is "pending"; a finished one "success" or "failed" (its result has the
+        detail); one that never started because the flow ended, "cancelled".
+        """
+        flow = self.flows.get(flow_id)
+        if flow is None:
+            return None
+        tasks = self.cp.tasks
+        described = []
+        for member_id, name, state in flow.members():
+            if state == "active":
+                rec = tasks.get(member_id)
+                state = rec.status.value if rec is not None else "pending"
+            elif state == "skipped":
+                state = "cancelled"
+            described.append((member_id, name, state))
+        return described
+
     def cancel(self, flow_id: str, reply: Reply) -> bool | None:
         """Cancel every unfinished member; ``reply`` answers once the flow is over.
 

@@ -275,6 +275,19 @@ class Workflow:
         """True for a member that has not started (and may still)."""
         return self.state[index] == _IDLE and self.decided is None
 
+    def members(self) -> list[tuple[str, str, str]]:
+        """(member id, task name, state) of every member, in node order.
+
+        The state is "pending" (not started), "active" (a task now), "success",
+        "failed" (failure or cancelled) or "skipped" (never started: the flow ended).
+        """
+        names = ("pending", "active", "success", "failed", "skipped")
+        return [
+            (self.member_id(i), self.names[i], names[self.state[i]])
+            for i, kind in enumerate(self.kinds)
+            if kind == TASK
+        ]
+
     def member_ids(self) -> list[str]:
         """Every task member's id, in node order."""
         return [self.member_id(i) for i, kind in enumerate(self.kinds) if kind == TASK]

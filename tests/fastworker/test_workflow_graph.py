@@ -184,3 +184,17 @@ def test_signatures_are_immutable_values() -> None:
         group(sig("a"), "b")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         sig(len)
+
+
+def test_members_report_their_states() -> None:
+    """members() lists every member with its state as the flow goes (for views)."""
+    flow = Workflow("v", flatten(chain(sig("a"), group(sig("b"), sig("c")))))
+    (a,) = flow.start().starts
+    assert flow.members() == [
+        ("v:1", "a", "active"),
+        ("v:3", "b", "pending"),
+        ("v:4", "c", "pending"),
+    ]
+    b, _ = flow.finished(a.index, "success", b"\x01").starts
+    flow.finished(b.index, "failure", None, ERROR)
+    assert [state for _, _, state in flow.members()] == ["success", "failed", "active"]

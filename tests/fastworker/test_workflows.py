@@ -345,3 +345,21 @@ async def test_journal_refusals_refuse_or_fail_a_workflow(
     assert result.status is TaskStatus.FAILURE
     assert result.error is not None and result.error.type == "JournalWriteFailed"
     assert "refused" not in sample_tasks.calls and "second" not in sample_tasks.calls
+
+
+async def test_the_control_plane_describes_a_flows_members(autojump_clock: Any) -> None:
+    """FlowTable.describe (for top and the dashboard) gives each member's live status."""
+    async with open_cluster(TASKS, subworkers=1) as c:
+        with trio.fail_after(30):
+            held = sig("hold", "d").set(immutable=True)
+            flow_id = await c.client.delay(chain(sig(ft.inc, 1), held, sig(ft.inc)))
+            await sample_tasks.started("d").wait()
+            table = c.control_plane.control_plane.flows
+            assert table.describe(flow_id) == [
+                (f"{flow_id}:1", "flow.inc", "success"),
+                (f"{flow_id}:2", "hold", "running"),
+                (f"{flow_id}:3", "flow.inc", "pending"),
+            ]
+            assert table.describe("nope") is None
+            sample_tasks.gate("d").set()
+            await c.client.result(flow_id)
