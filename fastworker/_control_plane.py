@@ -336,6 +336,7 @@ class ControlPlane(Actor):
         try:
             await super().handle_batch(ctx, batch)
         finally:
+            self.flows.settle()  # members of failed or cancelled workflows
             self._dispatch()
             self._flush()
 

@@ -70,6 +70,8 @@ class FlowTable:
         self.flows: dict[str, Workflow] = {}
         self._cancel_replies: dict[str, list[Reply]] = {}
         self._started_at: dict[str, float] = {}
+        self._to_cancel: list[str] = []
+        """Members to cancel once the current message is handled (see settle)."""
         self._unconfirmed: set[str] = set()
         """Flows accepted with a journal whose first commit has not been confirmed."""
         self.accepted = 0
@@ -207,13 +209,24 @@ class FlowTable:
                     Outcome(member_id, "cancelled", 0, error=why, completed_at=now, name=name)
                 )
                 self._event(member_id, "cancelled", name)
-        for member_id in fx.cancels:
-            # Running members go through their cancel scopes (the same bounded wait as a
-            # single task); their outcomes come back through member_finished.
-            if member_id in cp.tasks:
-                cp._cancel(member_id, cp._context(), quiet=True)
+        # Cancelled after the message at hand (settle): the control plane may be in the
+        # middle of a loop over its tasks, which must not change under it.
+        self._to_cancel.extend(fx.cancels)
         if fx.done is not None:
             self._publish(flow, fx.done)
+
+    def settle(self) -> None:
+        """Cancel the members decided flows left active (called after each batch).
+
+        Running members go through their cancel scopes (the same bounded wait as a
+        single task); their outcomes come back through member_finished.
+        """
+        cp = self.cp
+        while self._to_cancel:
+            ids, self._to_cancel = self._to_cancel, []
+            for member_id in ids:
+                if member_id in cp.tasks:
+                    cp._cancel(member_id, cp._context(), quiet=True)
 
     def member_finished(self, task_id: str, outcome: Outcome) -> None:
         """The control plane finished ``task_id`` for good: move its flow on."""

@@ -363,3 +363,20 @@ async def test_the_control_plane_describes_a_flows_members(autojump_clock: Any) 
             assert table.describe("nope") is None
             sample_tasks.gate("d").set()
             await c.client.result(flow_id)
+
+
+async def test_abandoning_the_control_plane_ends_its_workflows(autojump_clock: Any) -> None:
+    """A drain that ran out of time abandons every task (no journal): workflows whose
+    members are dropped end failed with the member's reason, and members of the same
+    flow ended by the cascade are not ended twice (the control plane does not crash)."""
+    async with open_cluster(TASKS, subworkers=0, local_concurrency=0) as c:
+        with trio.fail_after(30):
+            group_id = await c.client.delay(group(sig(ft.inc, i) for i in range(5)))
+            chain_id = await c.client.delay(chain(sig(ft.inc, 1), sig(ft.inc)))
+            running, waiting = await c.control_plane.abandon("test")
+            results = [await c.client.result(i) for i in (group_id, chain_id)]
+            assert (await c.control_plane.statistics()).queued.normal == 0
+    assert (running, waiting) == (0, 6)
+    assert [r.status for r in results] == [TaskStatus.FAILURE, TaskStatus.FAILURE]
+    assert all(r.error is not None and r.error.type == "ShuttingDown" for r in results)
+    assert flows_of(c) == 0
