@@ -24,7 +24,7 @@ from ._errors import FastWorkerError, PayloadTooLarge, QueueFull, ShuttingDown, 
 from ._journal import JournaledTask, Persist
 from ._messages import Event, Outcome, Submission, SubmitFlow, WireError
 from ._result_cache import Subscribe
-from ._workflow import SEPARATOR, Effects, FlowOutcome, InvalidFlow, Start, Workflow
+from ._workflow import NOTHING, SEPARATOR, Effects, FlowOutcome, InvalidFlow, Start, Workflow
 
 if TYPE_CHECKING:
     from ._control_plane import ControlPlane
@@ -84,10 +84,12 @@ class FlowTable:
         return len(self.flows)
 
     def _owner(self, member_id: str) -> tuple[Workflow, int] | None:
-        prefix, sep, _ = member_id.rpartition(SEPARATOR)
+        prefix, sep, tail = member_id.rpartition(SEPARATOR)
         flow = self.flows.get(prefix) if sep else None
-        index = flow.index_of(member_id) if flow is not None else None
-        return (flow, index) if flow is not None and index is not None else None
+        if flow is None:
+            return None
+        index = flow.task_index(tail)
+        return (flow, index) if index is not None else None
 
     def knows(self, task_id: str) -> bool:
         """A live flow's id, or the id of one of its members (started or not)."""
@@ -139,8 +141,7 @@ class FlowTable:
             )
         elif reply is not None:
             reply.resolve(1)
-        fx.starts = []
-        self._apply(flow, fx)
+        self._apply(flow, attrs.evolve(fx, starts=[]))
 
     def _check_names(self, flow: Workflow) -> None:
         lookup = self.cp.registry.lookup
@@ -196,6 +197,8 @@ class FlowTable:
             cp.journal.tell_nowait(Persist(tasks, [], cp._self_ref))
 
     def _apply(self, flow: Workflow, fx: Effects) -> None:
+        if fx is NOTHING:
+            return
         cp = self.cp
         if fx.starts:
             self._admit(flow, fx.starts)
@@ -375,9 +378,8 @@ class FlowTable:
                         cp._restore([tasks[start.id]])
                     else:
                         fresh.append(start)
-                fx.starts = fresh
-                if flow.id in self.flows:
-                    self._apply(flow, fx)
+                if flow.id in self.flows and fx is not NOTHING:
+                    self._apply(flow, attrs.evolve(fx, starts=fresh))
             if flow.id in self.flows:
                 log.info(
                     "journal: workflow %s resumed (%d members active)", flow.id, len(flow.active)

@@ -103,6 +103,10 @@ class Effects:
     done: FlowOutcome | None = None
 
 
+NOTHING = Effects()
+"""The shared answer of a step with no effects (never modified)."""
+
+
 TASK, CHAIN, GROUP, CHORD = 0, 1, 2, 3
 KIND_NAMES = ("task", "chain", "group", "chord")
 
@@ -264,7 +268,13 @@ class Workflow:
     def index_of(self, member_id: str) -> int | None:
         """The node index of a member id of this flow, or None."""
         prefix, sep, tail = member_id.rpartition(SEPARATOR)
-        if prefix != self.id or not sep or not tail.isdigit():
+        if prefix != self.id or not sep:
+            return None
+        return self.task_index(tail)
+
+    def task_index(self, tail: str) -> int | None:
+        """The index of the task node named by ``tail`` (the text after the separator)."""
+        if not tail.isdigit():
             return None
         index = int(tail)
         if index >= len(self.kinds) or self.kinds[index] != TASK:
@@ -363,10 +373,13 @@ class Workflow:
                 self._activate(index, value)
             else:
                 self._complete(index, value if value is not None else PACKED_NONE)
-        fx, self._fx = self._fx, Effects()
+        fx = self._fx
         if self.decided is not None and not self.active and not self.published:
             self.published = True
             fx.done = self.decided
+        if not (fx.starts or fx.cancels or fx.skipped or fx.done):
+            return NOTHING  # the common step (a group member done): nothing to allocate
+        self._fx = Effects()
         return fx
 
     def _activate(self, index: int, incoming: bytes | None) -> None:
