@@ -371,9 +371,14 @@ class Client:
                 prio = int(Priority.parse(priority))
             except ValueError as exc:
                 raise ConfigurationError(str(exc)) from None
-        message = SubmitFlow(
-            flow_id or self.new_id(), flatten(flow, limit=self.max_payload, priority=prio), watch
-        )
+        packed = flatten(flow, limit=self.max_payload, priority=prio)
+        if len(packed) > self.max_payload:
+            raise PayloadTooLarge(
+                f"the workflow packs to {len(packed)} bytes, over the {self.max_payload}-byte "
+                "message limit: pass references (paths, keys) instead of data, split it into "
+                "several workflows, or raise max_payload on the client and the control plane"
+            )
+        message = SubmitFlow(flow_id or self.new_id(), packed, watch)
         ids = [message.id] if watch else []
         self._submitting.update(ids)
         try:

@@ -380,3 +380,17 @@ async def test_abandoning_the_control_plane_ends_its_workflows(autojump_clock: A
     assert [r.status for r in results] == [TaskStatus.FAILURE, TaskStatus.FAILURE]
     assert all(r.error is not None and r.error.type == "ShuttingDown" for r in results)
     assert flows_of(c) == 0
+
+
+async def test_a_workflow_too_big_for_one_message_is_refused_before_sending(
+    autojump_clock: Any,
+) -> None:
+    """A workflow whose packed graph is over max_payload raises PayloadTooLarge naming
+    the size and what to do; arguments that are not msgpack data name the member."""
+    async with open_cluster(TASKS, subworkers=1) as c:
+        async with c.open_client(max_payload=20_000) as small:
+            with pytest.raises(fastworker.PayloadTooLarge, match="the workflow packs to"):
+                await small.delay(group(sig(ft.inc, i) for i in range(5000)))
+        with pytest.raises(fastworker.NotSerializable, match=r"flow\.inc"):
+            await c.client.delay(chain(sig(ft.inc, object())))
+        assert flows_of(c) == 0
