@@ -70,3 +70,9 @@ async def sleep(seconds: float, tag: str = "") -> str:
 def trivial(x: int) -> int:
     """A sync no-op (the 10,000-member chord)."""
     return x
+
+
+@task(name="flow.text")
+async def text(size: int) -> str:
+    """A string of ``size`` characters."""
+    return "x" * size

@@ -394,3 +394,19 @@ async def test_a_workflow_too_big_for_one_message_is_refused_before_sending(
         with pytest.raises(fastworker.NotSerializable, match=r"flow\.inc"):
             await c.client.delay(chain(sig(ft.inc, object())))
         assert flows_of(c) == 0
+
+
+async def test_a_callback_list_over_the_payload_limit_fails_the_chord(
+    autojump_clock: Any,
+) -> None:
+    """Each member's value fits, but the list the chord's callback would get does not:
+    the chord fails with PayloadTooLarge (saying to pass references) and the callback
+    never runs."""
+    async with open_cluster(TASKS, subworkers=1, max_payload=50_000) as c:
+        with trio.fail_after(30):
+            flow = chord(group(sig(ft.text, 10_000) for _ in range(8)), sig(ft.total))
+            result = await c.client.result(await c.client.delay(flow))
+    assert result.status is TaskStatus.FAILURE
+    assert result.error is not None and result.error.type == "PayloadTooLarge"
+    assert "reference" in result.error.message
+    assert not any(run.startswith("total") for run in ft.runs)
