@@ -2,10 +2,10 @@
 
 A ``Workflow`` is built from the packed node list a client submitted (root first;
 see ``_decode`` for the format). The control plane tells it "member X finished with
-outcome Y" and it answers with ``Effects``: which members to start now (with their payloads: the
-member's own arguments with the incoming value put first), which active members to
-cancel, which never-started members end cancelled, and, once the flow is over, its
-outcome. Values stay packed msgpack bytes: a group's list is an array header plus
+outcome Y" and it answers with ``Effects``: which members to start now (with their
+payloads: the member's own arguments with the incoming value put first), which active
+members to cancel, which never-started members end cancelled, and, once the flow is
+over, its outcome. Values stay packed msgpack bytes: a group's list is an array header plus
 its members' packed values, so the control plane never decodes a value.
 
 Rules (DESIGN 2.4): a chain runs its members in order, each gets the previous value
@@ -70,6 +70,19 @@ def with_first_argument(payload: bytes, value: bytes) -> bytes:
     else:
         raise ValueError("task arguments must be packed as [args, kwargs]")
     return b"\x92" + array_header(n + 1) + value + payload[start:]
+
+
+def _arguments_shape(payload: bytes) -> bool:
+    """True if ``payload`` starts like a packed ``[args, kwargs]`` (what
+    ``with_first_argument`` needs; the executor checks the rest)."""
+    if len(payload) < 3 or payload[0] != 0x92:
+        return False
+    head = payload[1]
+    return (
+        0x90 <= head <= 0x9F
+        or (head == 0xDC and len(payload) > 4)
+        or (head == 0xDD and len(payload) > 6)
+    )
 
 
 @attrs.frozen
@@ -166,8 +179,8 @@ def _decode(data: bytes) -> _Decoded:
         head = row[0]
         if isinstance(head, str):
             payload = row[1]
-            if not head or not isinstance(payload, bytes):
-                raise InvalidFlow(f"node {index} is a task without a name or arguments")
+            if not head or not isinstance(payload, bytes) or not _arguments_shape(payload):
+                raise InvalidFlow(f"node {index} is a task without a name or packed arguments")
             names[index] = interned.setdefault(head, head)
             payloads[index] = payload
             if len(row) == 5:

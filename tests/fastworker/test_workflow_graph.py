@@ -149,6 +149,8 @@ def test_member_ids_and_validation() -> None:
         pack_nodes([["a", b"\x92\x90\x80", 9, None, False]]),
         pack_nodes([["a", b"\x92\x90\x80", None, -1, False]]),
         pack_nodes([["", b"\x92\x90\x80"]]),
+        pack_nodes([["a", b"\x91\x90"]]),
+        pack_nodes([["a", b"\x92\xc0\x80"]]),
     ]
     for packed in bad:
         with pytest.raises(InvalidFlow):

@@ -410,3 +410,23 @@ async def test_a_callback_list_over_the_payload_limit_fails_the_chord(
     assert result.error is not None and result.error.type == "PayloadTooLarge"
     assert "reference" in result.error.message
     assert not any(run.startswith("total") for run in ft.runs)
+
+
+async def test_a_malformed_workflow_is_refused_and_the_control_plane_serves_on(
+    autojump_clock: Any,
+) -> None:
+    """A SubmitFlow whose graph is not well formed (bytes that are not a node list,
+    arguments not packed as [args, kwargs]) is answered with an error naming the
+    problem; nothing is queued and the control plane keeps serving."""
+    import actors
+    from fastworker._messages import SubmitFlow
+    from fastworker._workflow import pack_nodes
+
+    async with open_cluster(TASKS, subworkers=1) as c:
+        with trio.fail_after(30):
+            connection = await c.client._connection_ref()
+            for packed in (b"junk", pack_nodes([["flow.inc", b"\x91\x90"]])):
+                with pytest.raises(actors.RemoteError, match="malformed workflow"):
+                    await connection.ask(SubmitFlow(c.client.new_id(), packed))
+            assert flows_of(c) == 0 and not c.control_plane.control_plane.tasks
+            assert await c.client.call(chain(sig(ft.inc, 1))) == 2
