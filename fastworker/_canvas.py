@@ -122,6 +122,8 @@ Flow = Union[Signature, Chain, Group, Chord]  # noqa: UP007 (a runtime alias)
 """Anything ``client.delay`` takes as a workflow."""
 
 _FLOW_TYPES = (Signature, Chain, Group, Chord)
+FLOWS = _FLOW_TYPES
+"""What ``client.delay`` and ``client.call`` take as a workflow (for isinstance)."""
 
 
 def sig(task: Any, /, *args: Any, **kwargs: Any) -> Signature:

@@ -17,7 +17,7 @@ import trio
 import actors
 from actors import Actor, Context
 
-from ._canvas import Chain, Chord, Group, Signature, flatten
+from ._canvas import FLOWS, Chain, Chord, Group, Signature, flatten
 from ._discovery import discover_control_plane
 from ._errors import (
     AuthenticationFailed,
@@ -249,7 +249,7 @@ class Client:
         Raises NotSerializable / PayloadTooLarge before sending, QueueFull or
         ShuttingDown if the control plane refuses, ConnectionFailed if unreachable.
         """
-        if not isinstance(name, str):
+        if isinstance(name, FLOWS):  # a workflow: one id for all of it
             return await self._delay_flow(name, args, kwargs, priority, countdown, eta, False)
         sub = self._submission(name, args, kwargs, priority, countdown, eta, None)
         await self._submit([sub], watch=False)
@@ -291,18 +291,11 @@ class Client:
         Raises TaskFailed (TaskTimeout, WorkerLost) or TaskCancelled; the TaskResult is
         on the exception's ``result`` (a failed workflow's error is its failing member's).
         """
-        if isinstance(name, str):
-            sub = self._submission(name, args, kwargs, None, None, None, None)
-            future = self._waiter(sub.id)
-            await self._submit([sub], watch=True)
-        else:
-            flow_id = self.new_id()
-            future = self._waiter(flow_id)
-            try:
-                await self._delay_flow(name, args, kwargs, None, None, None, True, flow_id)
-            except BaseException:
-                self._waiters.pop(flow_id, None)
-                raise
+        if isinstance(name, FLOWS):  # a workflow: its value, or its failing member's error
+            return await self._call_flow(name, args, kwargs)
+        sub = self._submission(name, args, kwargs, None, None, None, None)
+        future = self._waiter(sub.id)
+        await self._submit([sub], watch=True)
         result = to_result(await future.wait())
         raise_for(result)
         return result.value
@@ -327,6 +320,20 @@ class Client:
                     raise self._translate(exc) from None
         finally:
             self._submitting.difference_update(ids)
+
+    async def _call_flow(
+        self, flow: Signature | Chain | Group | Chord, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        flow_id = self.new_id()
+        future = self._waiter(flow_id)
+        try:
+            await self._delay_flow(flow, args, kwargs, None, None, None, True, flow_id)
+        except BaseException:
+            self._waiters.pop(flow_id, None)
+            raise
+        result = to_result(await future.wait())
+        raise_for(result)
+        return result.value
 
     async def _delay_flow(
         self,
