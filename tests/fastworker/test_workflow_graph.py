@@ -200,3 +200,14 @@ def test_members_report_their_states() -> None:
     b, _ = flow.finished(a.index, "success", b"\x01").starts
     flow.finished(b.index, "failure", None, ERROR)
     assert [state for _, _, state in flow.members()] == ["success", "failed", "active"]
+
+
+def test_a_member_cancelled_on_its_own_ends_the_flow_cancelled() -> None:
+    """A member that ends cancelled (cancelled by id, not through the flow) decides the
+    flow cancelled with that member's error; the members after it are skipped."""
+    flow = Workflow("k", flatten(chain(sig("a"), sig("b"))))
+    (a,) = flow.start().starts
+    why = WireError("TaskCancelled", "cancelled by request")
+    fx = flow.finished(a.index, "cancelled", None, why)
+    assert fx.skipped == ["k:2"] and fx.done is not None
+    assert (fx.done.status, fx.done.error) == ("cancelled", why)
