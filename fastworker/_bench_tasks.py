@@ -13,6 +13,12 @@ def add(x: int, y: int) -> int:
     return x + y
 
 
+@task(name="bench.total")
+def total(values: list[int]) -> int:
+    """The sum of a list (a chord's callback)."""
+    return sum(values)
+
+
 @task(name="bench.blob")
 async def blob(size: int, at: float) -> bytes:
     """Wait until wall-clock time ``at``, then return ``size`` bytes (a burst of results)."""
