@@ -108,6 +108,7 @@ class _Attempt:
         "args",
         "cancel_requested",
         "kwargs",
+        "late_error",
         "run",
         "scope",
         "spec",
@@ -124,6 +125,8 @@ class _Attempt:
         self.started_at = 0.0
         self.timed_out = False
         self.cancel_requested = False
+        self.late_error: WireError | None = None
+        """A periodic sync task's timeout, reported when its thread returns."""
 
 
 def _error(exc: BaseException, tb: bool = True) -> WireError:
@@ -435,9 +438,13 @@ class Executor(Actor):
         if self._running.get(attempt.run.id) is not attempt:
             return
         if attempt.timed_out:
-            # Reported when it timed out; only its slot comes back now.
+            # Reported when it timed out (a periodic task: now); its slot comes back now.
             del self._running[attempt.run.id]
-            self._emit(None, credits=1)
+            late = attempt.late_error
+            outcome = None
+            if late is not None:
+                outcome = self._outcome(attempt, TaskStatus.FAILURE, error=late)
+            self._emit(outcome, credits=1)
             self._start_deferred(attempt.run.id)
             return
         self._done(attempt, value=value, error=error)
@@ -468,6 +475,12 @@ class Executor(Actor):
                 "result will be discarded)",
             )
             self._log_failure(attempt.run.name, attempt.run.id, attempt.run.attempt, error)
+            if attempt.spec.periodic:
+                # A periodic task never overlaps itself: it counts as running (and its
+                # next tick is skipped) until its thread really returns; the timeout is
+                # reported then.
+                attempt.late_error = error
+                return
             self._emit(self._outcome(attempt, TaskStatus.FAILURE, error=error), credits=0)
 
     def _cancel_waiting_sync(self, attempt: _Attempt) -> None:
