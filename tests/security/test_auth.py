@@ -115,7 +115,8 @@ async def test_a_peer_without_the_secret_is_closed_with_4001_before_its_messages
         close = await alongside_good_client(server, bad)
         # The server runs in this trio run: once every task is blocked, every frame the bad
         # client sent has been read and anything wrongly delivered has been handled.
-        await trio.testing.wait_all_tasks_blocked()
+        with trio.fail_after(TIMEOUT):
+            await trio.testing.wait_all_tasks_blocked()
         assert server.received == []
         assert server.system.dead_letters.count == dead_before
         assert set(server.system.peers()) == peers_before
