@@ -20,8 +20,8 @@ from actors import Actor, ActorRef, Context, Delivery
 from actors._ref import Reply
 
 from ._clock import WallClock
-from ._errors import PayloadTooLarge, QueueFull, ShuttingDown
-from ._journal import JournaledTask, Persist, Record
+from ._errors import PayloadTooLarge, QueueFull, ShuttingDown, TaskNotRegistered
+from ._journal import Announce, JournaledTask, Persist, Record
 from ._messages import (
     CancelRun,
     ClusterStats,
@@ -32,13 +32,14 @@ from ._messages import (
     Run,
     RunTasks,
     Submission,
+    TaskInfo,
     WireError,
     WorkerStats,
 )
 from ._model import TaskStatus
-from ._queue import PriorityQueues
 from ._registry import Registry, TaskSpec
 from ._result_cache import Store, Subscribe
+from ._routing import Routable, Router, WorkerCapabilities
 from ._scheduler import Due, ScheduleAt, Tick, Unschedule
 from ._serialization import DEFAULT_MAX_PAYLOAD
 
@@ -73,6 +74,8 @@ class Restore:
 
     tasks: list[JournaledTask]
     done: list[str] = attrs.field(factory=list)
+    known: list[TaskInfo] = attrs.field(factory=list)
+    """Task names workers announced before the restart (the journal's catalogue)."""
 
 
 @attrs.frozen
@@ -107,13 +110,25 @@ class CancelDeadline:
 
 @attrs.frozen
 class WorkerJoined:
-    """A worker with ``slots`` slots (``busy`` of them already taken) can take work."""
+    """A worker with ``slots`` slots (``busy`` of them already taken) can take work.
+
+    ``tasks`` are the names it has (None: every task), ``queues`` the queues it serves
+    (None: all), ``infos`` the options of its tasks (for names the registry lacks).
+    """
 
     id: str
     ref: ActorRef
     slots: int
     busy: int = 0
     local: bool = False
+    tasks: list[str] | None = None
+    queues: list[str] | None = None
+    infos: list[TaskInfo] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class RateWake:
+    """A rate-limited task may start again: dispatch."""
 
 
 @attrs.frozen
@@ -175,6 +190,10 @@ class ControlPlaneConfig:
     worker_name: str = LOCAL_WORKER
     cancel_timeout: float = 5.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    result_ttl: float = 3600.0
+    """How long a finished task's unique key still answers with its id (its result's TTL)."""
+    unique_keys: int = 100_000
+    """Finished tasks' unique keys remembered at most (the oldest are forgotten first)."""
 
 
 class TaskRecord:
@@ -195,7 +214,7 @@ class TaskRecord:
     )
 
     def __init__(
-        self, id: str, name: str, payload: bytes, priority: int, spec: TaskSpec, now: float
+        self, id: str, name: str, payload: bytes, priority: int, spec: TaskInfo, now: float
     ) -> None:
         self.id = id
         self.name = name
@@ -259,9 +278,18 @@ class ControlPlane(Actor):
         self._recent_done: dict[str, None] = {}
         self._cancelling: dict[str, list[Reply]] = {}
         self.tasks: dict[str, TaskRecord] = {}
-        self.queue: PriorityQueues[TaskRecord] = PriorityQueues(
-            config.aging, is_live=lambda rec: rec.status is TaskStatus.QUEUED
+        self.announced: dict[str, TaskInfo] = {}
+        self._infos: dict[str, tuple[TaskSpec, TaskInfo]] = {}
+        self.queue: Router[TaskRecord] = Router(
+            self._policy,
+            config.aging,
+            is_live=lambda rec: rec.status is TaskStatus.QUEUED,
+            is_running=_still_running,
+            clock=trio.current_time,
         )
+        self._wake_at: float | None = None
+        self._unique: dict[str, tuple[str, float]] = {}
+        self._key_of: dict[str, str] = {}
         self.workers: dict[str, WorkerSlot] = {}
         self.periodic_active: dict[str, str] = {}
         self.draining = False
@@ -281,6 +309,117 @@ class ControlPlane(Actor):
         finally:
             self._dispatch()
             self._flush()
+            self._wake_for_rate_limits(ctx)
+
+    def _wake_for_rate_limits(self, ctx: Context) -> None:
+        """A rate-limited task waits: dispatch again when its window lets it start."""
+        at = self.queue.next_wake
+        if at is None or (self._wake_at is not None and self._wake_at <= at):
+            return
+        self._wake_at = at
+        ctx.nursery.start_soon(self._wake_timer, ctx.self, at)
+
+    async def _wake_timer(self, me: ActorRef, at: float) -> None:
+        await trio.sleep_until(at)
+        if self._wake_at == at:
+            self._wake_at = None
+        await me.tell(RateWake())
+
+    # -- dispatch policy --------------------------------------------------------------
+    def _policy(self, name: str) -> TaskInfo:
+        """A name's options: the registry's, else what a worker announced, else defaults."""
+        spec = self.registry.lookup(name)
+        if spec is not None:
+            cached = self._infos.get(name)
+            if cached is None or cached[0] is not spec:
+                cached = self._infos[name] = (spec, spec.info())
+            return cached[1]
+        info = self.announced.get(name)
+        return info if info is not None else TaskInfo(name)
+
+    def _known(self, name: str) -> bool:
+        return name in self.announced or self.registry.lookup(name) is not None
+
+    def _unknown_names(self, names: set[str]) -> TaskNotRegistered:
+        known = sorted(set(self.registry.names()) | set(self.announced))
+        listed = ", ".join(known[:50]) + (" ..." if len(known) > 50 else "") or "none"
+        missing = ", ".join(repr(n) for n in sorted(names))
+        return TaskNotRegistered(
+            f"no task named {missing} is registered on the control plane or announced by any "
+            f"worker (known tasks: {listed}); check the name, or start a worker that has it "
+            "(a subworker with the right --tasks modules); nothing was queued"
+        )
+
+    def _announce(self, infos: list[TaskInfo], names: Iterable[str]) -> None:
+        """Remember the names a worker has, with their options; re-route changed ones."""
+        by_name = {info.name: info for info in infos}
+        new: list[TaskInfo] = []
+        for name in names:
+            if self.registry.lookup(name) is not None:
+                continue
+            info = by_name.get(name, TaskInfo(name))
+            old = self.announced.get(name)
+            if old == info:
+                continue
+            self.announced[name] = info
+            new.append(info)
+            if old is not None:
+                log.warning(
+                    "task %r: a worker announced other options (%s) than before (%s); "
+                    "the newest apply",
+                    name,
+                    info,
+                    old,
+                )
+                self.queue.policy_changed(name)
+        if new and self.journal is not None:
+            self.journal.tell_nowait(Announce(new))
+
+    def _unique_id(self, key: str) -> str | None:
+        """The id of the task holding ``key``: not terminal, or its result still kept."""
+        entry = self._unique.get(key)
+        if entry is None:
+            return None
+        task_id, expires = entry
+        if task_id in self.tasks or expires > self.clock.now():
+            return task_id
+        del self._unique[key]
+        return None
+
+    def _dedupe(
+        self, group: list[Submission], new: list[Submission]
+    ) -> tuple[list[Submission], list[str]]:
+        """Leave out submissions whose unique key is held; answer the ids the group maps to."""
+        fresh: list[Submission] = []
+        mapped: dict[str, str] = {}
+        claimed: dict[str, str] = {}
+        for sub in new:
+            key = sub.unique_key
+            if key is not None:
+                holder = self._unique_id(key) or claimed.get(key)
+                if holder is not None:
+                    mapped[sub.id] = holder
+                    continue
+                claimed[key] = sub.id
+            fresh.append(sub)
+        return fresh, [mapped.get(s.id, s.id) for s in group]
+
+    def _hold_key(self, task_id: str, key: str) -> None:
+        self._unique[key] = (task_id, float("inf"))
+        self._key_of[task_id] = key
+
+    def _release_key(self, task_id: str) -> None:
+        key = self._key_of.pop(task_id, None)
+        if key is None:
+            return
+        entry = self._unique.pop(key, None)
+        if entry is not None and entry[0] == task_id:
+            # Kept (at the end, as the newest) while the result is cached.
+            self._unique[key] = (task_id, self.clock.now() + self.config.result_ttl)
+            if len(self._unique) > self.config.unique_keys + len(self._key_of):
+                oldest = next(iter(self._unique))
+                if self._unique[oldest][1] != float("inf"):
+                    del self._unique[oldest]
 
     def _flush_outcomes(self) -> None:
         if self._outcomes:
@@ -309,11 +448,14 @@ class ControlPlane(Actor):
         kind = type(message)
         if kind is WorkerCompleted:
             self._completed(message)
+        elif kind is RateWake:
+            pass  # handle_batch dispatches after every batch
         elif kind is Accept:
             self._accept(message)
         elif kind is Due:
             self._due(message.ids)
         elif kind is Restore:
+            self._announce(message.known, [info.name for info in message.known])
             self._restore(message.tasks, message.done)
         elif kind is Tick:
             self._tick(message)
@@ -359,7 +501,7 @@ class ControlPlane(Actor):
         for group, reply, watcher in msg.groups:
             try:
                 accepted = self._accept_group(group, watcher)
-            except (QueueFull, ShuttingDown, PayloadTooLarge) as exc:
+            except (QueueFull, ShuttingDown, PayloadTooLarge, TaskNotRegistered) as exc:
                 if reply is not None:
                     reply.fail(exc)
                 continue
@@ -387,13 +529,15 @@ class ControlPlane(Actor):
         for task in tasks:
             if task.id in self.tasks:
                 continue
-            spec = self.registry.lookup(task.name)
-            if spec is None:
-                sub = Submission(task.id, task.name, task.payload, task.priority)
-                self._outcomes.append(self._unknown_task(sub))
-                continue
+            if not self._known(task.name):
+                # A journal from before routing remembered no names: the task waits for a
+                # worker that has it, as it would have been accepted then.
+                self._announce([], [task.name])
+            spec = self._policy(task.name)
             rec = TaskRecord(task.id, task.name, task.payload, task.priority, spec, now)
             self.tasks[task.id] = rec
+            if task.unique_key is not None:
+                self._hold_key(task.id, task.unique_key)
             if task.eta is not None and task.eta > wall:
                 rec.status = TaskStatus.SCHEDULED
                 scheduled.append((task.id, self.clock.to_trio(task.eta)))
@@ -403,7 +547,8 @@ class ControlPlane(Actor):
         if scheduled:
             self._scheduler().tell_nowait(ScheduleAt(scheduled))
 
-    def _accept_group(self, group: list[Submission], watcher: ActorRef | None) -> int:
+    def _accept_group(self, group: list[Submission], watcher: ActorRef | None) -> int | list[str]:
+        """Accept a group: its size, or (with unique keys) the id each submission maps to."""
         if self.draining:
             raise ShuttingDown("the control plane is shutting down and takes no new work")
         # A resubmission (after a dropped link) is idempotent: ids already accepted,
@@ -420,6 +565,12 @@ class ControlPlane(Actor):
                     f"over the control plane's {limit}-byte limit: pass a reference (a path, "
                     "a URL, a database key) instead of the data"
                 )
+        unknown = {s.name for s in new if not self._known(s.name)}
+        if unknown:
+            raise self._unknown_names(unknown)
+        ids: list[str] | None = None
+        if any(s.unique_key is not None for s in new):
+            new, ids = self._dedupe(group, new)
         if len(self.tasks) + len(new) > self.config.max_queue:
             raise QueueFull(
                 f"the queue is full ({self.config.max_queue} tasks waiting or running): "
@@ -427,22 +578,24 @@ class ControlPlane(Actor):
             )
         if watcher is not None and group:
             self._flush_outcomes()
-            self.cache.tell_nowait(Subscribe([s.id for s in group], watcher))
+            watched = ids if ids is not None else [s.id for s in group]
+            self.cache.tell_nowait(Subscribe(list(dict.fromkeys(watched)), watcher))
         now = trio.current_time()
         wall = self.clock.now()
-        lookup = self.registry.lookup
+        policy = self._policy
         scheduled: list[tuple[str, float]] = []
         for sub in new:
-            spec = lookup(sub.name)
-            if spec is None:
-                self._outcomes.append(self._unknown_task(sub))
-                continue
-            priority = sub.priority if sub.priority is not None else int(spec.priority)
+            spec = policy(sub.name)
+            priority = sub.priority if sub.priority is not None else spec.priority
             rec = TaskRecord(sub.id, sub.name, sub.payload, priority, spec, now)
             self.tasks[sub.id] = rec
+            if sub.unique_key is not None:
+                self._hold_key(sub.id, sub.unique_key)
             eta = sub.eta if sub.countdown is None else wall + sub.countdown
             if self.journal is not None:
-                self._to_journal.append(JournaledTask(sub.id, sub.name, sub.payload, priority, eta))
+                self._to_journal.append(
+                    JournaledTask(sub.id, sub.name, sub.payload, priority, eta, sub.unique_key)
+                )
             if eta is not None and eta > wall:
                 rec.status = TaskStatus.SCHEDULED
                 scheduled.append((sub.id, self.clock.to_trio(eta)))
@@ -452,22 +605,7 @@ class ControlPlane(Actor):
         self.submitted += len(new)
         if scheduled:
             self._scheduler().tell_nowait(ScheduleAt(scheduled))
-        return len(group)
-
-    def _unknown_task(self, sub: Submission) -> Outcome:
-        known = ", ".join(self.registry.names()) or "none"
-        self.failed += 1
-        return Outcome(
-            id=sub.id,
-            status=TaskStatus.FAILURE.value,
-            attempt=0,
-            error=WireError(
-                "TaskNotRegistered",
-                f"no task named {sub.name!r} is registered (known tasks: {known})",
-            ),
-            completed_at=self.clock.now(),
-            name=sub.name,
-        )
+        return ids if ids is not None else len(group)
 
     def _enqueue(self, rec: TaskRecord, front: bool = False, now: float | None = None) -> None:
         rec.status = TaskStatus.QUEUED
@@ -478,6 +616,10 @@ class ControlPlane(Actor):
             self.queue.push(rec)
         if self._event_refs:
             self._event(rec)
+            if not self.queue.eligible_workers(rec.name):
+                self._events[-1] = attrs.evolve(
+                    self._events[-1], detail=f"waiting for a worker that has {rec.name}"
+                )
 
     def _scheduler(self) -> ActorRef:
         if self.scheduler is None:
@@ -501,12 +643,12 @@ class ControlPlane(Actor):
                 "periodic task %r: previous run %s still active, tick skipped", tick.name, active
             )
             return
-        spec = self.registry.lookup(tick.name)
-        if spec is None:
+        if self.registry.lookup(tick.name) is None:
             return
+        spec = self._policy(tick.name)
         task_id = f"{tick.name}@{int(tick.fire_at)}-{next(self._periodic_seq)}"
         rec = TaskRecord(
-            task_id, tick.name, b"\x92\x90\x80", int(spec.priority), spec, trio.current_time()
+            task_id, tick.name, b"\x92\x90\x80", spec.priority, spec, trio.current_time()
         )
         rec.periodic = True
         self.tasks[task_id] = rec
@@ -522,18 +664,23 @@ class ControlPlane(Actor):
         if not ready:
             return
         batches: dict[str, list[Run]] = {}
-        pop = self.queue.pop
+        router = self.queue
+        router.next_wake = None
+        pop = router.pop_for
         index = 0
         while ready:
-            rec = pop()
-            if rec is None:
-                break
             worker = ready[index % len(ready)]
+            rec = pop(worker.id)
+            if rec is None:
+                # Nothing this worker may run now; others may still have work.
+                ready.remove(worker)
+                continue
             rec.status = TaskStatus.RUNNING
             rec.attempts += 1
             rec.worker = worker.id
             worker.free -= 1
             worker.running.add(rec.id)
+            router.started(rec)
             batches.setdefault(worker.id, []).append(
                 Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout)
             )
@@ -591,6 +738,8 @@ class ControlPlane(Actor):
 
     def _finish(self, rec: TaskRecord, outcome: Outcome) -> None:
         del self.tasks[rec.id]
+        if self._key_of:
+            self._release_key(rec.id)
         replies = self._cancelling.pop(rec.id, None)
         if replies:
             # A cancel was waiting: it succeeded if the task ended cancelled; a task that
@@ -658,7 +807,7 @@ class ControlPlane(Actor):
                     waiting.append(ctx.defer_reply())
                 return None
         if status is TaskStatus.QUEUED:
-            self.queue.discard()
+            self.queue.discard(rec)
         elif status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
             self._scheduler().tell_nowait(Unschedule([task_id]))
         rec.status = TaskStatus.CANCELLED
@@ -701,6 +850,15 @@ class ControlPlane(Actor):
                 )
             )
         self.workers[msg.id] = WorkerSlot(msg.id, msg.ref, msg.slots, msg.busy, msg.local)
+        if msg.tasks is not None:
+            self._announce(msg.infos, msg.tasks)
+        self.queue.set_worker(
+            msg.id,
+            WorkerCapabilities(
+                None if msg.tasks is None else frozenset(msg.tasks),
+                None if msg.queues is None else frozenset(msg.queues),
+            ),
+        )
         self._update_local()
         log.info("worker %s joined with %d slots", msg.id, msg.slots)
         if self._event_refs:
@@ -708,6 +866,7 @@ class ControlPlane(Actor):
 
     def _worker_left(self, msg: WorkerLeft) -> None:
         worker = self.workers.pop(msg.id, None)
+        self.queue.remove_worker(msg.id)
         running = list(msg.running)
         if worker is not None:
             # Work dispatched after the connection took its in-flight snapshot (it was
@@ -784,9 +943,13 @@ class ControlPlane(Actor):
         """A snapshot for ``top``, tests and the bench."""
         depths = [0, 0, 0, 0]
         scheduled = 0
+        waiting_names = set(self.queue.waiting_names())
+        waiting: dict[str, int] = {}
         for rec in self.tasks.values():
             if rec.status is TaskStatus.QUEUED:
                 depths[rec.priority] += 1
+                if rec.name in waiting_names:
+                    waiting[rec.name] = waiting.get(rec.name, 0) + 1
             elif rec.status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
                 scheduled += 1
         return ClusterStats(
@@ -804,4 +967,10 @@ class ControlPlane(Actor):
             redelivered=self.redelivered,
             results_cached=results_cached,
             draining=self.draining,
+            waiting=waiting,
         )
+
+
+def _still_running(rec: Routable, attempt: int) -> bool:
+    """A limiter's question: is this attempt of the task still running?"""
+    return getattr(rec, "status", None) is TaskStatus.RUNNING and rec.attempts == attempt

@@ -210,7 +210,11 @@ async def open_control_plane(
                 cache_ref,
                 clock,
                 ControlPlaneConfig(
-                    max_queue, aging, cancel_timeout=cancel_timeout, max_payload=max_payload
+                    max_queue,
+                    aging,
+                    cancel_timeout=cancel_timeout,
+                    max_payload=max_payload,
+                    result_ttl=result_ttl,
                 ),
             )
             core_ref = await system.spawn("control-plane-core", core, capacity=capacity)
@@ -221,6 +225,7 @@ async def open_control_plane(
                 unfinished, results = await run_blocking(
                     sync_tasks_in_threads, journal_file.load, clock.now(), result_cache_size
                 )
+                known = await run_blocking(sync_tasks_in_threads, journal_file.catalogue)
                 if results:
                     await cache_ref.ask(Store(results))
                 journal_actor = Journal(
@@ -231,8 +236,8 @@ async def open_control_plane(
                     threads=sync_tasks_in_threads,
                 )
                 core.journal = await system.spawn("journal", journal_actor, capacity=capacity)
-                if unfinished or results:
-                    await core_ref.ask(Restore(unfinished, [o.id for o in results]))
+                if unfinished or results or known:
+                    await core_ref.ask(Restore(unfinished, [o.id for o in results], known))
                 log.info(
                     "journal %s: replayed %d unfinished tasks and %d results",
                     journal_file.path,
@@ -258,7 +263,14 @@ async def open_control_plane(
                 )
                 executor_ref = await system.spawn("executor", executor, capacity=capacity)
                 await core_ref.tell(
-                    WorkerJoined(LOCAL_WORKER, executor_ref, local_concurrency, local=True)
+                    WorkerJoined(
+                        LOCAL_WORKER,
+                        executor_ref,
+                        local_concurrency,
+                        local=True,
+                        tasks=registry.names(),
+                        infos=registry.infos(),
+                    )
                 )
             public_url = await system.listen(listen_url, ssl_context=ssl_context)
             node = ControlPlaneNode(

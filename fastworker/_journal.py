@@ -24,7 +24,7 @@ from actors import Actor, Context, Delivery
 from actors._ref import Reply
 
 from ._errors import ConfigurationError, FastWorkerError
-from ._messages import Outcome, WireError
+from ._messages import Outcome, TaskInfo, WireError
 from ._node import run_blocking
 
 log = logging.getLogger("fastworker.journal")
@@ -32,7 +32,13 @@ log = logging.getLogger("fastworker.journal")
 FORMAT = "fastworker-journal"
 VERSION = 1
 
-_SCHEMA = """
+_CATALOGUE = """
+CREATE TABLE IF NOT EXISTS catalogue (name TEXT PRIMARY KEY, info BLOB NOT NULL);
+"""
+"""Every task name a worker ever announced, with its options (routing remembers them)."""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY,
@@ -40,7 +46,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     payload BLOB NOT NULL,
     priority INTEGER NOT NULL,
     eta REAL,
-    accepted_at REAL NOT NULL
+    accepted_at REAL NOT NULL,
+    unique_key TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     id TEXT PRIMARY KEY,
@@ -49,6 +56,8 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
 """
+    + _CATALOGUE
+)
 
 
 class JournalError(FastWorkerError):
@@ -64,6 +73,15 @@ class JournaledTask:
     payload: bytes
     priority: int
     eta: float | None
+    unique_key: str | None = None
+
+
+def _pack_info(info: TaskInfo) -> bytes:
+    return msgpack.packb(attrs.astuple(info), use_bin_type=True)
+
+
+def _unpack_info(data: bytes) -> TaskInfo:
+    return TaskInfo(*msgpack.unpackb(data, raw=False))
 
 
 def _pack_outcome(outcome: Outcome) -> bytes:
@@ -132,6 +150,7 @@ class JournalFile:
             else:
                 self._check_existing()
                 self.db.execute("PRAGMA journal_mode=WAL")
+                self._upgrade()
             self.db.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as exc:
             self.db.close()
@@ -181,6 +200,20 @@ class JournalFile:
                 "untouched: move it away (and keep it for recovery)"
             )
 
+    def _upgrade(self) -> None:
+        """Add what journals written before routing lack (unique keys, the catalogue)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
+        if "unique_key" not in columns:
+            self.db.execute("ALTER TABLE tasks ADD COLUMN unique_key TEXT")
+        self.db.executescript(_CATALOGUE)
+
+    def catalogue(self) -> list[TaskInfo]:
+        """Every task name workers ever announced, with the options last announced."""
+        return [
+            _unpack_info(bytes(row[0]))
+            for row in self.db.execute("SELECT info FROM catalogue ORDER BY name")
+        ]
+
     def load(
         self, now: float, max_results: int | None = None
     ) -> tuple[list[JournaledTask], list[Outcome]]:
@@ -191,9 +224,9 @@ class JournalFile:
         only fill memory for the cache to evict again.
         """
         tasks = [
-            JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4])
+            JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4], row[5])
             for row in self.db.execute(
-                "SELECT id, name, payload, priority, eta FROM tasks ORDER BY rowid"
+                "SELECT id, name, payload, priority, eta, unique_key FROM tasks ORDER BY rowid"
             )
         ]
         limit = -1 if max_results is None else max(0, max_results)
@@ -213,6 +246,7 @@ class JournalFile:
         finished: list[Outcome],
         ttl: float,
         now: float,
+        catalogue: list[TaskInfo] | None = None,
     ) -> None:
         """One transaction: record accepted tasks, move finished ones to results.
 
@@ -224,11 +258,21 @@ class JournalFile:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for part in _parts(accepted, 6):
+            if catalogue:
+                db.executemany(
+                    "INSERT OR REPLACE INTO catalogue (name, info) VALUES (?, ?)",
+                    [(info.name, _pack_info(info)) for info in catalogue],
+                )
+            for part in _parts(accepted, 7):
                 db.execute(
-                    "INSERT OR IGNORE INTO tasks (id, name, payload, priority, eta, accepted_at)"
-                    " VALUES " + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(part)),
-                    [v for t in part for v in (t.id, t.name, t.payload, t.priority, t.eta, now)],
+                    "INSERT OR IGNORE INTO tasks"
+                    " (id, name, payload, priority, eta, accepted_at, unique_key)"
+                    " VALUES " + ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(part)),
+                    [
+                        v
+                        for t in part
+                        for v in (t.id, t.name, t.payload, t.priority, t.eta, now, t.unique_key)
+                    ],
                 )
             for part in _parts(finished, 3):
                 db.execute(
@@ -272,6 +316,13 @@ class Record:
     """Record these terminal outcomes (no one waits for it)."""
 
     outcomes: list[Outcome]
+
+
+@attrs.frozen
+class Announce:
+    """Remember these task names and options (announced by workers) across restarts."""
+
+    infos: list[TaskInfo]
 
 
 @attrs.frozen
@@ -325,9 +376,12 @@ class Journal(Actor):
         accepted: list[JournaledTask] = []
         finished: list[Outcome] = []
         replies: list[tuple[Reply, Any]] = []
+        catalogue: list[TaskInfo] = []
         for delivery in batch:
             msg = delivery.message
-            if isinstance(msg, Persist):
+            if isinstance(msg, Announce):
+                catalogue.extend(msg.infos)
+            elif isinstance(msg, Persist):
                 accepted.extend(msg.tasks)
                 replies.extend(msg.replies)
             elif isinstance(msg, Record):
@@ -336,7 +390,9 @@ class Journal(Actor):
                 replies.append((delivery.reply, None))
         try:
             async with self._lock:
-                await self._blocking(self.file.write, accepted, finished, self.ttl, self.wall())
+                await self._blocking(
+                    self.file.write, accepted, finished, self.ttl, self.wall(), catalogue
+                )
         except Exception as exc:
             log.exception("journal write failed")
             error = FastWorkerError(

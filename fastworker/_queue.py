@@ -64,6 +64,63 @@ class PriorityQueues(Generic[T]):
         """Account for one queued item that died (it is skipped when reached)."""
         self._live -= 1
 
+    def peek(self) -> tuple[tuple[int, float, int], int] | None:
+        """The sort key and level of the most urgent live item, or None (nothing popped).
+
+        Keys compare across queues: (effective level, enqueued_at, level).
+        """
+        aging = self.aging
+        now = self._clock() if aging else 0.0
+        is_live = self._is_live
+        best: tuple[tuple[int, float, int], int] | None = None
+        for level, q in enumerate(self._queues):
+            while q and not is_live(q[0]):
+                q.popleft()
+            if not q:
+                continue
+            at = q[0].enqueued_at
+            effective = max(0, level - int((now - at) / aging)) if aging else level
+            key = (effective, at, level)
+            if best is None or key < best[0]:
+                best = (key, level)
+                if not aging:
+                    break
+        return best
+
+    def pop_level(self, level: int) -> T:
+        """Take the head of ``level`` (after ``peek`` named it)."""
+        self._live -= 1
+        return self._queues[level].popleft()
+
+    def take_where(self, predicate: Callable[[T], bool]) -> list[list[T]]:
+        """Remove and return the live items matching ``predicate``, per level, in order."""
+        taken: list[list[T]] = []
+        is_live = self._is_live
+        for level, q in enumerate(self._queues):
+            keep: deque[T] = deque()
+            out: list[T] = []
+            for item in q:
+                if not is_live(item):
+                    continue
+                (out if predicate(item) else keep).append(item)
+            self._queues[level] = keep
+            taken.append(out)
+        self._live = sum(len(q) for q in self._queues)
+        return taken
+
+    def merge(self, levels: list[list[T]]) -> None:
+        """Add items (per level, each list in queue order), keeping every level by age."""
+        for level, items in enumerate(levels):
+            if not items:
+                continue
+            q = self._queues[level]
+            if q:
+                merged = sorted([*q, *items], key=lambda item: item.enqueued_at)
+                self._queues[level] = deque(merged)
+            else:
+                q.extend(items)
+            self._live += len(items)
+
     def pop(self) -> T | None:
         """The most urgent live item, or None."""
         queues = self._queues

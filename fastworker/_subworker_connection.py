@@ -13,7 +13,7 @@ from typing import Any
 from actors import Actor, ActorRef, Context, LinkDown, Peer
 
 from ._control_plane import WorkerCompleted, WorkerJoined, WorkerLeft, WorkerRetiring
-from ._messages import CancelRun, Completed, Retire, RunTasks
+from ._messages import CancelRun, Completed, Retire, RunTasks, TaskInfo
 
 log = logging.getLogger("fastworker.subworker_connection")
 
@@ -31,6 +31,9 @@ class SubworkerConnection(Actor):
         control_plane: ActorRef,
         slots: int,
         busy: int = 0,
+        tasks: list[str] | None = None,
+        queues: list[str] | None = None,
+        infos: list[TaskInfo] | None = None,
     ) -> None:
         self.peer = peer
         self.node_id = peer.node_id
@@ -39,12 +42,25 @@ class SubworkerConnection(Actor):
         self.control_plane = control_plane
         self.slots = slots
         self.busy = busy
+        self.tasks = tasks
+        self.queues = queues
+        self.infos = infos or []
         self.in_flight: dict[str, int] = {}
 
     async def started(self, ctx: Context) -> None:
         """Watch the link and announce the worker's slots."""
         ctx.system.monitor_peers(ctx.self)
-        await self.control_plane.tell(WorkerJoined(self.worker_id, ctx.self, self.slots, self.busy))
+        await self.control_plane.tell(
+            WorkerJoined(
+                self.worker_id,
+                ctx.self,
+                self.slots,
+                self.busy,
+                tasks=self.tasks,
+                queues=self.queues,
+                infos=self.infos,
+            )
+        )
         if not self.peer.connected:
             self._leave(ctx, "the link dropped during registration")
 
