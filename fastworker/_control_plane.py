@@ -284,7 +284,7 @@ class ControlPlane(Actor):
             self._policy,
             config.aging,
             is_live=lambda rec: rec.status is TaskStatus.QUEUED,
-            is_running=_still_running,
+            is_running=self._still_running,
             clock=trio.current_time,
         )
         self._wake_at: float | None = None
@@ -336,6 +336,13 @@ class ControlPlane(Actor):
             return cached[1]
         info = self.announced.get(name)
         return info if info is not None else TaskInfo(name)
+
+    def _still_running(self, rec: Routable, attempt: int) -> bool:
+        """A limiter's question: is this attempt of the task still running?"""
+        current = self.tasks.get(rec.id)
+        return (
+            current is rec and current.status is TaskStatus.RUNNING and current.attempts == attempt
+        )
 
     def _known(self, name: str) -> bool:
         return name in self.announced or self.registry.lookup(name) is not None
@@ -970,7 +977,3 @@ class ControlPlane(Actor):
             waiting=waiting,
         )
 
-
-def _still_running(rec: Routable, attempt: int) -> bool:
-    """A limiter's question: is this attempt of the task still running?"""
-    return getattr(rec, "status", None) is TaskStatus.RUNNING and rec.attempts == attempt
