@@ -337,12 +337,10 @@ class ControlPlane(Actor):
         info = self.announced.get(name)
         return info if info is not None else TaskInfo(name)
 
-    def _still_running(self, rec: Routable, attempt: int) -> bool:
-        """A limiter's question: is this attempt of the task still running?"""
+    def _still_running(self, rec: Routable) -> bool:
+        """A limiter's question: is the task's dispatched attempt still running?"""
         current = self.tasks.get(rec.id)
-        return (
-            current is rec and current.status is TaskStatus.RUNNING and current.attempts == attempt
-        )
+        return current is rec and current.status is TaskStatus.RUNNING
 
     def _known(self, name: str) -> bool:
         return name in self.announced or self.registry.lookup(name) is not None
@@ -572,9 +570,14 @@ class ControlPlane(Actor):
                     f"over the control plane's {limit}-byte limit: pass a reference (a path, "
                     "a URL, a database key) instead of the data"
                 )
-        unknown = {s.name for s in new if not self._known(s.name)}
-        if unknown:
-            raise self._unknown_names(unknown)
+        policies: dict[str, TaskInfo] = {}
+        policy = self._policy
+        known = self._known
+        for name in {s.name for s in new}:
+            if known(name):
+                policies[name] = policy(name)
+        if len(policies) < len({s.name for s in new}):
+            raise self._unknown_names({s.name for s in new} - set(policies))
         ids: list[str] | None = None
         if any(s.unique_key is not None for s in new):
             new, ids = self._dedupe(group, new)
@@ -589,10 +592,9 @@ class ControlPlane(Actor):
             self.cache.tell_nowait(Subscribe(list(dict.fromkeys(watched)), watcher))
         now = trio.current_time()
         wall = self.clock.now()
-        policy = self._policy
         scheduled: list[tuple[str, float]] = []
         for sub in new:
-            spec = policy(sub.name)
+            spec = policies[sub.name]
             priority = sub.priority if sub.priority is not None else spec.priority
             rec = TaskRecord(sub.id, sub.name, sub.payload, priority, spec, now)
             self.tasks[sub.id] = rec
@@ -672,7 +674,7 @@ class ControlPlane(Actor):
             return
         batches: dict[str, list[Run]] = {}
         router = self.queue
-        router.next_wake = None
+        router.begin_pass()
         pop = router.pop_for
         index = 0
         while ready:
@@ -687,7 +689,6 @@ class ControlPlane(Actor):
             rec.worker = worker.id
             worker.free -= 1
             worker.running.add(rec.id)
-            router.started(rec)
             batches.setdefault(worker.id, []).append(
                 Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout)
             )
@@ -697,6 +698,7 @@ class ControlPlane(Actor):
                 ready.remove(worker)
             else:
                 index += 1
+        router.end_pass()
         for worker_id, runs in batches.items():
             self.workers[worker_id].ref.tell_nowait(RunTasks(runs))
 
@@ -976,4 +978,3 @@ class ControlPlane(Actor):
             draining=self.draining,
             waiting=waiting,
         )
-

@@ -64,28 +64,35 @@ class PriorityQueues(Generic[T]):
         """Account for one queued item that died (it is skipped when reached)."""
         self._live -= 1
 
-    def peek(self) -> tuple[tuple[int, float, int], int] | None:
+    def peek(self, now: float | None = None) -> tuple[tuple[int, float, int], int] | None:
         """The sort key and level of the most urgent live item, or None (nothing popped).
 
-        Keys compare across queues: (effective level, enqueued_at, level).
+        Keys compare across queues: (effective level, enqueued_at, level). ``now`` saves
+        a clock read when the caller has one.
         """
         aging = self.aging
-        now = self._clock() if aging else 0.0
         is_live = self._is_live
-        best: tuple[tuple[int, float, int], int] | None = None
+        best_key: tuple[int, float, int] | None = None
+        best_level = -1
         for level, q in enumerate(self._queues):
+            if not q:
+                continue
             while q and not is_live(q[0]):
                 q.popleft()
             if not q:
                 continue
             at = q[0].enqueued_at
-            effective = max(0, level - int((now - at) / aging)) if aging else level
+            if not aging:
+                return (level, at, level), level
+            if now is None:
+                now = self._clock()
+            effective = level - int((now - at) / aging)
+            if effective < 0:
+                effective = 0
             key = (effective, at, level)
-            if best is None or key < best[0]:
-                best = (key, level)
-                if not aging:
-                    break
-        return best
+            if best_key is None or key < best_key:
+                best_key, best_level = key, level
+        return None if best_key is None else (best_key, best_level)
 
     def pop_level(self, level: int) -> T:
         """Take the head of ``level`` (after ``peek`` named it)."""
@@ -121,8 +128,8 @@ class PriorityQueues(Generic[T]):
                 q.extend(items)
             self._live += len(items)
 
-    def pop(self) -> T | None:
-        """The most urgent live item, or None."""
+    def pop(self, now: float | None = None) -> T | None:
+        """The most urgent live item, or None (``now`` saves a clock read)."""
         queues = self._queues
         is_live = self._is_live
         for q in queues:
@@ -130,7 +137,8 @@ class PriorityQueues(Generic[T]):
                 q.popleft()
         best: deque[T] | None = None
         if self.aging:
-            now = self._clock()
+            if now is None:
+                now = self._clock()
             best_key: tuple[int, float, int] | None = None
             for level, q in enumerate(queues):
                 if not q:

@@ -70,29 +70,32 @@ class Limiter:
     def __init__(self, max_concurrency: int | None, rate_limit: str | None) -> None:
         self.max_concurrency = max_concurrency
         self.rate, self.window = parse_rate(rate_limit) if rate_limit else (0, 0.0)
-        self.running: dict[str, tuple[Routable, int]] = {}
+        self.running: dict[str, Routable] = {}
         self.starts: deque[float] = deque()
 
-    def blocked_until(self, now: float, is_running: Callable[[Routable, int], bool]) -> float:
+    def blocked_until(self, now: float, is_running: Callable[[Routable], bool]) -> float:
         """0.0 if an attempt may start now; else when it may (``inf``: when one ends)."""
         if self.max_concurrency is not None and len(self.running) >= self.max_concurrency:
             # Attempts end in many ways (result, retry, redelivery, cancel); ask which
             # of ours still run instead of hooking every one of them.
-            self.running = {key: value for key, value in self.running.items() if is_running(*value)}
+            self.running = {key: item for key, item in self.running.items() if is_running(item)}
             if len(self.running) >= self.max_concurrency:
                 return math.inf
-        if self.rate:
+        rate = self.rate
+        if rate and len(self.starts) >= rate:
+            # Only the last ``rate`` starts matter; older ones are dropped when full.
             starts = self.starts
-            while starts and starts[0] <= now - self.window:
+            cutoff = now - self.window
+            while starts and starts[0] <= cutoff:
                 starts.popleft()
-            if len(starts) >= self.rate:
+            if len(starts) >= rate:
                 return starts[0] + self.window
         return 0.0
 
     def started(self, item: Routable, now: float) -> None:
         """Count one attempt that starts now."""
         if self.max_concurrency is not None:
-            self.running[item.id] = (item, item.attempts)
+            self.running[item.id] = item  # a later attempt of it replaces this one
         if self.rate:
             self.starts.append(now)
 
@@ -100,7 +103,7 @@ class Limiter:
 class EligibilityClass(Generic[T]):
     """Queued tasks that the same workers may run (and, if limited, of one name)."""
 
-    __slots__ = ("key", "limiter", "names", "queue", "workers")
+    __slots__ = ("blocked_pass", "head", "head_pass", "key", "limiter", "names", "queue", "workers")
 
     def __init__(
         self,
@@ -113,6 +116,11 @@ class EligibilityClass(Generic[T]):
         self.queue = queue
         self.limiter = limiter
         self.names: set[str] = set()
+        # Within one dispatch pass time stands still and nothing is pushed, so a class's
+        # head (until it is popped) and a limit that held it back stay as they were.
+        self.head: tuple[tuple[int, float, int], int] | None = None
+        self.head_pass = -1
+        self.blocked_pass = -1
 
 
 @attrs.frozen
@@ -133,8 +141,9 @@ class Router(Generic[T]):
     """Queued tasks by eligibility class; picks work for a worker within the limits.
 
     ``policy(name)`` gives a name's TaskInfo (queue and limits); ``is_live(item)`` says a
-    queued item is still queued (cancelled ones are skipped lazily); ``is_running(item,
-    attempt)`` says an attempt counted by a limiter still runs.
+    queued item is still queued (cancelled ones are skipped lazily); ``is_running(item)``
+    says the attempt of it that a limiter counted still runs. A popped item counts
+    against its name's limits at once: the caller is to start it.
     """
 
     def __init__(
@@ -142,7 +151,7 @@ class Router(Generic[T]):
         policy: Callable[[str], TaskInfo],
         aging: float | None,
         is_live: Callable[[T], bool],
-        is_running: Callable[[Routable, int], bool],
+        is_running: Callable[[Routable], bool],
         clock: Callable[[], float],
     ) -> None:
         self._policy = policy
@@ -158,6 +167,8 @@ class Router(Generic[T]):
         self._live = 0
         self.next_wake: float | None = None
         """After ``pop_for`` found a rate-limited class held back: when it may go again."""
+        self._now: float | None = None
+        self._pass = 0
 
     def __len__(self) -> int:
         return self._live
@@ -232,12 +243,6 @@ class Router(Generic[T]):
             if klass is not None:
                 klass.queue.discard()
 
-    def started(self, item: T) -> None:
-        """An attempt of ``item`` was dispatched: count it against its name's limits."""
-        limiter = self._limiters.get(item.name)
-        if limiter is not None:
-            limiter.started(item, self._clock())
-
     # -- dispatch -----------------------------------------------------------------------
     def classes_for(self, worker_id: str) -> list[EligibilityClass[T]]:
         """The classes a worker may take from (cached until classes change)."""
@@ -247,30 +252,58 @@ class Router(Generic[T]):
             self._worker_classes[worker_id] = classes
         return classes
 
+    def begin_pass(self) -> None:
+        """Start a dispatch pass: one clock reading for all its pops; next_wake reset."""
+        self._now = self._clock()
+        self._pass += 1
+        self.next_wake = None
+
+    def end_pass(self) -> None:
+        """The dispatch pass is over: pops read the clock again."""
+        self._now = None
+        self._pass += 1
+
     def pop_for(self, worker_id: str) -> T | None:
         """The most urgent queued task this worker may run now, or None.
 
         Strict priority with aging across the worker's classes; a class held back by its
         limit is skipped (and ``next_wake`` says when a rate limit lets it go again).
         """
+        classes = self._worker_classes.get(worker_id)
+        if classes is None:
+            classes = self.classes_for(worker_id)
+        now = self._now
+        if now is None:
+            now = self._clock()
+            in_pass = -2
+        else:
+            in_pass = self._pass
+        if len(classes) == 1 and classes[0].limiter is None:
+            # The usual cluster: one class, no limit: a plain priority pop.
+            item = classes[0].queue.pop(now)
+            if item is not None:
+                self._live -= 1
+            return item
         best: tuple[tuple[int, float, int], int] | None = None
         best_class: EligibilityClass[T] | None = None
-        now: float | None = None
-        for klass in self.classes_for(worker_id):
+        for klass in classes:
             queue = klass.queue
-            if not len(queue):
+            if not queue._live or klass.blocked_pass == in_pass:
                 continue
-            head = queue.peek()
-            if head is None:
-                continue
-            if best is not None and head[0] >= best[0]:
+            if klass.head_pass == in_pass:
+                head = klass.head
+            else:
+                head = klass.head = queue.peek(now)
+                if in_pass >= 0:
+                    klass.head_pass = in_pass
+            if head is None or (best is not None and head[0] >= best[0]):
                 continue
             limiter = klass.limiter
             if limiter is not None:
-                if now is None:
-                    now = self._clock()
                 until = limiter.blocked_until(now, self._is_running)
                 if until:
+                    if in_pass >= 0:
+                        klass.blocked_pass = in_pass
                     if until != math.inf and (self.next_wake is None or until < self.next_wake):
                         self.next_wake = until
                     continue
@@ -278,7 +311,11 @@ class Router(Generic[T]):
         if best_class is None or best is None:
             return None
         self._live -= 1
-        return best_class.queue.pop_level(best[1])
+        best_class.head_pass = -1
+        item = best_class.queue.pop_level(best[1])
+        if best_class.limiter is not None:
+            best_class.limiter.started(item, now)
+        return item
 
     # -- introspection ------------------------------------------------------------------
     def waiting_names(self) -> list[str]:

@@ -50,6 +50,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--journal", action="store_true", help="run with a journal")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--dispatch",
+        action="store_true",
+        help="measure the control plane's dispatch cost per task in process instead "
+        "(--names task names plus a rate-limited one, --n tasks)",
+    )
+    parser.add_argument("--names", type=int, default=20, help="task names in --dispatch")
 
 
 @attrs.define
@@ -263,6 +270,20 @@ def format_table(rows: list[BenchRow]) -> str:
 
 async def run_bench(args: argparse.Namespace) -> int:
     """Run the bench for each subworker count and print the table (or JSON)."""
+    if getattr(args, "dispatch", False):
+        from ._bench_dispatch import dispatch_bench
+
+        figures = dispatch_bench(args.n, args.names, rated=True)
+        if args.json:
+            print(json.dumps(figures, indent=2))
+        else:
+            print(
+                f"dispatch cost per task ({args.names} task names and a rate-limited one, "
+                f"n={args.n}, best of 5 runs, CPU time): "
+                f"dispatch {figures['dispatch_us']:.2f} us, "
+                f"accept + dispatch + completion {figures['total_us']:.2f} us"
+            )
+        return 0
     try:
         counts = [int(x) for x in str(args.subworkers).split(",") if x.strip()]
     except ValueError:

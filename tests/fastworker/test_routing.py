@@ -43,7 +43,7 @@ def make_router(
         lambda name: table.get(name, TaskInfo(name)),
         aging,
         is_live=lambda item: item.live,
-        is_running=lambda item, attempt: getattr(item, "running", False),
+        is_running=lambda item: getattr(item, "running", False),
         clock=clock,
     )
     return router, clock
@@ -153,7 +153,6 @@ def test_max_concurrency_skips_the_class_until_an_attempt_ends() -> None:
     item = router.pop_for("w")
     assert item is first
     first.running = True
-    router.started(first)
     assert router.pop_for("w").id == "f1"  # type: ignore[union-attr]
     assert router.pop_for("w") is None
     assert router.next_wake is None  # a concurrency limit has no time to wake at
@@ -173,7 +172,6 @@ def test_rate_limit_sliding_window_and_wake_time() -> None:
         clock.now = t
         item = router.pop_for("w")
         assert item is not None
-        router.started(item)
         started.append(item.id)
     clock.now = 30.0
     assert router.pop_for("w") is None
@@ -191,8 +189,8 @@ def test_limiter_direct() -> None:
     a, b = Item("a", "n"), Item("b", "n")
     limiter.started(a, 0.0)
     limiter.started(b, 0.0)
-    assert limiter.blocked_until(0.0, lambda item, attempt: True) == math.inf
-    assert limiter.blocked_until(0.0, lambda item, attempt: item.id == "a") == 0.0
+    assert limiter.blocked_until(0.0, lambda item: True) == math.inf
+    assert limiter.blocked_until(0.0, lambda item: item.id == "a") == 0.0
 
 
 def test_a_joining_worker_regroups_without_losing_order() -> None:
