@@ -460,7 +460,9 @@ class ControlPlane(Actor):
         elif kind is Due:
             self._due(message.ids)
         elif kind is Restore:
-            self._announce(message.known, [info.name for info in message.known])
+            for info in message.known:  # already in the journal: remembered, not re-written
+                if self.registry.lookup(info.name) is None:
+                    self.announced[info.name] = info
             self._restore(message.tasks, message.done)
         elif kind is Tick:
             self._tick(message)

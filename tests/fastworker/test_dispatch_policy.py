@@ -110,6 +110,21 @@ async def test_a_service_leaving_and_coming_back(autojump_clock: Any) -> None:
         assert (await client.stats()).waiting == {}
 
 
+def test_top_shows_tasks_waiting_for_a_worker() -> None:
+    """`fastworker top` prints how many queued tasks wait for a worker that has each name."""
+    from rich.console import Console
+
+    from fastworker._messages import ClusterStats, QueueStats
+    from fastworker._top import render_stats
+
+    stats = ClusterStats(
+        QueueStats(0, 0, 3, 0), 0, 0, [], 3, 0, 0, 0, 0, 0, False, {"svc_b.note": 3}
+    )
+    console = Console(record=True, width=120)
+    console.print(render_stats(stats, None, 0.0, "ws://x"))
+    assert "3 queued waiting for a worker that has svc_b.note" in console.export_text()
+
+
 async def test_queues_pin_tasks_to_workers(autojump_clock: Any) -> None:
     """A subworker started with queues=["images"] gets only tasks of that queue; one with
     queues=["default"] only the others."""
