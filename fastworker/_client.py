@@ -23,6 +23,7 @@ from ._errors import (
     ConfigurationError,
     ConnectionFailed,
     FastWorkerError,
+    JournalWriteFailed,
     NotSerializable,
     PayloadTooLarge,
     QueueFull,
@@ -67,6 +68,7 @@ _SUBMISSION_ERRORS: dict[str, type[FastWorkerError]] = {
     "ShuttingDown": ShuttingDown,
     "PayloadTooLarge": PayloadTooLarge,
     "NotSerializable": NotSerializable,
+    "JournalWriteFailed": JournalWriteFailed,
 }
 
 

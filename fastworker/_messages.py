@@ -224,6 +224,10 @@ class ClusterStats:
     draining: bool
     waiting: dict[str, int] = attrs.field(factory=dict)
     """Queued tasks no connected worker can run, by task name."""
+    suspects: int = 0
+    """Tasks waiting to be redelivered alone (they were in flight on a lost worker)."""
+    quarantined: int = 0
+    """Tasks failed with WorkerLost because they kept taking down their workers."""
 
 
 # -- subworker <-> control plane ------------------------------------------------------
@@ -247,6 +251,7 @@ class TaskInfo:
     redeliver: bool = True
     max_concurrency: int | None = None
     rate_limit: str | None = None
+    max_worker_losses: int | None = None
 
 
 @message("fw.RegisterWorker")

@@ -36,6 +36,8 @@ class TaskSpec:
     redeliver: bool = True
     repeat_interval: float | None = None
     cron: CronSchedule | None = None
+    max_worker_losses: int | None = None
+    """Lost workers this task may have been in flight on; None: the server's setting."""
     queue: str = DEFAULT_QUEUE
     max_concurrency: int | None = None
     rate_limit: str | None = None
@@ -53,6 +55,7 @@ class TaskSpec:
             self.redeliver,
             self.max_concurrency,
             self.rate_limit,
+            self.max_worker_losses,
         )
 
     @property
@@ -162,6 +165,7 @@ def make_spec(
     queue: str = DEFAULT_QUEUE,
     max_concurrency: int | None = None,
     rate_limit: str | None = None,
+    max_worker_losses: int | None = None,
 ) -> TaskSpec:
     """Validate options and build a TaskSpec; ConfigurationError says what is wrong."""
     if not callable(func):
@@ -194,6 +198,14 @@ def make_spec(
         isinstance(t, type) and issubclass(t, BaseException) for t in retry_types
     ):
         raise ConfigurationError(f"{where}: retry_on must be exception classes, got {retry_on!r}")
+    if max_worker_losses is not None and (
+        not isinstance(max_worker_losses, int)
+        or isinstance(max_worker_losses, bool)
+        or max_worker_losses < 1
+    ):
+        raise ConfigurationError(
+            f"{where}: max_worker_losses must be an int >= 1 or None, got {max_worker_losses!r}"
+        )
     if repeat_interval is not None and cron is not None:
         raise InvalidSchedule(f"{where}: give repeat_interval or cron, not both")
     if repeat_interval is not None and (not _number(repeat_interval) or repeat_interval <= 0):
@@ -241,6 +253,7 @@ def make_spec(
         queue=queue,
         max_concurrency=max_concurrency,
         rate_limit=rate_limit,
+        max_worker_losses=max_worker_losses,
     )
 
 
@@ -269,6 +282,7 @@ def task(
     queue: str = DEFAULT_QUEUE,
     max_concurrency: int | None = None,
     rate_limit: str | None = None,
+    max_worker_losses: int | None = None,
     registry: Registry | None = None,
 ) -> Callable[[F], F]: ...
 
@@ -278,12 +292,12 @@ def task(func: Any = None, /, *, registry: Registry | None = None, **options: An
 
     ``@task`` registers it under the function's name; ``@task(name=..., priority=...,
     retries=..., retry_backoff=..., retry_on=..., timeout=..., redeliver=...,
-    repeat_interval=..., cron=..., timezone=..., queue=..., max_concurrency=...,
-    rate_limit=...)`` sets options (``queue``, ``max_concurrency`` and ``rate_limit``
-    are the cluster-wide dispatch policy: see docs/semantics.md, "Routing and limits").
-    Invalid options raise ConfigurationError (InvalidSchedule for schedules) here, at
-    decoration time. The function itself is returned unchanged (still callable
-    directly), with the spec at ``func.fastworker_task``.
+    repeat_interval=..., cron=..., timezone=..., max_worker_losses=..., queue=...,
+    max_concurrency=..., rate_limit=...)`` sets options (``queue``, ``max_concurrency``
+    and ``rate_limit`` are the cluster-wide dispatch policy: see docs/semantics.md,
+    "Routing and limits"). Invalid options raise ConfigurationError (InvalidSchedule for
+    schedules) here, at decoration time. The function itself is returned unchanged
+    (still callable directly), with the spec at ``func.fastworker_task``.
     """
     target = registry if registry is not None else default_registry
 

@@ -190,6 +190,18 @@ class Router(Generic[T]):
         info = self._policy(name)
         return frozenset(w for w, caps in self.workers.items() if caps.can_run(info))
 
+    def can_run(self, worker_id: str, name: str) -> bool:
+        """True if the worker may be sent tasks named ``name``."""
+        caps = self.workers.get(worker_id)
+        return caps is not None and caps.can_run(self._policy(name))
+
+    def note_started(self, item: T) -> None:
+        """An item started outside ``pop_for`` (a suspect run alone): count it against
+        its name's limits."""
+        limiter = self._limiters.get(item.name)
+        if limiter is not None:
+            limiter.started(item, self._clock() if self._now is None else self._now)
+
     def policy_changed(self, name: str) -> None:
         """A name's queue or limits changed (a worker announced other options): re-route."""
         self._limiters.pop(name, None)
