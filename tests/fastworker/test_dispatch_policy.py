@@ -271,3 +271,24 @@ async def test_journal_remembers_announced_names_and_unique_keys(
             assert again == task_id
             assert (await c.client.result(task_id)).value == "after"
     assert [tag for tag, _ in starts(log, "svc_b.note")] == ["first", "after"]
+
+
+async def test_a_suspect_is_redelivered_only_to_a_worker_that_has_it(autojump_clock: Any) -> None:
+    """A task in flight on a lost worker (a suspect, run alone next time) waits for a worker
+    that has it: a free worker of another service never gets it."""
+    async with open_cluster(
+        subworkers=[{"tasks": A}, {"tasks": B}], local_concurrency=0, concurrency=2
+    ) as cluster:
+        client = cluster.client
+        with trio.fail_after(120):
+            task_id = await client.delay("svc_a.slow", "lost", 10.0)
+            await trio.testing.wait_all_tasks_blocked()
+            assert [tag for tag, _ in starts(log, "svc_a.slow")] == ["lost"]
+            await cluster.kill_subworker(0)  # service A dies with the task in flight
+            await trio.sleep(5)
+            assert await client.status(task_id) is TaskStatus.QUEUED
+            assert await client.call("svc_b.note", "b still served") == "b still served"
+            await cluster.add_subworker(tasks=A)
+            result = await client.result(task_id)
+        assert result.ok and result.attempts == 2
+        assert result.worker == cluster.subworkers[-1].node_id[:8]
