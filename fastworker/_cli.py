@@ -533,6 +533,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "retries": spec.retries,
                 "timeout": spec.timeout,
                 "redeliver": spec.redeliver,
+                "queue": spec.queue,
+                "max_concurrency": spec.max_concurrency,
+                "rate_limit": spec.rate_limit,
                 "schedule": spec.describe_schedule() or None,
                 "next_fire": datetime.fromtimestamp(next_fire, UTC).isoformat()
                 if next_fire
@@ -549,15 +552,20 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"tasks in {args.tasks}")
-    for column in ("name", "kind", "priority", "retries", "timeout", "schedule", "next fire (UTC)"):
+    columns = ("name", "kind", "priority", "retries", "timeout", "queue", "limits")
+    for column in (*columns, "schedule", "next fire (UTC)"):
         table.add_column(column)
     for row in rows:
+        limits = [f"{row['max_concurrency']} at once"] if row["max_concurrency"] else []
+        limits += [row["rate_limit"]] if row["rate_limit"] else []
         table.add_row(
             row["name"],
             row["kind"],
             row["priority"],
             str(row["retries"]),
             f"{row['timeout']:g}s" if row["timeout"] else "-",
+            row["queue"],
+            ", ".join(limits) or "-",
             row["schedule"] or "-",
             (row["next_fire"] or "-").replace("+00:00", ""),
         )

@@ -1237,7 +1237,9 @@ class ControlPlane(Actor):
         for rec in self.tasks.values():
             if rec.status is TaskStatus.QUEUED:
                 depths[rec.priority] += 1
-                if rec.name in waiting_names:
+                if rec.name in waiting_names or (
+                    rec.suspect and not self.queue.eligible_workers(rec.name)
+                ):
                     waiting[rec.name] = waiting.get(rec.name, 0) + 1
             elif rec.status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
                 scheduled += 1

@@ -287,6 +287,7 @@ async def test_a_suspect_is_redelivered_only_to_a_worker_that_has_it(autojump_cl
             await cluster.kill_subworker(0)  # service A dies with the task in flight
             await trio.sleep(5)
             assert await client.status(task_id) is TaskStatus.QUEUED
+            assert (await client.stats()).waiting == {"svc_a.slow": 1}
             assert await client.call("svc_b.note", "b still served") == "b still served"
             await cluster.add_subworker(tasks=A)
             result = await client.result(task_id)
