@@ -369,6 +369,7 @@ class ControlPlane(Actor):
     def _wake_for_rate_limits(self, ctx: Context) -> None:
         """A rate-limited task waits: dispatch again when its window lets it start."""
         at = self.queue.next_wake
+        self.queue.next_wake = None  # consumed: the next pass sets it again if still held
         if at is None or (self._wake_at is not None and self._wake_at <= at):
             return
         self._wake_at = at

@@ -293,3 +293,31 @@ async def test_a_suspect_is_redelivered_only_to_a_worker_that_has_it(autojump_cl
             result = await client.result(task_id)
         assert result.ok and result.attempts == 2
         assert result.worker == cluster.subworkers[-1].node_id[:8]
+
+
+async def test_a_rate_wake_for_a_task_cancelled_meanwhile_does_not_spin(
+    autojump_clock: Any,
+) -> None:
+    """The control plane wakes itself when a rate window opens; if the held-back task was
+    cancelled meanwhile, nothing is scheduled again (no busy loop of wake-ups)."""
+    async with open_cluster(subworkers=[{"tasks": A}], local_concurrency=0) as cluster:
+        core = cluster.control_plane.control_plane
+        timers = 0
+        wake_timer = core._wake_timer
+        guard = trio.CancelScope()
+
+        async def counting(*args: Any) -> None:
+            nonlocal timers
+            timers += 1
+            if timers > 20:
+                guard.cancel()  # spinning: stop waiting (virtual time would not pass)
+            await wake_timer(*args)
+
+        core._wake_timer = counting
+        with trio.fail_after(300):
+            ids = await cluster.client.delay_batch([("svc_a.rated", (f"r{i}",)) for i in range(4)])
+            await cluster.client.gather(ids[:3])
+            assert await cluster.client.cancel(ids[3])
+        with guard:
+            await trio.sleep(120)  # past the rate window: the wake-up fires once
+        assert 1 <= timers <= 3
