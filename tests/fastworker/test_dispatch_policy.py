@@ -321,3 +321,17 @@ async def test_a_rate_wake_for_a_task_cancelled_meanwhile_does_not_spin(
         with guard:
             await trio.sleep(120)  # past the rate window: the wake-up fires once
         assert 1 <= timers <= 3
+
+
+async def test_a_workflow_across_two_services(autojump_clock: Any) -> None:
+    """A workflow may chain tasks of two services that the control plane only knows from
+    their announcements; each member runs on its own service."""
+    from fastworker import chain, sig
+
+    async with open_cluster(subworkers=TWO_SERVICES, local_concurrency=0) as cluster:
+        with trio.fail_after(60):
+            flow = chain(sig("svc_a.work", "x"), sig("svc_b.note"))
+            assert await cluster.client.call(flow) == "a:x"
+            with pytest.raises(fastworker.TaskNotRegistered):
+                await cluster.client.delay(chain(sig("svc_a.work", "y"), sig("svc_c.nope")))
+    assert [(task, tag) for task, tag, _ in log] == [("svc_a.work", "x"), ("svc_b.note", "a:x")]
