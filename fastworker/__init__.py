@@ -15,6 +15,7 @@ Public API::
 """
 
 from ._blocking import BlockingClient, connect
+from ._canvas import Chain, Chord, Group, Signature, chain, chord, group, sig
 from ._client import Client, ClientStatistics, open_client
 from ._control_plane_node import ControlPlaneNode, open_control_plane, run_control_plane
 from ._errors import (
@@ -49,6 +50,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthenticationFailed",
     "BlockingClient",
+    "Chain",
+    "Chord",
     "Client",
     "ClientStatistics",
     "ClusterStats",
@@ -58,6 +61,7 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "FastWorkerError",
+    "Group",
     "InvalidSchedule",
     "JournalWriteFailed",
     "NotSerializable",
@@ -68,6 +72,7 @@ __all__ = [
     "Registry",
     "ResultTimeout",
     "ShuttingDown",
+    "Signature",
     "SubmissionError",
     "SubworkerNode",
     "TaskCancelled",
@@ -82,12 +87,16 @@ __all__ = [
     "TaskTimeout",
     "WorkerLost",
     "WorkerStats",
+    "chain",
+    "chord",
     "connect",
     "default_registry",
+    "group",
     "open_client",
     "open_control_plane",
     "open_subworker",
     "run_control_plane",
     "run_subworker",
+    "sig",
     "task",
 ]

@@ -21,6 +21,7 @@ import trio
 import actors
 
 from ._asyncio import Holder
+from ._canvas import FLOWS, Chain, Chord, Group, Signature
 from ._client import BatchItem, Client, ClientStatistics, PriorityLike, TaskRef, When
 from ._errors import ConnectionFailed, ResultTimeout
 from ._messages import ClusterStats
@@ -139,6 +140,7 @@ class BlockingClient:
         countdown: float | None = None,
         eta: When | None = None,
         task_id: str | None = None,
+        unique_key: str | None = None,
     ) -> str:
         """Submit one task with explicit args and kwargs; its id once accepted."""
         result: str = self._run(
@@ -150,6 +152,7 @@ class BlockingClient:
             countdown=countdown,
             eta=eta,
             task_id=task_id,
+            unique_key=unique_key,
         )
         return result
 
@@ -166,10 +169,16 @@ class BlockingClient:
     @overload
     def delay(self, task: TaskRef, /, *args: Any, eta: When | None, **kwargs: Any) -> str: ...
     @overload
-    def delay(self, task: str, /, *args: Any, **kwargs: Any) -> str: ...
+    def delay(
+        self, task: TaskRef, /, *args: Any, unique_key: str | None, **kwargs: Any
+    ) -> str: ...
+    @overload
+    def delay(
+        self, task: str | Signature | Chain | Group | Chord, /, *args: Any, **kwargs: Any
+    ) -> str: ...
     def delay(
         self,
-        task: TaskRef,
+        task: TaskRef | Signature | Chain | Group | Chord,
         /,
         *args: Any,
         priority: Any = None,
@@ -218,16 +227,23 @@ class BlockingClient:
     @overload
     def call(self, task: TaskRef, /, *args: Any, eta: When | None, **kwargs: Any) -> Any: ...
     @overload
-    def call(self, task: str, /, *args: Any, **kwargs: Any) -> Any: ...
+    def call(
+        self, task: TaskRef, /, *args: Any, unique_key: str | None, **kwargs: Any
+    ) -> Any: ...
+    @overload
+    def call(
+        self, task: str | Signature | Chain | Group | Chord, /, *args: Any, **kwargs: Any
+    ) -> Any: ...
     def call(
         self,
-        task: TaskRef,
+        task: TaskRef | Signature | Chain | Group | Chord,
         /,
         *args: Any,
         timeout: Any = None,
         priority: Any = None,
         countdown: Any = None,
         eta: Any = None,
+        unique_key: Any = None,
         **kwargs: Any,
     ) -> Any:
         """Submit ``task(*args, **kwargs)``, wait for it, return its value.
@@ -238,7 +254,15 @@ class BlockingClient:
             TaskFailed, TaskCancelled: as Client.call.
         """
         portal, client = self._connected()
-        sub = client._submission(task, args, kwargs, priority, countdown, eta, None)
+        if isinstance(task, FLOWS):  # a workflow: Client.call, under the timeout
+
+            async def run_flow() -> Any:
+                with trio.move_on_after(_seconds(timeout)):
+                    return await client.call(task, *args, **kwargs)
+                raise ResultTimeout(f"the workflow is not finished after {timeout}s; it goes on")
+
+            return portal.run(run_flow)
+        sub = client._submission(task, args, kwargs, priority, countdown, eta, None, unique_key)
         return portal.run(client._call, sub, timeout)
 
     # -- results ------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import trio
 import actors
 from actors import Actor, Context
 
+from ._canvas import FLOWS, Chain, Chord, Group, Signature, flatten
 from ._discovery import discover_control_plane
 from ._errors import (
     AuthenticationFailed,
@@ -32,10 +33,10 @@ from ._errors import (
     QueueFull,
     ResultTimeout,
     ShuttingDown,
-    SubmissionError,
     TaskCancelled,
     TaskFailed,
     TaskNotFound,
+    TaskNotRegistered,
     TaskTimeout,
     WorkerLost,
 )
@@ -53,6 +54,7 @@ from ._messages import (
     Results,
     Submission,
     Submit,
+    SubmitFlow,
     SubscribeEvents,
     Unknown,
     Watch,
@@ -98,8 +100,11 @@ def task_name(task: TaskRef) -> str:
 
 ROLE = "client"
 INBOX = "inbox"
+WATCH_CHUNK = 50_000
+"""Task ids per Watch message at most (a million ids would not fit one frame)."""
 
-_SUBMISSION_ERRORS: dict[str, type[SubmissionError]] = {
+_SUBMISSION_ERRORS: dict[str, type[FastWorkerError]] = {
+    "TaskNotRegistered": TaskNotRegistered,
     "QueueFull": QueueFull,
     "ShuttingDown": ShuttingDown,
     "PayloadTooLarge": PayloadTooLarge,
@@ -223,6 +228,7 @@ class Client:
         countdown: float | None,
         eta: datetime | float | None,
         task_id: str | None,
+        unique_key: str | None = None,
     ) -> Submission:
         name = task_name(task)
         payload = pack_arguments(tuple(args), kwargs or {}, limit=self.max_payload)
@@ -255,7 +261,9 @@ class Client:
                 prio = int(Priority.parse(priority))
             except ValueError as exc:
                 raise ConfigurationError(str(exc)) from None
-        return Submission(task_id or self.new_id(), name, payload, prio, when, delay)
+        if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
+            raise ConfigurationError(f"unique_key must be a non-empty string, got {unique_key!r}")
+        return Submission(task_id or self.new_id(), name, payload, prio, when, delay, unique_key)
 
     async def submit(
         self,
@@ -267,15 +275,17 @@ class Client:
         countdown: float | None = None,
         eta: When | None = None,
         task_id: str | None = None,
+        unique_key: str | None = None,
     ) -> str:
         """Submit one task (a name or the ``@task`` function) with explicit args and kwargs.
 
         Returns its id once accepted. The way to pass keyword arguments named like
-        ``delay``'s own (priority, countdown, eta).
+        ``delay``'s own (priority, countdown, eta, unique_key). With ``unique_key``,
+        while a task submitted with that key is not terminal, or its result is still
+        cached, the existing task's id is returned and nothing runs.
         """
-        sub = self._submission(task, args, kwargs, priority, countdown, eta, task_id)
-        await self._submit([sub], watch=False)
-        return sub.id
+        sub = self._submission(task, args, kwargs, priority, countdown, eta, task_id, unique_key)
+        return (await self._submit([sub], watch=False))[0]
 
     @overload
     async def delay(
@@ -292,15 +302,22 @@ class Client:
     @overload
     async def delay(self, task: TaskRef, /, *args: Any, eta: When | None, **kwargs: Any) -> str: ...
     @overload
-    async def delay(self, task: str, /, *args: Any, **kwargs: Any) -> str: ...
+    async def delay(
+        self, task: TaskRef, /, *args: Any, unique_key: str | None, **kwargs: Any
+    ) -> str: ...
+    @overload
+    async def delay(
+        self, task: str | Signature | Chain | Group | Chord, /, *args: Any, **kwargs: Any
+    ) -> str: ...
     async def delay(
         self,
-        task: TaskRef,
+        task: TaskRef | Signature | Chain | Group | Chord,
         /,
         *args: Any,
         priority: Any = None,
         countdown: Any = None,
         eta: Any = None,
+        unique_key: Any = None,
         **kwargs: Any,
     ) -> str:
         """Submit ``task(*args, **kwargs)``; returns the task id once the control plane accepted it.
@@ -308,16 +325,28 @@ class Client:
         ``task`` is the ``@task`` function (type-checked: mypy checks the arguments) or
         its name. ``priority`` overrides the task's default; ``countdown`` (seconds) or
         ``eta`` (aware datetime or timestamp) schedule it. A task whose own keyword
-        arguments are called priority, countdown or eta is submitted with ``submit()``.
+        arguments are called priority, countdown, eta or unique_key is submitted with
+        ``submit()``. With ``unique_key``, while a task submitted with that key is not
+        terminal, or its result is still cached, its id is returned and nothing runs.
+        A workflow (``chain``, ``group``, ``chord``; ``fastworker.sig``) is submitted
+        whole and gets one id; ``priority`` is then the default of its members.
 
         Raises:
             NotSerializable, PayloadTooLarge: before sending.
-            QueueFull, ShuttingDown: the control plane refused the task.
-            ConnectionFailed: the control plane stayed unreachable.
+            ConfigurationError: a bad option (``unique_key`` with a workflow, too).
+            TaskNotRegistered: no worker and not the control plane has the task.
+            QueueFull, ShuttingDown: the control plane refused it.
+            ConnectionFailed: the control plane cannot be reached.
         """
-        sub = self._submission(task, args, kwargs, priority, countdown, eta, None)
-        await self._submit([sub], watch=False)
-        return sub.id
+        if isinstance(task, FLOWS):  # a workflow: one id for all of it
+            if unique_key is not None:
+                raise ConfigurationError(
+                    "unique_key applies to single tasks, not to workflows: give it to "
+                    "delay() of a task"
+                )
+            return await self._delay_flow(task, args, kwargs, priority, countdown, eta, False)
+        sub = self._submission(task, args, kwargs, priority, countdown, eta, None, unique_key)
+        return (await self._submit([sub], watch=False))[0]
 
     async def delay_batch(
         self,
@@ -329,7 +358,8 @@ class Client:
 
         Each item is ``(task, args)`` or ``(task, args, kwargs)``, the task a name or a
         ``@task`` function. Everything is validated and packed before anything is sent;
-        the control plane accepts the whole batch or none of it (QueueFull).
+        the control plane accepts the whole batch or none of it (QueueFull;
+        TaskNotRegistered if any name is unknown).
         """
         subs = []
         for index, item in enumerate(items):
@@ -344,8 +374,8 @@ class Client:
             except FastWorkerError as exc:
                 raise type(exc)(f"batch item {index} ({name!r}): {exc}") from None
         if subs:
-            await self._submit(subs, watch=False)
-        return [s.id for s in subs]
+            return await self._submit(subs, watch=False)
+        return []
 
     @overload
     async def call(
@@ -364,50 +394,74 @@ class Client:
     @overload
     async def call(self, task: TaskRef, /, *args: Any, eta: When | None, **kwargs: Any) -> Any: ...
     @overload
-    async def call(self, task: str, /, *args: Any, **kwargs: Any) -> Any: ...
+    async def call(
+        self, task: TaskRef, /, *args: Any, unique_key: str | None, **kwargs: Any
+    ) -> Any: ...
+    @overload
+    async def call(
+        self, task: str | Signature | Chain | Group | Chord, /, *args: Any, **kwargs: Any
+    ) -> Any: ...
     async def call(
         self,
-        task: TaskRef,
+        task: TaskRef | Signature | Chain | Group | Chord,
         /,
         *args: Any,
         priority: Any = None,
         countdown: Any = None,
         eta: Any = None,
+        unique_key: Any = None,
         **kwargs: Any,
     ) -> Any:
-        """Submit ``task(*args, **kwargs)``, wait for it, return its value.
+        """Submit ``task(*args, **kwargs)`` (or a workflow), wait for it, return its value.
 
         Called with the ``@task`` function, the arguments are type-checked and the
-        result type is the function's. The caller owns the timeout.
+        result type is the function's. ``priority``, ``countdown``, ``eta`` and
+        ``unique_key`` are as for ``delay``. The caller owns the timeout.
 
         Raises:
             TaskFailed: the task failed (TaskTimeout, WorkerLost); the TaskResult is on
-                the exception's ``result``.
+                the exception's ``result`` (a failed workflow's error is its failing
+                member's).
             TaskCancelled: the task was cancelled.
         """
-        sub = self._submission(task, args, kwargs, priority, countdown, eta, None)
+        if isinstance(task, FLOWS):  # a workflow: its value, or its failing member's error
+            if priority is not None or countdown is not None or eta is not None or unique_key:
+                raise ConfigurationError(
+                    "call() of a workflow takes no options: set them on its members, "
+                    "sig(task, ...).set(priority=...)"
+                )
+            return await self._call_flow(task, args, kwargs)
+        sub = self._submission(task, args, kwargs, priority, countdown, eta, None, unique_key)
         return await self._call(sub, None)
 
     async def _call(self, sub: Submission, timeout: float | None) -> Any:  # noqa: ASYNC109
         """Submit and wait (ResultTimeout after ``timeout`` seconds, if given)."""
-        future = self._waiter(sub.id)
+        task_id = sub.id
+        future = self._waiter(task_id)
         try:
             with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
-                await self._submit([sub], watch=True)
+                ids = await self._submit([sub], watch=True)
+                if ids and ids[0] != sub.id:  # a unique key: wait for the existing task
+                    self._drop_waiter(task_id, future)
+                    task_id = ids[0]
+                    future = self._waiter(task_id)
+                    await self._tell(Watch([task_id]))
                 outcome = await future.wait()
         finally:
-            self._drop_waiter(sub.id, future)
+            self._drop_waiter(task_id, future)
         if scope.cancelled_caught:
             raise ResultTimeout(
-                f"no result for task {sub.name} ({sub.id}) within {timeout}s; it goes on: "
+                f"no result for task {sub.name} ({task_id}) within {timeout}s; it goes on: "
                 "result(task_id) waits again",
-                sub.id,
+                task_id,
             )
         result = to_result(outcome)
         raise_for(result)
         return result.value
 
-    async def _submit(self, subs: list[Submission], *, watch: bool) -> None:
+    async def _submit(self, subs: list[Submission], *, watch: bool) -> list[str]:
+        """Send and wait for the acknowledgement; the ids the tasks have (unique keys
+        may map a submission to the id of an earlier task)."""
         message = Submit(subs, watch)
         ids = [s.id for s in subs] if watch else []
         # A watched submission subscribes its own ids; the re-watch after a reconnect
@@ -420,8 +474,10 @@ class Client:
                 connection = await self._connection_ref()
                 link = self.peer.link
                 try:
-                    await connection.ask(message)
-                    return
+                    answer = await connection.ask(message)
+                    if isinstance(answer, list):
+                        return [str(task_id) for task_id in answer]
+                    return [s.id for s in subs]
                 except actors.PeerDown:
                     # Whether it was accepted is unknown: resubmit after the reconnect (the
                     # ids make a resubmission idempotent), unless the control plane closed
@@ -430,6 +486,13 @@ class Client:
                     drops += 1
                     self._check_frame_refused(link, size, drops)
                     continue
+                except actors.MessageTooLarge as exc:
+                    if len(subs) > 1:
+                        raise PayloadTooLarge(
+                            f"a batch of {len(subs)} tasks is too large for one message "
+                            f"({exc}): submit it in smaller batches"
+                        ) from None
+                    raise self._translate(exc) from None
                 except actors.ActorError as exc:
                     raise self._translate(exc) from None
         finally:
@@ -444,6 +507,91 @@ class Client:
                 "submission: it is over the control plane's frame limit (its --max-payload); "
                 "pass a reference (a path, a key), not the data"
             )
+
+    async def _call_flow(
+        self, flow: Signature | Chain | Group | Chord, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        flow_id = self.new_id()
+        future = self._waiter(flow_id)
+        try:
+            await self._delay_flow(flow, args, kwargs, None, None, None, True, flow_id)
+        except BaseException:
+            self._waiters.pop(flow_id, None)
+            raise
+        result = to_result(await future.wait())
+        raise_for(result)
+        return result.value
+
+    async def _delay_flow(
+        self,
+        flow: Signature | Chain | Group | Chord,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        priority: Priority | str | int | None,
+        countdown: float | None,
+        eta: datetime | float | None,
+        watch: bool,
+        flow_id: str | None = None,
+    ) -> str:
+        """Submit a workflow as one SubmitFlow message; returns its id once accepted."""
+        if args or kwargs:
+            raise ConfigurationError(
+                "a workflow takes its arguments in its signatures: sig(task, *args, **kwargs)"
+            )
+        if isinstance(flow, Signature):
+            sub = self._submission(
+                flow.name,
+                flow.args,
+                flow.kwargs,
+                flow.priority if priority is None else priority,
+                flow.countdown if countdown is None and eta is None else countdown,
+                eta,
+                flow_id,
+            )
+            await self._submit([sub], watch=watch)
+            return sub.id
+        if not isinstance(flow, Chain | Group | Chord):
+            raise ConfigurationError(
+                f"delay() takes a task name, a @task function or a workflow, got {flow!r}"
+            )
+        if countdown is not None or eta is not None:
+            raise ConfigurationError(
+                "a workflow has no countdown or eta of its own: set it on a member, "
+                "sig(task, ...).set(countdown=...)"
+            )
+        prio = None
+        if priority is not None:
+            try:
+                prio = int(Priority.parse(priority))
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
+        packed = flatten(flow, limit=self.max_payload, priority=prio)
+        if len(packed) > self.max_payload:
+            raise PayloadTooLarge(
+                f"the workflow packs to {len(packed)} bytes, over the {self.max_payload}-byte "
+                "message limit: pass references (paths, keys) instead of data, split it into "
+                "several workflows, or raise max_payload on the client and the control plane"
+            )
+        message = SubmitFlow(flow_id or self.new_id(), packed, watch)
+        ids = [message.id] if watch else []
+        self._submitting.update(ids)
+        try:
+            while True:
+                connection = await self._connection_ref()
+                try:
+                    await connection.ask(message)
+                    return message.id
+                except actors.PeerDown:
+                    continue  # resubmitted after the reconnect: the id makes it idempotent
+                except actors.ActorError as exc:
+                    if isinstance(exc, actors.RemoteError):
+                        if exc.type_name == "TaskNotRegistered":
+                            raise TaskNotRegistered(exc.message) from None
+                        if exc.type_name == "FastWorkerError":
+                            raise FastWorkerError(exc.message) from None
+                    raise self._translate(exc) from None
+        finally:
+            self._submitting.difference_update(ids)
 
     @staticmethod
     def _translate(exc: actors.ActorError) -> FastWorkerError:
@@ -507,7 +655,7 @@ class Client:
         futures = [self._waiter(task_id) for task_id in task_ids]
         try:
             if task_ids:
-                await self._tell(Watch(list(dict.fromkeys(task_ids))))
+                await self._watch(list(dict.fromkeys(task_ids)))
             for future in futures:
                 if not future.done:
                     await future.wait()
@@ -516,6 +664,19 @@ class Client:
         finally:
             for task_id, future in zip(task_ids, futures, strict=True):
                 self._drop_waiter(task_id, future)
+
+    async def _watch(self, ids: list[str]) -> None:
+        """Watch many ids: in several messages, each small enough for the link's frames."""
+        parts = [ids[start : start + WATCH_CHUNK] for start in range(0, len(ids), WATCH_CHUNK)]
+        while parts:
+            part = parts.pop()
+            try:
+                await self._tell(Watch(part))
+            except actors.MessageTooLarge:
+                if len(part) < 2:
+                    raise
+                half = len(part) // 2
+                parts += [part[half:], part[:half]]
 
     async def get_result(self, task_id: str) -> TaskResult | None:
         """The TaskResult if the task is terminal; None if unknown, unfinished or expired."""
@@ -666,8 +827,11 @@ class Client:
             if not first:
                 # Waiting calls resume: re-watch what they wait for, re-subscribe events.
                 rewatch = [i for i in self._waiters if i not in self._submitting]
-                if rewatch:
-                    self._connection.tell_nowait(Watch(rewatch))
+                try:
+                    for start in range(0, len(rewatch), WATCH_CHUNK):
+                        await self._connection.tell(Watch(rewatch[start : start + WATCH_CHUNK]))
+                except actors.PeerDown:
+                    pass  # down again already: the next registration re-watches
                 if self._event_channels:
                     self._connection.tell_nowait(SubscribeEvents(True))
             self._ready.set()

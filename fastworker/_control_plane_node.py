@@ -31,6 +31,7 @@ from ._control_plane import (
     WorkerCompleted,
     WorkerJoined,
 )
+from ._control_plane_flows import JournaledFlow, RestoreFlows
 from ._errors import ConfigurationError
 from ._executor import Executor
 from ._gateway import GATEWAY, Gateway
@@ -126,7 +127,6 @@ class ControlPlaneNode:
                 if self.journal is not None
                 else "no journal: they are lost when the process exits",
             )
-
 
     async def abandon(self, reason: str) -> tuple[int, int]:
         """After a drain ran out of time: end every unfinished task and say so.
@@ -260,6 +260,7 @@ async def open_control_plane(
                     aging,
                     cancel_timeout=cancel_timeout,
                     max_payload=max_payload,
+                    result_ttl=result_ttl,
                     max_worker_losses=max_worker_losses,
                 ),
             )
@@ -271,6 +272,7 @@ async def open_control_plane(
                 unfinished, results = await run_blocking(
                     sync_tasks_in_threads, journal_file.load, clock.now(), result_cache_size
                 )
+                known = await run_blocking(sync_tasks_in_threads, journal_file.catalogue)
                 if results:
                     await cache_ref.ask(Store(results))
                 journal_actor = Journal(
@@ -281,8 +283,11 @@ async def open_control_plane(
                     threads=sync_tasks_in_threads,
                 )
                 core.journal = await system.spawn("journal", journal_actor, capacity=capacity)
-                if unfinished or results:
-                    await core_ref.ask(Restore(unfinished, [o.id for o in results]))
+                unfinished = await _restore_workflows(
+                    core_ref, journal_file, unfinished, sync_tasks_in_threads
+                )
+                if unfinished or results or known:
+                    await core_ref.ask(Restore(unfinished, [o.id for o in results], known))
                 log.info(
                     "journal %s: replayed %d unfinished tasks and %d results",
                     journal_file.path,
@@ -308,7 +313,14 @@ async def open_control_plane(
                 )
                 executor_ref = await system.spawn("executor", executor, capacity=capacity)
                 await core_ref.tell(
-                    WorkerJoined(LOCAL_WORKER, executor_ref, local_concurrency, local=True)
+                    WorkerJoined(
+                        LOCAL_WORKER,
+                        executor_ref,
+                        local_concurrency,
+                        local=True,
+                        tasks=registry.names(),
+                        infos=registry.infos(),
+                    )
                 )
             public_url = await system.listen(listen_url, ssl_context=ssl_context)
             node = ControlPlaneNode(
@@ -334,6 +346,29 @@ async def open_control_plane(
     finally:
         if journal_file is not None:
             journal_file.close()
+
+
+async def _restore_workflows(
+    core: actors.ActorRef,
+    journal_file: Any,
+    unfinished: list[Any],
+    threads: bool,
+) -> list[Any]:
+    """Replay the journal's workflows; returns the unfinished tasks that are not members."""
+    rows = await run_blocking(threads, journal_file.load_workflows)
+    if not rows:
+        return unfinished
+    flows = {flow_id: JournaledFlow(flow_id, nodes, results) for flow_id, nodes, results in rows}
+    rest = []
+    for task in unfinished:
+        flow = flows.get(task.id.rpartition(":")[0])
+        if flow is not None:
+            flow.tasks.append(task)
+        else:
+            rest.append(task)
+    await core.ask(RestoreFlows(list(flows.values())))
+    log.info("journal: replayed %d unfinished workflows", len(flows))
+    return rest
 
 
 async def _beacon(

@@ -24,7 +24,7 @@ from actors import Actor, ActorRef, Context, Delivery
 from actors._ref import Reply
 
 from ._errors import ConfigurationError, FastWorkerError, JournalWriteFailed
-from ._messages import Outcome, RunTasks, WireError
+from ._messages import Outcome, RunTasks, TaskInfo, WireError
 from ._node import run_blocking
 
 log = logging.getLogger("fastworker.journal")
@@ -33,7 +33,13 @@ FORMAT = "fastworker-journal"
 VERSION = 2
 """2 added the attempts, losses and running columns of ``tasks`` (1 is migrated in place)."""
 
-_SCHEMA = """
+_CATALOGUE = """
+CREATE TABLE IF NOT EXISTS catalogue (name TEXT PRIMARY KEY, info BLOB NOT NULL);
+"""
+"""Every task name a worker ever announced, with its options (routing remembers them)."""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY,
@@ -44,7 +50,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     accepted_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     losses INTEGER NOT NULL DEFAULT 0,
-    running INTEGER NOT NULL DEFAULT 0
+    running INTEGER NOT NULL DEFAULT 0,
+    unique_key TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     id TEXT PRIMARY KEY,
@@ -52,6 +59,18 @@ CREATE TABLE IF NOT EXISTS results (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
+"""
+    + _CATALOGUE
+)
+
+# -- workflows: the graph of each unfinished workflow (its members are rows of tasks and
+# results like any task's; a workflow's row goes when its own result is recorded) --
+_WORKFLOW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+    id TEXT PRIMARY KEY,
+    nodes BLOB NOT NULL,
+    accepted_at REAL NOT NULL
+);
 """
 
 
@@ -71,6 +90,15 @@ class JournaledTask:
     attempts: int = 0
     losses: int = 0
     """Workers lost while it was in flight (a running mark found at replay counts too)."""
+    unique_key: str | None = None
+
+
+def _pack_info(info: TaskInfo) -> bytes:
+    return msgpack.packb(attrs.astuple(info), use_bin_type=True)
+
+
+def _unpack_info(data: bytes) -> TaskInfo:
+    return TaskInfo(*msgpack.unpackb(data, raw=False))
 
 
 def _pack_outcome(outcome: Outcome) -> bytes:
@@ -139,6 +167,8 @@ class JournalFile:
             else:
                 self._check_existing()
                 self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.executescript(_WORKFLOW_SCHEMA)  # journals made before workflows
+                self._upgrade()
             self.db.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as exc:
             self.db.close()
@@ -162,6 +192,7 @@ class JournalFile:
         self.db.executescript(
             "BEGIN IMMEDIATE;\n"
             + _SCHEMA
+            + _WORKFLOW_SCHEMA
             + f"INSERT INTO meta (key, value) VALUES ('format', '{FORMAT}'), "
             f"('version', '{VERSION}');\nCOMMIT;"
         )
@@ -191,6 +222,22 @@ class JournalFile:
                 "untouched: move it away (and keep it for recovery)"
             )
 
+    def _upgrade(self) -> None:
+        """Add what journals written before routing lack (unique keys, the catalogue)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
+        if "unique_key" not in columns:
+            self.db.execute("ALTER TABLE tasks ADD COLUMN unique_key TEXT")
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master")}
+        if "catalogue" not in tables:
+            self.db.executescript(_CATALOGUE)
+
+    def catalogue(self) -> list[TaskInfo]:
+        """Every task name workers ever announced, with the options last announced."""
+        return [
+            _unpack_info(bytes(row[0]))
+            for row in self.db.execute("SELECT info FROM catalogue ORDER BY name")
+        ]
+
     def _migrate_from_1(self) -> None:
         """Add version 2's columns (attempts, losses, running) in one transaction."""
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -217,14 +264,12 @@ class JournalFile:
         # restart forever).
         # The count is written back at once (and the mark cleared), so it adds up across
         # any number of restarts.
-        self.db.execute(
-            "UPDATE tasks SET losses = losses + 1, running = 0 WHERE running = 1"
-        )
+        self.db.execute("UPDATE tasks SET losses = losses + 1, running = 0 WHERE running = 1")
         tasks = [
-            JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6])
+            JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6], row[7])
             for row in self.db.execute(
-                "SELECT id, name, payload, priority, eta, attempts, losses FROM tasks"
-                " ORDER BY rowid"
+                "SELECT id, name, payload, priority, eta, attempts, losses, unique_key"
+                " FROM tasks ORDER BY rowid"
             )
         ]
         limit = -1 if max_results is None else max(0, max_results)
@@ -238,6 +283,26 @@ class JournalFile:
         results.reverse()
         return tasks, results
 
+    def load_workflows(self) -> list[tuple[str, bytes, list[Outcome]]]:
+        """Unfinished workflows (in acceptance order): id, nodes, their members' results.
+
+        Members' results are read whatever ``load``'s limit: a workflow needs them all.
+        """
+        flows = []
+        for flow_id, nodes in self.db.execute(
+            "SELECT id, nodes FROM workflows ORDER BY rowid"
+        ).fetchall():
+            # Member ids are "<flow id>:<index>": one range of the results' key.
+            results = [
+                _unpack_outcome(bytes(row[0]))
+                for row in self.db.execute(
+                    "SELECT outcome FROM results WHERE id >= ? AND id < ?",
+                    (flow_id + ":", flow_id + ";"),
+                )
+            ]
+            flows.append((flow_id, bytes(nodes), results))
+        return flows
+
     def write(
         self,
         accepted: list[JournaledTask],
@@ -246,6 +311,8 @@ class JournalFile:
         now: float,
         started: Sequence[str] = (),
         lost: Sequence[tuple[str, int, int]] = (),
+        flows: list[tuple[str, bytes]] | None = None,
+        catalogue: Sequence[TaskInfo] = (),
     ) -> None:
         """One transaction: record accepted tasks, move finished ones to results.
 
@@ -260,6 +327,11 @@ class JournalFile:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
+            if catalogue:
+                db.executemany(
+                    "INSERT OR REPLACE INTO catalogue (name, info) VALUES (?, ?)",
+                    [(info.name, _pack_info(info)) for info in catalogue],
+                )
             for part in _parts(list(started), 1):
                 db.execute(
                     "UPDATE tasks SET running = 1 WHERE id IN ("
@@ -272,11 +344,16 @@ class JournalFile:
                     "UPDATE tasks SET attempts = ?, losses = ?, running = 0 WHERE id = ?",
                     [(attempts, losses, task_id) for task_id, attempts, losses in lost],
                 )
-            for part in _parts(accepted, 6):
+            for part in _parts(accepted, 7):
                 db.execute(
-                    "INSERT OR IGNORE INTO tasks (id, name, payload, priority, eta, accepted_at)"
-                    " VALUES " + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(part)),
-                    [v for t in part for v in (t.id, t.name, t.payload, t.priority, t.eta, now)],
+                    "INSERT OR IGNORE INTO tasks"
+                    " (id, name, payload, priority, eta, accepted_at, unique_key)"
+                    " VALUES " + ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(part)),
+                    [
+                        v
+                        for t in part
+                        for v in (t.id, t.name, t.payload, t.priority, t.eta, now, t.unique_key)
+                    ],
                 )
             for part in _parts(finished, 3):
                 db.execute(
@@ -289,6 +366,7 @@ class JournalFile:
                     + ",".join(["(?, ?, ?)"] * len(part)),
                     [v for o in part for v in (o.id, _pack_outcome(o), expires)],
                 )
+            self._write_workflows(flows or [], finished, now)
             db.execute("COMMIT")
         except BaseException:
             # SQLite rolls back by itself on some errors (disk full): a second ROLLBACK
@@ -299,6 +377,33 @@ class JournalFile:
                 except sqlite3.Error as exc:
                     log.debug("journal rollback failed: %s", exc)
             raise
+
+    def _write_workflows(
+        self, flows: list[tuple[str, bytes]], finished: list[Outcome], now: float
+    ) -> None:
+        """Record accepted workflows; drop those whose own result is in ``finished``."""
+        db = self.db
+        for part in _parts(flows, 3):
+            db.execute(
+                "INSERT OR IGNORE INTO workflows (id, nodes, accepted_at) VALUES "
+                + ",".join(["(?, ?, ?)"] * len(part)),
+                [v for flow_id, nodes in part for v in (flow_id, nodes, now)],
+            )
+        if self._workflows_possible(flows):
+            for part in _parts(finished, 1):
+                db.execute(
+                    "DELETE FROM workflows WHERE id IN (" + ",".join(["?"] * len(part)) + ")",
+                    [o.id for o in part],
+                )
+
+    def _workflows_possible(self, flows: list[tuple[str, bytes]]) -> bool:
+        """False while the table is known to be empty (skips a delete per commit)."""
+        if flows:
+            self._has_workflows = True
+        elif getattr(self, "_has_workflows", None) is None:
+            row = self.db.execute("SELECT 1 FROM workflows LIMIT 1").fetchone()
+            self._has_workflows = row is not None
+        return bool(self._has_workflows)
 
     def compact(self, now: float) -> int:
         """Delete results past their TTL; returns how many."""
@@ -324,6 +429,7 @@ class Persist:
     tasks: list[JournaledTask]
     replies: list[tuple[Reply, Any]]
     notify: ActorRef | None = None
+    flows: list[tuple[str, bytes]] = attrs.field(factory=list)  # (workflow id, nodes)
 
 
 @attrs.frozen
@@ -351,6 +457,13 @@ class Lost:
     """(id, attempts, losses) of tasks that were in flight on a lost worker."""
 
     losses: list[tuple[str, int, int]]
+
+
+@attrs.frozen
+class Announce:
+    """Remember these task names and options (announced by workers) across restarts."""
+
+    infos: list[TaskInfo]
 
 
 @attrs.frozen
@@ -426,6 +539,7 @@ class Journal(Actor):
         self.last_error: str | None = None
         self._unrecorded: list[Outcome] = []
         self._unrecorded_lost: list[tuple[str, int, int]] = []
+        self._unrecorded_catalogue: list[TaskInfo] = []
         self._lock = trio.Lock()
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -460,16 +574,21 @@ class Journal(Actor):
         finished: list[Outcome] = self._unrecorded
         lost: list[tuple[str, int, int]] = self._unrecorded_lost
         replies: list[tuple[Reply, Any]] = []
+        catalogue: list[TaskInfo] = self._unrecorded_catalogue
         syncs: list[Reply] = []
         notify: list[tuple[ActorRef, list[str]]] = []
         started: list[str] = []
         forwards: list[tuple[ActorRef, RunTasks]] = []
+        flows: list[tuple[str, bytes]] = []
         for delivery in batch:
             msg = delivery.message
             kind = type(msg)
-            if kind is Persist:
+            if kind is Announce:
+                catalogue.extend(msg.infos)
+            elif kind is Persist:
                 accepted.extend(msg.tasks)
                 replies.extend(msg.replies)
+                flows.extend(msg.flows)
                 if msg.notify is not None and msg.tasks:
                     notify.append((msg.notify, [t.id for t in msg.tasks]))
             elif kind is Record:
@@ -482,12 +601,22 @@ class Journal(Actor):
             if delivery.reply is not None:
                 syncs.append(delivery.reply)
         self._unrecorded, self._unrecorded_lost = [], []
+        self._unrecorded_catalogue = []
         try:
             async with self._lock:
                 await self._blocking(
-                    self.file.write, accepted, finished, self.ttl, self.wall(), started, lost
+                    self.file.write,
+                    accepted,
+                    finished,
+                    self.ttl,
+                    self.wall(),
+                    started,
+                    lost,
+                    flows,
+                    catalogue,
                 )
         except Exception as exc:
+            self._unrecorded_catalogue = catalogue  # names are few: kept for the next commit
             self._failed(exc, accepted, finished, lost, replies, syncs, notify)
         else:
             if self.last_error is not None:

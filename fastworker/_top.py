@@ -62,6 +62,15 @@ def render_stats(
         f"retried {stats.retried:,}  redelivered {stats.redelivered:,}"
     )
     parts: list[Any] = [header, queues, workers, totals]
+    if stats.waiting:
+        waiting = Text(
+            "\n".join(
+                f"{count:,} queued waiting for a worker that has {name}"
+                for name, count in sorted(stats.waiting.items())
+            ),
+            style="yellow",
+        )
+        parts.insert(2, waiting)
     if notice:
         parts.insert(0, Text(notice, style="bold red"))
     return Group(*parts)
