@@ -32,6 +32,8 @@ async def use(client: fastworker.Client) -> None:
     assert_type(await client.delay(add, 1, y=2), str)
     await client.delay(add, 1, 2, priority="high")
     await client.call("add", 1, "anything")
+    await client.delay(add, 1, 2, unique_key="add:1:2")
+    await client.delay(fastworker.chain(fastworker.sig(add, 1, 2), fastworker.sig(add, 3)))
 
 def sync(client: fastworker.BlockingClient) -> None:
     assert_type(client.call(add, 1, 2), int)
