@@ -69,7 +69,9 @@ async def test_a_submission_over_the_servers_frame_limit_fails_at_once() -> None
             cp.url, cluster="fw-big", max_payload=64 * 1024 * 1024
         ) as client:
             with trio.fail_after(30):
-                with pytest.raises(fastworker.PayloadTooLarge, match=r"frame limit|frame size|too large"):
+                with pytest.raises(
+                    fastworker.PayloadTooLarge, match=r"frame limit|frame size|too large"
+                ):
                     await client.delay("add", b"x" * (17 * 1024 * 1024), 1)
                 # The client is still usable afterwards.
                 assert await client.call("add", 1, 2) == 3
