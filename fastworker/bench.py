@@ -40,7 +40,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--subworkers", default="0,1,2", help="comma-separated subworker counts to run"
     )
-    parser.add_argument("--n", type=int, default=20_000, help="tasks per throughput run")
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="tasks per throughput run (default 20,000; 8,000 with --defaults, within the "
+        "default result cache of 10,000)",
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="sequential run length")
     parser.add_argument("--chunk", type=int, default=1000, help="delay_batch chunk size")
     parser.add_argument("--senders", type=int, default=64, help="pipelined senders")
@@ -50,6 +56,25 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--journal", action="store_true", help="run with a journal")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="measure exactly what a user gets: run-actor-system with no tuning flags, "
+        "the client in its own process",
+    )
+    parser.add_argument(
+        "--compare",
+        choices=["huey"],
+        help="with --defaults: run huey + Redis in the same run and print ratios",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="with --defaults: runs of each system (medians)"
+    )
+    parser.add_argument(
+        "--huey-workers",
+        default="2:process",
+        help="with --compare huey: huey_consumer workers as COUNT:TYPE (thread or process)",
+    )
 
 
 @attrs.define
@@ -263,6 +288,12 @@ def format_table(rows: list[BenchRow]) -> str:
 
 async def run_bench(args: argparse.Namespace) -> int:
     """Run the bench for each subworker count and print the table (or JSON)."""
+    if args.defaults or args.compare:
+        from ._bench_defaults import run_defaults
+
+        return await run_defaults(args)
+    if args.n is None:
+        args.n = 20_000
     try:
         counts = [int(x) for x in str(args.subworkers).split(",") if x.strip()]
     except ValueError:
