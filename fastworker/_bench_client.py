@@ -43,11 +43,15 @@ def run_fastworker(spec: dict[str, Any]) -> dict[str, Any]:
 
     async def main() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        async with open_client(spec["url"], cluster=spec["cluster"], connect_timeout=30.0) as client:
+        async with open_client(
+            spec["url"], cluster=spec["cluster"], connect_timeout=30.0
+        ) as client:
             with trio.fail_after(60):
                 await bench._wait_for_workers(client, spec.get("subworkers", 1))
             warm = spec["warmup"]
-            await client.gather(await client.delay_batch([(bench.ADD, (i, 0)) for i in range(warm)]))
+            await client.gather(
+                await client.delay_batch([(bench.ADD, (i, 0)) for i in range(warm)])
+            )
             _mark("batched")
             out["batched"] = await bench._batched(client, spec["n"], spec["chunk"])
             _mark("pipelined")

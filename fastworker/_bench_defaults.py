@@ -349,12 +349,16 @@ async def run_defaults(args: argparse.Namespace) -> int:
     ours: list[SystemRun] = []
     theirs: list[SystemRun] = []
     for index in range(args.runs):
-        print(f"bench: run {index + 1}/{args.runs}: fastworker defaults, n={args.n} ...",
-              file=sys.stderr, flush=True)
+        print(
+            f"bench: run {index + 1}/{args.runs}: fastworker defaults, n={args.n} ...",
+            file=sys.stderr,
+            flush=True,
+        )
         ours.append(await bench_fastworker(args))
         if args.compare == "huey" and not skipped:
-            print(f"bench: run {index + 1}/{args.runs}: huey + Redis ...", file=sys.stderr,
-                  flush=True)
+            print(
+                f"bench: run {index + 1}/{args.runs}: huey + Redis ...", file=sys.stderr, flush=True
+            )
             theirs.append(await bench_huey(args))
     if args.json:
         print(
