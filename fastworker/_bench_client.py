@@ -113,7 +113,7 @@ def run_huey(spec: dict[str, Any]) -> dict[str, Any]:
         t.start()
     for t in threads:
         t.join()
-    values = [h.get(blocking=True, timeout=120) for h in handles]  # type: ignore[union-attr]
+    values = [h.get(blocking=True, timeout=120) for h in handles]
     out["pipelined"] = n / (time.perf_counter() - start)
     check(values, [i + 2 for i in range(n)])
 
