@@ -29,8 +29,16 @@ def _percentiles(latencies: list[float]) -> dict[str, Any]:
     }
 
 
+_CPU: dict[str, float] = {}
+_LAST: list[Any] = []
+
+
 def _mark(phase: str) -> None:
-    """Tell the parent which phase starts (it samples memory during the load phases)."""
+    """Tell the parent which phase starts (it reads the system's CPU time at each mark)."""
+    now = time.process_time()
+    if _LAST:
+        _CPU[_LAST[0]] = now - _LAST[1]
+    _LAST[:] = [phase, now]
     print(f"phase {phase}", file=sys.stderr, flush=True)
 
 
@@ -138,6 +146,7 @@ def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     out = run_huey(spec) if spec["kind"] == "huey" else run_fastworker(spec)
     out["client_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["client_cpu"] = _CPU
     print(json.dumps(out), flush=True)
     return 0
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import os
 import shutil
@@ -54,6 +55,8 @@ class SystemRun:
     processes: int = 0
     client_peak_rss_mib: float = 0.0
     load_average: str = ""
+    cpu_us_per_task: dict[str, list[float]] = attrs.Factory(dict)
+    """Per phase: [system processes, client process] CPU microseconds per task."""
 
 
 def _tree(pid: int) -> list[int]:
@@ -114,44 +117,96 @@ async def _stop(process: trio.Process, sig: int = signal.SIGINT) -> None:
             await process.wait()
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of these processes (threads included), in seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+PHASES = ("batched", "pipelined", "sequential")
+
+
 async def _run_client(
     spec: dict[str, Any], roots: Callable[[], list[int]], run: SystemRun, env: dict[str, str]
 ) -> None:
-    """Run the client process; sample the system's total RSS while it works."""
+    """Run the client process; sample the system's RSS and CPU time while it works."""
     cmd = [sys.executable, "-m", "fastworker._bench_client", json.dumps(spec)]
     run.idle_rss_mib = _rss_mib([p for r in roots() for p in _tree(r)])
     done = trio.Event()
     peak = 0.0
     processes = 0
+    marks: dict[str, float] = {}
+    stdout = bytearray()
+    stderr = bytearray()
+
+    def system_pids() -> list[int]:
+        return [p for r in roots() for p in _tree(r)]
 
     async def sample() -> None:
         nonlocal peak, processes
         while not done.is_set():
-            pids = [p for r in roots() for p in _tree(r)]
+            pids = system_pids()
             processes = max(processes, len(pids))
             peak = max(peak, _rss_mib(pids))
             with trio.move_on_after(0.05):
                 await done.wait()
 
+    async def read_out(stream: Any) -> None:
+        async for chunk in stream:
+            stdout.extend(chunk)
+
+    async def read_err(stream: Any) -> None:
+        pending = b""
+        async for chunk in stream:
+            stderr.extend(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.startswith(b"phase "):
+                    marks[line[6:].decode().strip()] = _cpu_seconds(system_pids())
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(sample)
+        process = await trio.lowlevel.open_process(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
         try:
-            result = await trio.run_process(
-                cmd, capture_stdout=True, capture_stderr=True, env=env, check=False
-            )
+            async with trio.open_nursery() as readers:
+                readers.start_soon(read_out, process.stdout)
+                readers.start_soon(read_err, process.stderr)
+            await process.wait()
         finally:
             done.set()
-    if result.returncode != 0:
+            if process.returncode is None:
+                process.kill()
+    if process.returncode != 0:
         raise RuntimeError(
-            f"the {spec['kind']} bench client failed (exit {result.returncode}):\n"
-            + result.stderr.decode(errors="replace")[-3000:]
+            f"the {spec['kind']} bench client failed (exit {process.returncode}):\n"
+            + stderr.decode(errors="replace")[-3000:]
         )
-    figures = json.loads(result.stdout.decode().strip().splitlines()[-1])
+    figures = json.loads(stdout.decode().strip().splitlines()[-1])
+    client_cpu = figures.pop("client_cpu", {})
     for key, value in figures.items():
         setattr(run, key, value)
     run.load_rss_mib = peak
     run.processes = processes
     run.load_average = _load_average()
+    tasks = {"batched": spec["n"], "pipelined": spec["n"], "sequential": run.seq_calls}
+    order = [*PHASES, "done"]
+    for phase, following in itertools.pairwise(order):
+        if phase in marks and following in marks and tasks[phase]:
+            system = (marks[following] - marks[phase]) / tasks[phase] * 1e6
+            client = client_cpu.get(phase, 0.0) / tasks[phase] * 1e6
+            run.cpu_us_per_task[phase] = [round(system, 1), round(client, 1)]
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -181,8 +236,16 @@ async def bench_fastworker(args: argparse.Namespace) -> SystemRun:
         "warning",
     ]
     env = _clean_env()
+    system_env = dict(env)
+    cwd = None
+    if getattr(args, "system_path", None):
+        cwd = args.system_path  # `python -m` puts the working directory first on sys.path
+        # A/B: the system from another source tree; the client stays this version.
+        system_env["PYTHONPATH"] = os.pathsep.join(
+            [args.system_path] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
     process = await trio.lowlevel.open_process(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=system_env, cwd=cwd
     )
     run = SystemRun("fastworker")
     try:
@@ -285,6 +348,12 @@ ROWS = [
     ("system RSS under load MiB", "load_rss_mib", "{:.0f}", "<= 1x"),
 ]
 
+CPU_ROWS = [
+    ("CPU us/task batched", "batched"),
+    ("CPU us/task pipelined", "pipelined"),
+    ("CPU us/call sequential", "sequential"),
+]
+
 
 def format_defaults(ours: list[SystemRun], theirs: list[SystemRun], skipped: str | None) -> str:
     """The issue's table: medians of the runs, with ranges and ratios."""
@@ -314,6 +383,22 @@ def format_defaults(ours: list[SystemRun], theirs: list[SystemRun], skipped: str
             ratio_text = f"{ratio:.2f}x"
             line += f" {cell(theirs, field, fmt):>22} {ratio_text:>8} {goal:>8}"
         lines.append(line)
+    for label, phase in CPU_ROWS:
+        # System processes + client process: what a task costs whatever else the machine
+        # runs (wall-clock figures move with other load on a shared machine; these less).
+        def cpu(rs: list[SystemRun], phase: str = phase) -> str:
+            values = [sum(r.cpu_us_per_task[phase]) for r in rs if phase in r.cpu_us_per_task]
+            parts = [r.cpu_us_per_task[phase] for r in rs if phase in r.cpu_us_per_task]
+            if not values:
+                return "-"
+            middle = sorted(parts, key=sum)[len(parts) // 2]
+            return f"{statistics.median(values):,.0f} ({middle[0]:,.0f}+{middle[1]:,.0f})"
+
+        line = f"{label:<27} {cpu(ours):>22}"
+        if theirs:
+            line += f" {cpu(theirs):>22}"
+        lines.append(line)
+    lines.append("CPU figures: system processes + client process, microseconds per task")
     lines.append(
         "load average during the runs: "
         + "; ".join(f"{r.system} {r.load_average}" for r in ours + theirs)

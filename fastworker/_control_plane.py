@@ -29,6 +29,7 @@ from ._messages import (
     Events,
     Outcome,
     QueueStats,
+    Reclaim,
     Run,
     RunTasks,
     Submission,
@@ -45,6 +46,9 @@ from ._serialization import DEFAULT_MAX_PAYLOAD
 log = logging.getLogger("fastworker.control_plane")
 
 LOCAL_WORKER = "local"
+
+PREFETCH_BELOW = 0.005
+"""Seconds: only tasks whose runs average less than this are prefetched (see _dispatch)."""
 
 RECENT_DONE = 20_000
 """Finished task ids remembered so a resubmission after a dropped link runs nothing twice."""
@@ -114,6 +118,7 @@ class WorkerJoined:
     slots: int
     busy: int = 0
     local: bool = False
+    prefetch: int = 0
 
 
 @attrs.frozen
@@ -134,11 +139,12 @@ class WorkerLeft:
 
 @attrs.frozen
 class WorkerCompleted:
-    """Outcomes from a worker and the slots it freed."""
+    """Outcomes from a worker and the slots it freed; ``returned`` (id, attempt) unstarted."""
 
     id: str
     outcomes: list[Outcome]
     credits: int
+    returned: list[tuple[str, int]] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -175,6 +181,7 @@ class ControlPlaneConfig:
     worker_name: str = LOCAL_WORKER
     cancel_timeout: float = 5.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    prefetch_below: float = PREFETCH_BELOW
 
 
 class TaskRecord:
@@ -219,16 +226,25 @@ class WorkerSlot:
         "free",
         "id",
         "local",
+        "prefetch",
         "ref",
         "retiring",
         "running",
         "slots",
+        "waiting",
     )
 
-    def __init__(self, id: str, ref: ActorRef, slots: int, busy: int, local: bool) -> None:
+    def __init__(
+        self, id: str, ref: ActorRef, slots: int, busy: int, local: bool, prefetch: int = 0
+    ) -> None:
         self.id = id
         self.ref = ref
         self.slots = slots
+        # free < 0: that many dispatched attempts wait in the worker's prefetch backlog.
+        self.prefetch = prefetch
+        # What the worker's backlog most likely holds, {id: (priority, order)}: attempts
+        # sent past its free slots, until a freed slot starts the most urgent of them.
+        self.waiting: dict[str, tuple[int, int]] = {}
         self.free = max(0, slots - busy)
         self.local = local
         self.accepting = True
@@ -270,6 +286,8 @@ class ControlPlane(Actor):
         self._events: list[Event] = []
         self._outcomes: list[Outcome] = []
         self._periodic_seq = count(1)
+        self._run_time: dict[str, float] = {}
+        self._dispatch_seq = count()
         self.submitted = self.completed = self.failed = self.retried = 0
         self.redelivered = self.skipped_ticks = 0
 
@@ -516,35 +534,112 @@ class ControlPlane(Actor):
 
     # -- dispatch ---------------------------------------------------------------------
     def _dispatch(self) -> None:
+        """Queued tasks to workers: free slots first, then prefetch backlogs.
+
+        -- prefetch (issue 15) --
+        A subworker that announced ``prefetch`` keeps up to that many attempts ready
+        beyond its slots (run there in priority order), so a slot does not wait a round
+        trip between two tasks. Only tasks known to be short are prefetched
+        (``prefetch_below``), so a long task never waits behind another worker's
+        backlog. Priority stays strict: while a queued task waits for a slot, no worker
+        keeps less urgent work unstarted. Those workers are asked to give it back
+        (``Reclaim``), and the queued task takes the first slot that frees anywhere. A
+        task is only prefetched if nothing less urgent is queued (else a slot freeing
+        elsewhere would start that one first).
+        """
         if self.draining or not len(self.queue):
             return
-        ready = [w for w in self.workers.values() if w.accepting and w.free > 0]
-        if not ready:
+        workers = [w for w in self.workers.values() if w.accepting]
+        if not workers:
+            return
+        ready = [w for w in workers if w.free > 0]
+        spare = [w for w in workers if w.prefetch and w.free > -w.prefetch]
+        if not ready and not spare and not any(w.waiting for w in workers):
             return
         batches: dict[str, list[Run]] = {}
         pop = self.queue.pop
         index = 0
-        while ready:
+        while True:
             rec = pop()
             if rec is None:
                 break
-            worker = ready[index % len(ready)]
+            pool = ready
+            if not pool:
+                if self._reclaim_less_urgent(rec.priority, workers):
+                    self.queue.push_front(rec)  # it takes the next slot that frees
+                    break
+                if spare and self._short(rec.name) and not self._less_urgent_queued(rec):
+                    pool = spare
+                else:
+                    self.queue.push_front(rec)
+                    break
+            worker = pool[index % len(pool)]
+            if pool is not ready:
+                worker.waiting[rec.id] = (rec.priority, next(self._dispatch_seq))
             rec.status = TaskStatus.RUNNING
             rec.attempts += 1
             rec.worker = worker.id
             worker.free -= 1
             worker.running.add(rec.id)
             batches.setdefault(worker.id, []).append(
-                Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout)
+                Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout, rec.priority)
             )
             if self._event_refs:
                 self._event(rec)
-            if worker.free == 0:
+            if pool is ready and worker.free == 0:
                 ready.remove(worker)
-            else:
+            elif pool is spare and worker.free <= -worker.prefetch:
+                spare.remove(worker)
+            elif pool is ready or pool is spare:
                 index += 1
         for worker_id, runs in batches.items():
             self.workers[worker_id].ref.tell_nowait(RunTasks(runs))
+
+    def _short(self, name: str) -> bool:
+        """True if runs of this task are known to be short enough to prefetch."""
+        seconds = self._run_time.get(name)
+        return seconds is not None and seconds < self.config.prefetch_below
+
+    def _less_urgent_queued(self, rec: TaskRecord) -> bool:
+        """True if a less urgent task is queued: ``rec`` must not wait in a backlog then
+        (a slot freeing elsewhere would start that one first)."""
+        depths = self.queue.depths()
+        return any(depths[level] for level in range(rec.priority + 1, len(depths)))
+
+    @staticmethod
+    def _reclaim_less_urgent(priority: int, workers: list[WorkerSlot]) -> bool:
+        """Ask back unstarted attempts less urgent than ``priority``; True if any may exist.
+
+        They are taken off ``waiting`` at once (so they are asked for once); the worker
+        returns them (``Completed.returned``), or reports them done if it had started
+        them already.
+        """
+        found = False
+        for worker in workers:
+            waiting = worker.waiting
+            if not waiting:
+                continue
+            less = [i for i, (level, _) in waiting.items() if level > priority]
+            if less:
+                found = True
+                for task_id in less:
+                    del waiting[task_id]
+                worker.ref.tell_nowait(Reclaim(priority))
+        return found
+
+    @staticmethod
+    def _started(worker: WorkerSlot, msg: WorkerCompleted) -> None:
+        """Update what ``worker`` most likely still holds unstarted after ``msg``."""
+        waiting = worker.waiting
+        slots_freed = msg.credits - len(msg.returned)  # returned ones held no slot
+        for task_id, _ in msg.returned:
+            waiting.pop(task_id, None)
+        for outcome in msg.outcomes:
+            if waiting.pop(outcome.id, None) is not None:
+                slots_freed -= 1
+        # Each freed slot started the most urgent (then oldest) attempt of the backlog.
+        for _ in range(min(slots_freed, len(waiting))):
+            del waiting[min(waiting, key=waiting.__getitem__)]
 
     def _running_count(self) -> int:
         return sum(len(w.running) for w in self.workers.values())
@@ -554,7 +649,12 @@ class ControlPlane(Actor):
         worker = self.workers.get(msg.id)
         if worker is not None:
             worker.free = min(worker.slots, worker.free + msg.credits)
+            if worker.waiting:
+                self._started(worker, msg)
         tasks = self.tasks
+        if msg.returned:
+            self._returned(msg)
+        run_time = self._run_time
         for outcome in msg.outcomes:
             rec = tasks.get(outcome.id)
             if (
@@ -563,6 +663,10 @@ class ControlPlane(Actor):
                 or rec.status is not TaskStatus.RUNNING
             ):
                 continue  # fenced: a late result of an attempt that no longer counts
+            if outcome.completed_at is not None and outcome.started_at is not None:
+                seconds = outcome.completed_at - outcome.started_at
+                last = run_time.get(rec.name)
+                run_time[rec.name] = seconds if last is None else 0.8 * last + 0.2 * seconds
             if worker is not None:
                 worker.running.discard(rec.id)
                 worker.completed += 1
@@ -575,6 +679,29 @@ class ControlPlane(Actor):
                 self._retry(rec)
                 continue
             self._finish(rec, outcome)
+
+    def _returned(self, msg: WorkerCompleted) -> None:
+        """Attempts a worker gives back unstarted: queued again at the head of their level."""
+        worker = self.workers.get(msg.id)
+        for task_id, attempt in msg.returned:
+            rec = self.tasks.get(task_id)
+            if (
+                rec is None
+                or rec.attempts != attempt
+                or rec.status is not TaskStatus.RUNNING
+                or rec.worker != msg.id
+            ):
+                continue
+            if worker is not None:
+                worker.running.discard(task_id)
+            if task_id in self._cancelling:
+                self._terminal(
+                    rec, TaskStatus.CANCELLED, WireError("TaskCancelled", "cancelled by request")
+                )
+                continue
+            rec.attempts -= 1  # it never started: this attempt does not count
+            rec.worker = None
+            self._enqueue(rec, front=True)
 
     def _retry(self, rec: TaskRecord) -> None:
         spec = rec.spec
@@ -700,7 +827,9 @@ class ControlPlane(Actor):
                     "replaced",
                 )
             )
-        self.workers[msg.id] = WorkerSlot(msg.id, msg.ref, msg.slots, msg.busy, msg.local)
+        self.workers[msg.id] = WorkerSlot(
+            msg.id, msg.ref, msg.slots, msg.busy, msg.local, msg.prefetch
+        )
         self._update_local()
         log.info("worker %s joined with %d slots", msg.id, msg.slots)
         if self._event_refs:

@@ -82,6 +82,7 @@ class Gateway(Actor):
                     self.control_plane,
                     message.concurrency,
                     message.busy,
+                    prefetch=max(0, message.prefetch),
                 ),
                 restart=Restart.TEMPORARY,
                 capacity=self.connection_mailbox,

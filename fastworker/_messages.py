@@ -44,13 +44,17 @@ class Submission:
 @message("fw.Run")
 @attrs.frozen
 class Run:
-    """One attempt of a task, sent to an executor."""
+    """One attempt of a task, sent to an executor.
+
+    ``priority`` orders a subworker's local backlog (prefetched work): 0 (CRITICAL) first.
+    """
 
     id: str
     name: str
     payload: bytes
     attempt: int
     timeout: float | None = None
+    priority: int = 2
 
 
 @message("fw.Outcome")
@@ -228,21 +232,38 @@ class ClusterStats:
 @message("fw.RegisterWorker")
 @attrs.frozen
 class RegisterWorker:
-    """A subworker introduces itself; the answer is its SubworkerConnection's actor name."""
+    """A subworker introduces itself; the answer is its SubworkerConnection's actor name.
+
+    ``prefetch``: how many attempts beyond its free slots it keeps ready in a local
+    backlog (run in priority order), to hide the round trip between two tasks.
+    """
 
     node_id: str
     concurrency: int
     tasks: list[str]
     executor: str = "executor"
     busy: int = 0
+    prefetch: int = 0
 
 
 @message("fw.RunTasks")
 @attrs.frozen
 class RunTasks:
-    """Run these attempts (never more than the worker's free slots)."""
+    """Run these attempts.
+
+    Never more than the worker's free slots plus the ``prefetch`` backlog it announced
+    (see RegisterWorker).
+    """
 
     runs: list[Run]
+
+
+@message("fw.Reclaim")
+@attrs.frozen
+class Reclaim:
+    """Give back (unstarted) every backlog attempt less urgent than ``priority``."""
+
+    priority: int
 
 
 @message("fw.CancelRun")
@@ -260,11 +281,14 @@ class Completed:
     """Finished attempts, and how many slots became free (``credits``).
 
     A sync task that timed out is reported at once but frees its slot only when its
-    thread returns, in a later Completed with no outcomes.
+    thread returns, in a later Completed with no outcomes. ``returned`` are attempts the
+    worker gives back unstarted (from its prefetch backlog: it is draining, or a more
+    urgent task waits for a slot: Reclaim); each counts in ``credits``.
     """
 
     outcomes: list[Outcome]
     credits: int
+    returned: list[Run] = attrs.Factory(list)
 
 
 @message("fw.Retire")

@@ -13,7 +13,7 @@ from typing import Any
 from actors import Actor, ActorRef, Context, LinkDown, Peer
 
 from ._control_plane import WorkerCompleted, WorkerJoined, WorkerLeft, WorkerRetiring
-from ._messages import CancelRun, Completed, Retire, RunTasks
+from ._messages import CancelRun, Completed, Reclaim, Retire, RunTasks
 
 log = logging.getLogger("fastworker.subworker_connection")
 
@@ -31,6 +31,8 @@ class SubworkerConnection(Actor):
         control_plane: ActorRef,
         slots: int,
         busy: int = 0,
+        *,
+        prefetch: int = 0,
     ) -> None:
         self.peer = peer
         self.node_id = peer.node_id
@@ -39,31 +41,41 @@ class SubworkerConnection(Actor):
         self.control_plane = control_plane
         self.slots = slots
         self.busy = busy
+        self.prefetch = prefetch
         self.in_flight: dict[str, int] = {}
 
     async def started(self, ctx: Context) -> None:
         """Watch the link and announce the worker's slots."""
         ctx.system.monitor_peers(ctx.self)
-        await self.control_plane.tell(WorkerJoined(self.worker_id, ctx.self, self.slots, self.busy))
+        await self.control_plane.tell(
+            WorkerJoined(self.worker_id, ctx.self, self.slots, self.busy, prefetch=self.prefetch)
+        )
         if not self.peer.connected:
             self._leave(ctx, "the link dropped during registration")
 
     async def receive(self, ctx: Context, message: Any) -> Any:
-        """RunTasks and CancelRun from the control plane; Completed from the subworker."""
+        """RunTasks, CancelRun, Reclaim from the control plane; Completed from the subworker."""
         kind = type(message)
         if kind is RunTasks:
             for run in message.runs:
                 self.in_flight[run.id] = run.attempt
             self.executor.tell_nowait(message)
         elif kind is Completed:
+            in_flight = self.in_flight
             for outcome in message.outcomes:
-                if self.in_flight.get(outcome.id) == outcome.attempt:
-                    del self.in_flight[outcome.id]
+                if in_flight.get(outcome.id) == outcome.attempt:
+                    del in_flight[outcome.id]
+            returned = [(run.id, run.attempt) for run in message.returned]
+            for task_id, attempt in returned:
+                if in_flight.get(task_id) == attempt:
+                    del in_flight[task_id]
             self.control_plane.tell_nowait(
-                WorkerCompleted(self.worker_id, message.outcomes, message.credits)
+                WorkerCompleted(self.worker_id, message.outcomes, message.credits, returned)
             )
         elif kind is CancelRun:
             self.in_flight.pop(message.id, None)
+            self.executor.tell_nowait(message)
+        elif kind is Reclaim:
             self.executor.tell_nowait(message)
         elif kind is Retire:
             await self.control_plane.ask(WorkerRetiring(self.worker_id))

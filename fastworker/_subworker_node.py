@@ -23,7 +23,7 @@ from ._discovery import discover_control_plane
 from ._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
 from ._executor import Executor
 from ._gateway import GATEWAY
-from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire
+from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire, Run
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
@@ -83,6 +83,12 @@ class SubworkerNode:
             return  # not registered: the control plane redelivers what we held
         target.tell_nowait(Completed(outcomes, credits))
 
+    def _give_back(self, runs: list[Run]) -> None:
+        target = self._target
+        if target is None:
+            return  # not registered: the control plane re-queues what we held
+        target.tell_nowait(Completed([], len(runs), runs))
+
 
 @asynccontextmanager
 async def open_subworker(
@@ -99,17 +105,24 @@ async def open_subworker(
     discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
     clock: Callable[[], float] | None = None,
     sync_tasks_in_threads: bool = True,
+    prefetch: int | None = None,
 ) -> AsyncIterator[SubworkerNode]:
     """Run a subworker for the duration of the block; it yields once registered.
 
     ``url`` None discovers the control plane by UDP beacon (same ``cluster`` and
     ``secret``). ``clock`` (POSIX seconds) stamps results; the test harness passes the
-    cluster's clock so virtual time and ``start_time`` agree everywhere. The caller owns
+    cluster's clock so virtual time and ``start_time`` agree everywhere. ``prefetch``
+    (default: ``concurrency``) is how many short tasks it keeps ready beyond its slots,
+    run in priority order; 0 takes work only for free slots. The caller owns
     the timeout for finding and joining it:
     ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
     """
     if concurrency < 1:
         raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+    if prefetch is None:
+        prefetch = concurrency
+    if prefetch < 0:
+        raise ConfigurationError(f"prefetch must be 0 or more, got {prefetch}")
     import_task_modules(tasks)
     registry = registry if registry is not None else default_registry
     secret_key = secret_bytes(secret)
@@ -131,6 +144,9 @@ async def open_subworker(
         def report(outcomes: list[Outcome], credits: int) -> None:
             holder["node"]._report(outcomes, credits)
 
+        def give_back(runs: list[Run]) -> None:
+            holder["node"]._give_back(runs)
+
         executor = Executor(
             registry,
             concurrency,
@@ -139,6 +155,8 @@ async def open_subworker(
             max_result_size=max_payload,
             clock=clock or time.time,
             threads=sync_tasks_in_threads,
+            prefetch=prefetch,
+            give_back=give_back,
         )
         await system.spawn("executor", executor, capacity=100_000)
         node = SubworkerNode(url, system, executor, peer)
@@ -164,6 +182,7 @@ async def _keep_registered(
                     registry.names(),
                     "executor",
                     busy=node.executor.busy,
+                    prefetch=node.executor.prefetch,
                 ),
                 sender=node.system.ref("executor"),
             )
@@ -184,6 +203,8 @@ async def _keep_registered(
             task_status.started()
         await peer.wait_disconnected()
         node._target = None
+        # Unstarted work: the control plane re-queues it when it sees the link drop.
+        node.executor.drop_backlog()
         node._registered = trio.Event()
         log.warning("lost the control plane at %s; reconnecting", node.url)
 

@@ -71,6 +71,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--runs", type=int, default=1, help="with --defaults: runs of each system (medians)"
     )
     parser.add_argument(
+        "--system-path",
+        metavar="DIR",
+        help=argparse.SUPPRESS,  # run the system from another source tree (A/B of two versions)
+    )
+    parser.add_argument(
         "--huey-workers",
         default="2:process",
         help="with --compare huey: huey_consumer workers as COUNT:TYPE (thread or process)",
