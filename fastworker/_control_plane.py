@@ -119,6 +119,8 @@ class WorkerJoined:
     busy: int = 0
     local: bool = False
     prefetch: int = 0
+    runs_to: ActorRef | None = None
+    """Where RunTasks go, if not ``ref``: the worker's executor itself (one hop less)."""
 
 
 @attrs.frozen
@@ -230,6 +232,7 @@ class WorkerSlot:
         "ref",
         "retiring",
         "running",
+        "runs_to",
         "slots",
         "waiting",
     )
@@ -239,6 +242,7 @@ class WorkerSlot:
     ) -> None:
         self.id = id
         self.ref = ref
+        self.runs_to = ref
         self.slots = slots
         # free < 0: that many dispatched attempts wait in the worker's prefetch backlog.
         self.prefetch = prefetch
@@ -593,7 +597,15 @@ class ControlPlane(Actor):
             elif pool is ready or pool is spare:
                 index += 1
         for worker_id, runs in batches.items():
-            self.workers[worker_id].ref.tell_nowait(RunTasks(runs))
+            worker = self.workers[worker_id]
+            if worker.runs_to is worker.ref:
+                worker.ref.tell_nowait(RunTasks(runs))
+                continue
+            try:
+                worker.runs_to.tell_nowait(RunTasks(runs))
+            except Exception as exc:  # the link is closing, full or the batch too big:
+                log.debug("direct RunTasks to %s failed (%s); via its connection", worker_id, exc)
+                worker.ref.tell_nowait(RunTasks(runs))  # handled as before the shortcut
 
     def _short(self, name: str) -> bool:
         """True if runs of this task are known to be short enough to prefetch."""
@@ -830,6 +842,8 @@ class ControlPlane(Actor):
         self.workers[msg.id] = WorkerSlot(
             msg.id, msg.ref, msg.slots, msg.busy, msg.local, msg.prefetch
         )
+        if msg.runs_to is not None:
+            self.workers[msg.id].runs_to = msg.runs_to
         self._update_local()
         log.info("worker %s joined with %d slots", msg.id, msg.slots)
         if self._event_refs:

@@ -48,7 +48,16 @@ class SubworkerConnection(Actor):
         """Watch the link and announce the worker's slots."""
         ctx.system.monitor_peers(ctx.self)
         await self.control_plane.tell(
-            WorkerJoined(self.worker_id, ctx.self, self.slots, self.busy, prefetch=self.prefetch)
+            WorkerJoined(
+                self.worker_id,
+                ctx.self,
+                self.slots,
+                self.busy,
+                prefetch=self.prefetch,
+                # Work goes straight to the executor over the link (one hop less); the
+                # control plane's table of what runs where is the in-flight record.
+                runs_to=self.executor,
+            )
         )
         if not self.peer.connected:
             self._leave(ctx, "the link dropped during registration")
