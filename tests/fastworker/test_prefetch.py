@@ -182,3 +182,26 @@ async def test_long_tasks_are_not_prefetched(autojump_clock: Any) -> None:
             sample_tasks.gate("blocker").set()
             sample_tasks.gate("second").set()
             assert other is not None
+
+
+async def test_a_worker_running_a_suspect_alone_gets_no_prefetch(autojump_clock: Any) -> None:
+    """While a suspect runs alone on a worker, short tasks wait in the control plane,
+    not in that worker's backlog; they run once the suspect is done."""
+    async with open_cluster(TASKS, subworkers=1, concurrency=2, local_concurrency=0) as cluster:
+        client = cluster.client
+        with trio.fail_after(60):
+            await client.call("note", "warm")
+            suspect = await client.delay("hold", "suspect")
+            await sample_tasks.started("suspect").wait()
+            await cluster.kill_subworker(0)
+            sample_tasks._started.pop("suspect")
+            await cluster.add_subworker()
+            await sample_tasks.started("suspect").wait()  # again, alone
+            notes = [await client.delay("note", f"n{i}") for i in range(3)]
+            await wait_until(lambda: _queued(cluster, normal=3))
+            assert await worker_free(cluster) == [1]  # one slot busy, nothing prefetched
+            sample_tasks.gate("suspect").set()
+            assert (await client.result(suspect)).ok
+            for task_id in notes:
+                assert (await client.result(task_id)).ok
+        assert ran_order() == ["n0", "n1", "n2"]
