@@ -10,10 +10,31 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from actors import Actor, ActorRef, Context, LinkDown, Peer
+from actors import (
+    Actor,
+    ActorError,
+    ActorRef,
+    Context,
+    LinkDown,
+    MessageTooLarge,
+    Peer,
+    PeerDown,
+)
 
 from ._control_plane import WorkerCompleted, WorkerJoined, WorkerLeft, WorkerRetiring
-from ._messages import CancelRun, Completed, Reclaim, Retire, RunTasks
+from ._messages import (
+    CancelRun,
+    Completed,
+    Outcome,
+    Reclaim,
+    Retire,
+    Run,
+    RunTasks,
+    TaskInfo,
+    WireError,
+)
+from ._model import TaskStatus
+from ._wire import Sender, run_size, run_tasks
 
 log = logging.getLogger("fastworker.subworker_connection")
 
@@ -31,6 +52,9 @@ class SubworkerConnection(Actor):
         control_plane: ActorRef,
         slots: int,
         busy: int = 0,
+        tasks: list[str] | None = None,
+        queues: list[str] | None = None,
+        infos: list[TaskInfo] | None = None,
         *,
         prefetch: int = 0,
     ) -> None:
@@ -41,11 +65,20 @@ class SubworkerConnection(Actor):
         self.control_plane = control_plane
         self.slots = slots
         self.busy = busy
+        self.tasks = tasks
+        self.queues = queues
+        self.infos = infos or []
         self.prefetch = prefetch
         self.in_flight: dict[str, int] = {}
+        # Runs are split to fit the link's frames and wait for room in its outbox; a
+        # run too big for the subworker's link fails with PayloadTooLarge.
+        self._runs: Sender[Run] = Sender(
+            "runs", run_tasks, run_size, self._undeliverable, on_lost=self._runs_lost
+        )
 
     async def started(self, ctx: Context) -> None:
         """Watch the link and announce the worker's slots."""
+        self._runs.start(ctx.nursery)
         ctx.system.monitor_peers(ctx.self)
         await self.control_plane.tell(
             WorkerJoined(
@@ -53,9 +86,12 @@ class SubworkerConnection(Actor):
                 ctx.self,
                 self.slots,
                 self.busy,
+                tasks=self.tasks,
+                queues=self.queues,
+                infos=self.infos,
                 prefetch=self.prefetch,
-                # Work goes straight to the executor over the link (one hop less); the
-                # control plane's table of what runs where is the in-flight record.
+                # Runs go straight to the executor over the link (one hop less) when they
+                # fit; the rest come through here (split to fit frames, as before).
                 runs_to=self.executor,
             )
         )
@@ -68,7 +104,7 @@ class SubworkerConnection(Actor):
         if kind is RunTasks:
             for run in message.runs:
                 self.in_flight[run.id] = run.attempt
-            self.executor.tell_nowait(message)
+            self._runs.send_nowait(self.executor, message.runs)
         elif kind is Completed:
             in_flight = self.in_flight
             for outcome in message.outcomes:
@@ -83,15 +119,55 @@ class SubworkerConnection(Actor):
             )
         elif kind is CancelRun:
             self.in_flight.pop(message.id, None)
-            self.executor.tell_nowait(message)
+            try:
+                self.executor.tell_nowait(message)
+            except ActorError as exc:
+                log.warning(
+                    "cancel of %s not sent to worker %s: %s", message.id, self.worker_id, exc
+                )
         elif kind is Reclaim:
-            self.executor.tell_nowait(message)
+            try:
+                self.executor.tell_nowait(message)
+            except ActorError as exc:  # the link is going: its backlog is re-queued anyway
+                log.debug("reclaim not sent to worker %s: %s", self.worker_id, exc)
         elif kind is Retire:
             await self.control_plane.ask(WorkerRetiring(self.worker_id))
         elif kind is LinkDown:
             if message.node_id == self.node_id:
                 self._leave(ctx, message.reason)
         return None
+
+    def _undeliverable(self, run: Run, exc: Exception) -> None:
+        """A run the subworker's link cannot take fails with PayloadTooLarge."""
+        if self.in_flight.get(run.id) == run.attempt:
+            del self.in_flight[run.id]
+            self._fail(
+                run,
+                WireError(
+                    "PayloadTooLarge",
+                    f"the arguments of task {run.name} ({len(run.payload)} bytes) could not "
+                    f"be sent to worker {self.worker_id}: {exc}; pass a reference instead "
+                    "of the data",
+                ),
+            )
+
+    def _runs_lost(self, ref: ActorRef, runs: list[Run], exc: Exception) -> None:
+        # The link is down (LinkDown hands these back for redelivery) or the message
+        # could not be encoded at all: then nothing would ever report them.
+        if isinstance(exc, MessageTooLarge):
+            return  # failed with PayloadTooLarge by _undeliverable
+        if isinstance(exc, PeerDown):
+            log.info("%d runs not sent to worker %s: %s", len(runs), self.worker_id, exc)
+            return
+        log.error("%d runs not sent to worker %s: %s", len(runs), self.worker_id, exc)
+        for run in runs:
+            if self.in_flight.get(run.id) == run.attempt:
+                del self.in_flight[run.id]
+                self._fail(run, WireError(type(exc).__name__, f"could not be sent: {exc}"))
+
+    def _fail(self, run: Run, error: WireError) -> None:
+        outcome = Outcome(run.id, TaskStatus.FAILURE.value, run.attempt, None, error, name=run.name)
+        self.control_plane.tell_nowait(WorkerCompleted(self.worker_id, [outcome], 1))
 
     def _leave(self, ctx: Context, reason: str) -> None:
         ctx.system.demonitor_peers(ctx.self)

@@ -9,7 +9,10 @@ runs a trivial ``add`` task and checks every result, and prints one table:
 - pipelined: single ``delay`` calls from 64 concurrent senders, then all results
   (tasks/s);
 - sequential: ``call`` one at a time, round-trip latency p50/p99 (ms);
-- peak RSS of each process, and the control plane's RSS when idle.
+- peak RSS of each process, and the control plane's RSS when idle;
+- with ``--burst N``: N tasks each returning ``--burst-size`` bytes finish at the same
+  moment (more than one frame holds); the time from that moment until every result
+  reached the client, checked.
 
 Run it for 0, 1 and 2 subworkers with ``--subworkers 0,1,2`` (the default).
 
@@ -40,6 +43,7 @@ import trio
 BENCH_TASKS = "fastworker._bench_tasks"
 ADD = "bench.add"
 TOTAL = "bench.total"
+BLOB = "bench.blob"
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +103,19 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         default="2:process",
         help="with --compare huey: huey_consumer workers as COUNT:TYPE (thread or process)",
     )
+    parser.add_argument(
+        "--burst", type=int, default=0, help="also: N large results finishing at once (0: off)"
+    )
+    parser.add_argument(
+        "--burst-size", type=int, default=1024 * 1024 - 1024, help="bytes per burst result"
+    )
+    parser.add_argument(
+        "--dispatch",
+        action="store_true",
+        help="measure the control plane's dispatch cost per task in process instead "
+        "(--names task names plus a rate-limited one, --n tasks)",
+    )
+    parser.add_argument("--names", type=int, default=20, help="task names in --dispatch")
 
 
 @attrs.define
@@ -115,6 +132,7 @@ class BenchRow:
     cp_peak_rss_mib: float = 0.0
     subworker_peak_rss_mib: list[float] = attrs.field(factory=list)
     client_peak_rss_mib: float = 0.0
+    burst_seconds: float = 0.0
 
     @property
     def total_peak_rss_mib(self) -> float:
@@ -216,6 +234,18 @@ async def _sequential(client: Any, seconds: float) -> list[float]:
     return latencies
 
 
+async def _burst(client: Any, n: int, size: int) -> float:
+    """Seconds from the moment ``n`` results of ``size`` bytes are ready to all received."""
+    at = time.time() + 1.0 + n * 0.002
+    ids = await client.delay_batch([(BLOB, (size, at)) for _ in range(n)])
+    results = await client.gather(ids)
+    elapsed = time.time() - at
+    bad = [r for r in results if r.value is None or len(r.value) != size]
+    if bad:
+        raise AssertionError(f"{len(bad)} of {n} burst results missing or wrong: {bad[0]}")
+    return elapsed
+
+
 async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
     """Start a system with ``subworkers`` subworker processes and measure it."""
     from ._client import open_client
@@ -234,6 +264,8 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
             await client.gather(await client.delay_batch([(ADD, (i, 0)) for i in range(500)]))
             row.batched = await _batched(client, args.n, args.chunk)
             row.pipelined = await _pipelined(client, args.n, args.senders)
+            if args.burst:
+                row.burst_seconds = await _burst(client, args.burst, args.burst_size)
             latencies = await _sequential(client, args.seconds)
             latencies.sort()
             row.seq_calls = len(latencies)
@@ -257,6 +289,11 @@ async def _start(
     log_level: str = "warning",
 ) -> tuple[trio.Process, str | None]:
     """Start ``run-actor-system`` on ``port``; returns the process and its journal dir."""
+    concurrency = args.concurrency
+    if getattr(args, "burst", 0):
+        # Room for the whole burst at once (on one subworker or on the control plane).
+        concurrency = max(concurrency, -(-args.burst // max(1, subworkers)))
+        local_concurrency = max(local_concurrency, args.burst)
     cmd = [
         sys.executable,
         "-m",
@@ -269,7 +306,7 @@ async def _start(
         "--subworkers",
         str(subworkers),
         "--concurrency",
-        str(args.concurrency),
+        str(concurrency),
         "--local-concurrency",
         str(local_concurrency),
         "--max-queue",
@@ -470,6 +507,21 @@ async def run_bench(args: argparse.Namespace) -> int:
         return await run_defaults(args)
     if args.n is None:
         args.n = 20_000
+    if getattr(args, "dispatch", False):
+        from ._bench_dispatch import dispatch_bench
+
+        # Its own trio run (a fresh clock, nothing else scheduled), in a thread.
+        figures = await trio.to_thread.run_sync(dispatch_bench, args.n, args.names)
+        if args.json:
+            print(json.dumps(figures, indent=2))
+        else:
+            print(
+                f"dispatch cost per task ({args.names} task names and a rate-limited one, "
+                f"n={args.n}, best of 5 runs, CPU time): "
+                f"dispatch {figures['dispatch_us']:.2f} us, "
+                f"accept + dispatch + completion {figures['total_us']:.2f} us"
+            )
+        return 0
     try:
         counts = [int(x) for x in str(args.subworkers).split(",") if x.strip()]
     except ValueError:
@@ -491,4 +543,11 @@ async def run_bench(args: argparse.Namespace) -> int:
         )
     else:
         print(format_table(rows))
+        for r in rows:
+            if r.burst_seconds:
+                print(
+                    f"burst, {r.subworkers} subworker(s): {args.burst} results of "
+                    f"{args.burst_size} bytes finishing at once, all received in "
+                    f"{r.burst_seconds:.2f} s"
+                )
     return 0
