@@ -204,4 +204,5 @@ async def test_a_worker_running_a_suspect_alone_gets_no_prefetch(autojump_clock:
             assert (await client.result(suspect)).ok
             for task_id in notes:
                 assert (await client.result(task_id)).ok
-        assert ran_order() == ["n0", "n1", "n2"]
+        # Each ran once (two slots: the order of the first two is trio's to choose).
+        assert sorted(ran_order()) == ["n0", "n1", "n2"]
