@@ -91,6 +91,17 @@ class StatusOf:
 
 
 @attrs.frozen
+class TaskInfo:
+    """Answer what is known of a non-terminal task (read-only), or None.
+
+    The answer is a dict: ``name``, ``status``, ``priority``, ``attempts``, ``worker``,
+    ``payload`` (the packed arguments).
+    """
+
+    id: str
+
+
+@attrs.frozen
 class CancelTask:
     """Cancel a task; answers True if it was not terminal."""
 
@@ -147,6 +158,15 @@ class EventSubscription:
 
     ref: ActorRef
     enabled: bool
+
+
+@attrs.frozen
+class Observed:
+    """What an observer (the dashboard) is told after each batch: the submissions
+    accepted and the terminal outcomes, the same lists the cache and journal get."""
+
+    submissions: list[Submission]
+    outcomes: list[Outcome]
 
 
 @attrs.frozen
@@ -255,6 +275,9 @@ class ControlPlane(Actor):
         self.config = config
         self.scheduler: ActorRef | None = None
         self.journal: ActorRef | None = None
+        self.observer: ActorRef | None = None
+        """Told Observed after each batch (read-only: the dashboard's recent tasks)."""
+        self._observed: list[Submission] = []
         self._to_journal: list[JournaledTask] = []
         self._recent_done: dict[str, None] = {}
         self._cancelling: dict[str, list[Reply]] = {}
@@ -288,6 +311,14 @@ class ControlPlane(Actor):
             self.cache.tell_nowait(Store(outcomes))
             if self.journal is not None:
                 self.journal.tell_nowait(Record(outcomes))
+        else:
+            outcomes = []
+        if self.observer is not None and (outcomes or self._observed):
+            observed, self._observed = self._observed, []
+            try:
+                self.observer.tell_nowait(Observed(observed, outcomes))
+            except Exception as exc:  # an observer never holds the control plane back
+                log.debug("observer %r missed a batch: %s", self.observer, exc)
 
     def _flush(self) -> None:
         self._flush_outcomes()
@@ -343,6 +374,18 @@ class ControlPlane(Actor):
                 self._event_refs.remove(message.ref)
         elif kind is GetClusterStats:
             return self.statistics(message.results_cached)
+        elif kind is TaskInfo:
+            rec = self.tasks.get(message.id)
+            if rec is None:
+                return None
+            return {
+                "name": rec.name,
+                "status": rec.status.value,
+                "priority": rec.priority,
+                "attempts": rec.attempts,
+                "worker": rec.worker,
+                "payload": rec.payload,
+            }
         elif kind is BeginDrain:
             self.draining = True
             return self._running_count()
@@ -428,6 +471,8 @@ class ControlPlane(Actor):
         if watcher is not None and group:
             self._flush_outcomes()
             self.cache.tell_nowait(Subscribe([s.id for s in group], watcher))
+        if self.observer is not None:
+            self._observed.extend(new)
         now = trio.current_time()
         wall = self.clock.now()
         lookup = self.registry.lookup

@@ -19,6 +19,7 @@ import trio
 import actors
 
 from ._clock import WallClock
+from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
 from ._control_plane import (
     LOCAL_WORKER,
     BeginDrain,
@@ -75,6 +76,8 @@ class ControlPlaneNode:
     clock: WallClock
     executor: Executor | None = None
     journal: Journal | None = None
+    dashboard_url: str | None = None
+    """``http://host:port`` of the dashboard and HTTP API, or None without one."""
 
     @property
     def node_id(self) -> str:
@@ -153,6 +156,8 @@ async def open_control_plane(
     link: actors.LinkConfig | None = None,
     start_time: float | datetime | None = None,
     journal_compact_interval: float = 60.0,
+    dashboard: str | bool | DashboardConfig | None = None,
+    dashboard_token: str | None = None,
 ) -> AsyncIterator[ControlPlaneNode]:
     """Run a control plane for the duration of the block (embedding in a trio app).
 
@@ -166,7 +171,18 @@ async def open_control_plane(
     ``journal_compact_interval`` seconds it drops results past ``result_ttl``;
     ``cancel_timeout`` bounds how long a cancel waits for a running task to confirm;
     ``aging`` is how many seconds of waiting promote a queued task one priority level.
+
+    ``dashboard`` serves the dashboard, HTTP API and metrics: ``"HOST:PORT"`` (must be
+    free; port 0 picks one), ``True`` for the default ``127.0.0.1:8766`` (skipped with a
+    warning when taken), None for none; ``node.dashboard_url`` says where.
+    ``dashboard_token`` makes every HTTP request need ``Authorization: Bearer <token>``
+    (required off loopback).
+
+    Raises:
+        ConfigurationError: bad limits, an unsafe listen or dashboard address, or an
+            explicit dashboard address that is taken.
     """
+    dashboard_settings = dashboard_config(dashboard, dashboard_token)
     secret_key = secret_bytes(secret)
     if url is None:
         if secret_key is None and not _is_loopback(host) and not allow_unauthenticated_remote:
@@ -273,6 +289,10 @@ async def open_control_plane(
                     secret=secret_key,
                 )
                 await system.nursery.start(_beacon, config, system.node_id, public_url)
+            if dashboard_settings is not None:
+                node.dashboard_url = await system.nursery.start(
+                    serve_dashboard, node, dashboard_settings, cluster, max_payload
+                )
             log.info(
                 "control plane %s listening at %s (cluster %r, tasks: %s)",
                 system.node_id[:8],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -303,6 +304,8 @@ class Journal(Actor):
         self.commits = 0
         self.tasks_written = 0
         self.outcomes_written = 0
+        self.on_commit: Callable[[float], None] | None = None
+        """Called with each commit's duration in seconds (the dashboard's metrics)."""
         self._lock = trio.Lock()
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -336,7 +339,10 @@ class Journal(Actor):
                 replies.append((delivery.reply, None))
         try:
             async with self._lock:
+                began = time.perf_counter()
                 await self._blocking(self.file.write, accepted, finished, self.ttl, self.wall())
+                if self.on_commit is not None:
+                    self.on_commit(time.perf_counter() - began)
         except Exception as exc:
             log.exception("journal write failed")
             error = FastWorkerError(

@@ -1,0 +1,123 @@
+"""The dashboard's observer actor: fed by the control plane, read by the HTTP app.
+
+It is told what the control plane accepted and finished (``Observed``) and subscribes
+to its event stream; it keeps the recent-task ring and the metric counters, wakes
+long-polls, fans task events out to ``/api/v1/events`` streams and tells the page
+streams that something changed. Everything it sends onwards is ``send_nowait`` into
+bounded channels: a slow HTTP client loses events (and is told how many), it never
+slows the control plane.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from actors import Actor, ActorRef, Context, Delivery
+
+from .._control_plane import EventSubscription, Observed, WatchIds
+from .._messages import Event, Events, Results, Unknown
+from ._ring import Histogram, RecentTasks
+
+log = logging.getLogger("fastworker.dashboard")
+
+HUB = "dashboard"
+EVENT_STREAM_BUFFER = 256
+"""Batches of events an ``/api/v1/events`` connection may lag behind before losing some."""
+
+
+class EventStream:
+    """One ``/api/v1/events`` connection: a bounded channel of event batches."""
+
+    def __init__(self, buffer: int = EVENT_STREAM_BUFFER) -> None:
+        self.send, self.receive = trio.open_memory_channel[list[Event]](buffer)
+        self.dropped = 0
+
+
+class Hub(Actor):
+    """Observer of the control plane for the dashboard, the API and the metrics."""
+
+    batch_limit = 4096
+
+    def __init__(self, control_plane: ActorRef, ring: RecentTasks, clock: Any) -> None:
+        self.control_plane = control_plane
+        self.ring = ring
+        self.clock = clock
+        self.ref: ActorRef | None = None
+        self.changed = trio.Event()
+        self.streams: set[EventStream] = set()
+        self.journal_commits = Histogram()
+        self._waiters: dict[str, list[trio.Event]] = {}
+
+    async def started(self, ctx: Context) -> None:
+        """Subscribe to the control plane's events."""
+        self.ref = ctx.self
+        await self.control_plane.tell(EventSubscription(ctx.self, True))
+
+    async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
+        """Feed the ring, wake waiters, fan out events; then one change notification."""
+        ring = self.ring
+        for delivery in batch:
+            msg = delivery.message
+            kind = type(msg)
+            if kind is Events:
+                ring.events(msg.events)
+                if self.streams:
+                    self._fan_out(msg.events)
+            elif kind is Observed:
+                now = self.clock()
+                if msg.submissions:
+                    ring.submitted(msg.submissions, now)
+                if msg.outcomes:
+                    ring.outcomes(msg.outcomes, now)
+            elif kind is Results:
+                self._wake(o.id for o in msg.outcomes)
+            elif kind is Unknown:
+                self._wake(msg.ids)
+            else:
+                await self.handle(ctx, delivery)
+        changed, self.changed = self.changed, trio.Event()
+        changed.set()
+
+    async def receive(self, ctx: Context, message: Any) -> Any:
+        """Nothing else is expected."""
+        raise TypeError(f"the dashboard hub does not handle {type(message).__name__}")
+
+    def _fan_out(self, events: list[Event]) -> None:
+        for stream in self.streams:
+            try:
+                stream.send.send_nowait(events)
+            except trio.WouldBlock:
+                stream.dropped += len(events)
+
+    def _wake(self, ids: Any) -> None:
+        waiters = self._waiters
+        if not waiters:
+            return
+        for task_id in ids:
+            for event in waiters.pop(task_id, ()):
+                event.set()
+
+    # -- for the HTTP app -------------------------------------------------------------
+    async def wait_terminal(self, task_id: str, seconds: float) -> None:
+        """Return once the task has an outcome (or is unknown), or after ``seconds``."""
+        if self.ref is None:
+            return
+        event = trio.Event()
+        self._waiters.setdefault(task_id, []).append(event)
+        try:
+            await self.control_plane.tell(WatchIds([task_id], self.ref))
+            with trio.move_on_after(seconds):
+                await event.wait()
+        finally:
+            waiting = self._waiters.get(task_id)
+            if waiting is not None and event in waiting:
+                waiting.remove(event)
+                if not waiting:
+                    del self._waiters[task_id]
+
+    def journal_commit(self, seconds: float) -> None:
+        """The journal's commit hook."""
+        self.journal_commits.observe(seconds)
