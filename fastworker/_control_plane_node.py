@@ -19,7 +19,6 @@ import trio
 import actors
 
 from ._clock import WallClock
-from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
 from ._control_plane import (
     LOCAL_WORKER,
     BeginDrain,
@@ -31,6 +30,7 @@ from ._control_plane import (
     WorkerCompleted,
     WorkerJoined,
 )
+from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
 from ._errors import ConfigurationError
 from ._executor import Executor
 from ._gateway import GATEWAY, Gateway

@@ -155,9 +155,7 @@ class SSEResponse(Response):
         self.produce = produce
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
-        )
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
 
         async def send_text(text: str) -> None:
             await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
@@ -288,7 +286,11 @@ class DashboardApp:
                 "name": outcome.name or (summary.name if summary else ""),
                 "status": outcome.status,
                 "value": to_json(unpack(outcome.value)) if outcome.value is not None else None,
-                "error": {"type": error.type, "message": error.message, "traceback": error.traceback}
+                "error": {
+                    "type": error.type,
+                    "message": error.message,
+                    "traceback": error.traceback,
+                }
                 if error is not None
                 else None,
                 "attempts": outcome.attempt,
@@ -304,7 +306,11 @@ class DashboardApp:
                 "name": summary.name,
                 "status": summary.status,
                 "value": None,
-                "error": {"type": error.type, "message": error.message, "traceback": error.traceback}
+                "error": {
+                    "type": error.type,
+                    "message": error.message,
+                    "traceback": error.traceback,
+                }
                 if error is not None
                 else None,
                 "attempts": summary.attempts,
@@ -326,9 +332,7 @@ class DashboardApp:
         async for chunk in request.stream():
             size += len(chunk)
             if size > self.max_body:
-                raise ApiError(
-                    413, "PayloadTooLarge", f"the body is over {self.max_body} bytes"
-                )
+                raise ApiError(413, "PayloadTooLarge", f"the body is over {self.max_body} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -347,7 +351,7 @@ class DashboardApp:
         except ValueError as exc:
             raise ApiError(400, "BadRequest", f"the body is not JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise ApiError(400, "BadRequest", "the body must be a JSON object with a \"task\"")
+            raise ApiError(400, "BadRequest", 'the body must be a JSON object with a "task"')
         extra = sorted(set(data) - set(SUBMIT_FIELDS))
         if extra:
             raise ApiError(
@@ -376,9 +380,7 @@ class DashboardApp:
         if countdown is not None and eta is not None:
             raise ApiError(400, "BadRequest", "give countdown or eta, not both")
         try:
-            payload = pack_arguments(
-                from_json(args), from_json(kwargs), limit=self.max_payload
-            )
+            payload = pack_arguments(from_json(args), from_json(kwargs), limit=self.max_payload)
         except ValueError as exc:
             raise ApiError(400, "BadRequest", str(exc)) from None
         except NotSerializable as exc:
@@ -550,7 +552,9 @@ class DashboardApp:
             summary=summary_json(summary) if summary is not None else None,
             arguments=arguments_preview(payload)
             if payload is not None
-            else (f"({summary.too_big} bytes packed: not kept)" if summary and summary.too_big else ""),
+            else (
+                f"({summary.too_big} bytes packed: not kept)" if summary and summary.too_big else ""
+            ),
             value=json.dumps(found["value"], default=repr)[:4000] if found else "",
         )
         return HTMLResponse(

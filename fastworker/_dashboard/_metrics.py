@@ -32,9 +32,7 @@ _COUNTERS = (
 )
 
 
-def _histogram(
-    family: HistogramMetricFamily, labels: list[str], histogram: Histogram
-) -> None:
+def _histogram(family: HistogramMetricFamily, labels: list[str], histogram: Histogram) -> None:
     family.add_metric(labels, histogram.buckets(), histogram.sum)
 
 
@@ -67,7 +65,9 @@ def collect(
             family.add_metric([name], getattr(counters, field))
         out.append(family)
     depth = GaugeMetricFamily(
-        "fastworker_queue_depth", "Tasks queued, by priority and queue.", labels=["priority", "queue"]
+        "fastworker_queue_depth",
+        "Tasks queued, by priority and queue.",
+        labels=["priority", "queue"],
     )
     queues = stats.get("queues")
     if isinstance(queues, dict) and queues and all(isinstance(v, dict) for v in queues.values()):
@@ -86,7 +86,9 @@ def collect(
         )
     )
     out.append(
-        GaugeMetricFamily("fastworker_tasks_running", "Attempts running now.", value=stats["running"])
+        GaugeMetricFamily(
+            "fastworker_tasks_running", "Attempts running now.", value=stats["running"]
+        )
     )
     waiting = stats.get("waiting_for_worker")
     if isinstance(waiting, int | float):
@@ -101,7 +103,9 @@ def collect(
     out.append(GaugeMetricFamily("fastworker_workers", "Connected workers.", value=len(workers)))
     out.append(
         GaugeMetricFamily(
-            "fastworker_worker_slots", "Slots of all workers.", value=sum(w["slots"] for w in workers)
+            "fastworker_worker_slots",
+            "Slots of all workers.",
+            value=sum(w["slots"] for w in workers),
         )
     )
     out.append(
@@ -164,4 +168,4 @@ def collect(
 
 def render(metrics: Iterable[Metric]) -> bytes:
     """The text exposition format (version 0.0.4)."""
-    return generate_latest(_Snapshot(list(metrics)))  # type: ignore[arg-type]
+    return generate_latest(_Snapshot(list(metrics)))

@@ -13,7 +13,16 @@ from html import escape
 from importlib import resources
 from typing import Any
 
-STATUSES = ("pending", "scheduled", "queued", "running", "retrying", "success", "failure", "cancelled")
+STATUSES = (
+    "pending",
+    "scheduled",
+    "queued",
+    "running",
+    "retrying",
+    "success",
+    "failure",
+    "cancelled",
+)
 PRIORITIES = ("critical", "high", "normal", "low")
 _KNOWN_STATS = {
     "queued",
@@ -70,7 +79,11 @@ def task_row(task: dict[str, Any]) -> str:
         actions += f"<button data-action='cancel' data-id='{_attr(task['id'])}'>Cancel</button>"
     if status in ("failure", "cancelled"):
         actions += f"<button data-action='retry' data-id='{_attr(task['id'])}'>Retry</button>"
-    why = f"<div class='why'>{escape(error['type'])}: {escape(error['message'][:160])}</div>" if error else ""
+    why = (
+        f"<div class='why'>{escape(error['type'])}: {escape(error['message'][:160])}</div>"
+        if error
+        else ""
+    )
     return (
         f"<tr data-id='{_attr(task['id'])}' data-status='{_attr(status)}' "
         f"data-name='{_attr(task['name'])}'>"
@@ -92,13 +105,16 @@ def _card(label: str, key: str, value: Any, extra: str = "") -> str:
 
 
 def _workers(stats: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><td>{escape(w['id'])}</td><td class='num'>{w['slots']}</td>"
-        f"<td class='num'>{w['running']}</td><td class='num'>{w['free']}</td>"
-        f"<td class='num'>{w['completed']}</td>"
-        f"<td><meter min='0' max='{w['slots']}' value='{w['running']}'></meter></td></tr>"
-        for w in stats["workers"]
-    ) or "<tr><td colspan='6' class='muted'>no worker connected</td></tr>"
+    rows = (
+        "".join(
+            f"<tr><td>{escape(w['id'])}</td><td class='num'>{w['slots']}</td>"
+            f"<td class='num'>{w['running']}</td><td class='num'>{w['free']}</td>"
+            f"<td class='num'>{w['completed']}</td>"
+            f"<td><meter min='0' max='{w['slots']}' value='{w['running']}'></meter></td></tr>"
+            for w in stats["workers"]
+        )
+        or "<tr><td colspan='6' class='muted'>no worker connected</td></tr>"
+    )
     return rows
 
 
@@ -112,7 +128,10 @@ def _queues(stats: dict[str, Any]) -> str:
     if isinstance(by_name, dict):
         for queue, value in sorted(by_name.items()):
             total = sum(value.values()) if isinstance(value, dict) else value
-            rows += f"<tr><td>queue {escape(str(queue))}</td><td class='num'>{escape(str(total))}</td></tr>"
+            rows += (
+                f"<tr><td>queue {escape(str(queue))}</td>"
+                f"<td class='num'>{escape(str(total))}</td></tr>"
+            )
     return rows
 
 
@@ -123,7 +142,9 @@ def _extras(stats: dict[str, Any]) -> str:
         if key in _KNOWN_STATS:
             continue
         label = key.replace("_", " ")
-        text = json.dumps(value, default=repr) if not isinstance(value, int | float | str) else value
+        text = (
+            json.dumps(value, default=repr) if not isinstance(value, int | float | str) else value
+        )
         out += (
             f"<div class='card wide'><span class='label'>{escape(label)}</span>"
             f"<b data-extra='{_attr(key)}'>{escape(str(text))[:400]}</b></div>"
@@ -151,11 +172,14 @@ def render_index(
         f"<option value='{s}'{' selected' if s == status else ''}>{s or 'any status'}</option>"
         for s in ("", *STATUSES)
     )
-    schedule_rows = "".join(
-        f"<tr><td>{escape(s['name'])}</td><td>{escape(s['schedule'])}</td>"
-        f"<td class='time'>{_when(s['next'])}</td></tr>"
-        for s in schedules
-    ) or "<tr><td colspan='3' class='muted'>no periodic task</td></tr>"
+    schedule_rows = (
+        "".join(
+            f"<tr><td>{escape(s['name'])}</td><td>{escape(s['schedule'])}</td>"
+            f"<td class='time'>{_when(s['next'])}</td></tr>"
+            for s in schedules
+        )
+        or "<tr><td colspan='3' class='muted'>no periodic task</td></tr>"
+    )
     cards = (
         _card("workers", "workers", len(stats["workers"]))
         + _card("busy / slots", "slots", f"{busy} / {slots}")
@@ -220,7 +244,10 @@ def render_task(
         status = task["status"]
         rows = [
             ("task", escape(task["name"])),
-            ("status", f"<span class='badge st-{_attr(status)}' id='status'>{escape(status)}</span>"),
+            (
+                "status",
+                f"<span class='badge st-{_attr(status)}' id='status'>{escape(status)}</span>",
+            ),
             ("attempts", str(task["attempts"])),
             ("worker", escape(task["worker"] or "")),
         ]
@@ -267,12 +294,10 @@ def render_task(
 def render_login() -> str:
     """The page a browser gets without the token: it asks once and keeps it."""
     return (
-        _head("FastWorker · token")
-        + "<body class='login'><main><h1>FastWorker</h1>"
+        _head("FastWorker · token") + "<body class='login'><main><h1>FastWorker</h1>"
         "<form id='login'><label for='token'>This dashboard needs its access token "
         "(the contents of <code>--dashboard-token-file</code>).</label>"
         "<input id='token' type='password' autocomplete='current-password' required>"
         "<button type='submit'>Open</button><p id='login-error' class='error'></p></form>"
-        "</main>"
-        + f"<script>{_asset('login.js')}</script></body></html>"
+        "</main>" + f"<script>{_asset('login.js')}</script></body></html>"
     )

@@ -89,9 +89,7 @@ def dashboard_config(
     elif isinstance(dashboard, DashboardConfig):
         config = dashboard if token is None else attrs.evolve(dashboard, token=token)
     else:
-        raise ConfigurationError(
-            f"dashboard must be True, 'HOST:PORT' or None, got {dashboard!r}"
-        )
+        raise ConfigurationError(f"dashboard must be True, 'HOST:PORT' or None, got {dashboard!r}")
     if config.token is not None and not config.token.strip():
         raise ConfigurationError("the dashboard token is empty: put a long random secret in it")
     if not is_loopback(config.host) and config.token is None:
@@ -187,7 +185,7 @@ async def serve_dashboard(
         async with trio.open_nursery() as nursery:
             await nursery.start(
                 lambda task_status: worker_serve(
-                    wrap_app(app.asgi, hconfig.wsgi_max_body_size, "asgi"),
+                    wrap_app(app.asgi, hconfig.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
                     hconfig,
                     sockets=Sockets([], [sock], []),
                     task_status=task_status,
