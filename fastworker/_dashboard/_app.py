@@ -148,11 +148,14 @@ class SSEResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, produce: Callable[[Callable[[str], Awaitable[None]]], Awaitable[None]]):
-        super().__init__(
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-            media_type=self.media_type,
-        )
         self.produce = produce
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"x-accel-buffering", b"no"),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})

@@ -177,7 +177,10 @@ async def serve_dashboard(
         )
         hconfig = Config()
         hconfig.accesslog = None
-        hconfig.errorlog = logging.getLogger("fastworker.dashboard.http")
+        http_log = logging.getLogger("fastworker.dashboard.http")
+        if http_log.level == logging.NOTSET:
+            http_log.setLevel(logging.WARNING)  # hypercorn's own "Running on" line
+        hconfig.errorlog = http_log
         hconfig.include_server_header = False
         hconfig.graceful_timeout = 1.0
         url = _url(sock)
