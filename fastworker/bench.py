@@ -50,6 +50,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--journal", action="store_true", help="run with a journal")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="run each row twice, without and with the dashboard open (a reader of the "
+        "page's live stream), and print the throughput drop",
+    )
 
 
 @attrs.define
@@ -57,6 +63,7 @@ class BenchRow:
     """The figures for one subworker count."""
 
     subworkers: int
+    dashboard: bool = False
     batched: float = 0.0
     pipelined: float = 0.0
     seq_p50_ms: float = 0.0
@@ -167,11 +174,33 @@ async def _sequential(client: Any, seconds: float) -> list[float]:
     return latencies
 
 
-async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
-    """Start a system with ``subworkers`` subworker processes and measure it."""
+async def _watch_page(base: str, updates: list[int], *, task_status: Any) -> None:
+    """What a browser with the dashboard open does: load the page, follow its stream."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, timeout=None) as http:
+        page = await http.get("/")
+        page.raise_for_status()
+        async with http.stream("GET", "/ui/stream") as stream:
+            task_status.started()
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    json.loads(line[6:])
+                    updates[0] += 1
+
+
+async def bench_one(
+    args: argparse.Namespace, subworkers: int, dashboard: bool = False
+) -> BenchRow:
+    """Start a system with ``subworkers`` subworker processes and measure it.
+
+    With ``dashboard``, the system serves its dashboard and this process follows the
+    page's live stream throughout, as a browser with the page open would.
+    """
     from ._client import open_client
 
     port = _free_port()
+    dashboard_port = _free_port()
     url = f"ws://127.0.0.1:{port}"
     cmd = [
         sys.executable,
@@ -195,6 +224,7 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
         "--no-discovery",
         "--log-level",
         "warning",
+        *(["--dashboard", f"127.0.0.1:{dashboard_port}"] if dashboard else ["--no-dashboard"]),
     ]
     journal_dir = None
     if args.journal:
@@ -207,13 +237,16 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
     # differ from what this client expects (e.g. refuse it for want of the secret).
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTWORKER_")}
     process = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL, env=env)
-    row = BenchRow(subworkers)
+    row = BenchRow(subworkers, dashboard)
+    updates = [0]
     try:
-        async with open_client(url, connect_timeout=30.0) as client:
+        async with open_client(url, connect_timeout=30.0) as client, trio.open_nursery() as page:
             with trio.fail_after(60):
                 await _wait_for_workers(client, subworkers)
             await trio.sleep(0.2)
             row.cp_idle_rss_mib = _status_kib(process.pid, "VmRSS") / 1024
+            if dashboard:
+                await page.start(_watch_page, f"http://127.0.0.1:{dashboard_port}", updates)
             # Warm-up: imports, code paths, connections.
             await client.gather(await client.delay_batch([(ADD, (i, 0)) for i in range(500)]))
             row.batched = await _batched(client, args.n, args.chunk)
@@ -227,6 +260,9 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
             row.subworker_peak_rss_mib = [
                 _status_kib(pid, "VmHWM") / 1024 for pid in _children(process.pid)
             ]
+            if dashboard and not updates[0]:
+                raise AssertionError("the dashboard's live stream sent no update")
+            page.cancel_scope.cancel()
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGINT)
@@ -246,7 +282,8 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
 def format_table(rows: list[BenchRow]) -> str:
     """The results as a plain-text table."""
     header = (
-        f"{'subworkers':>10} {'batched/s':>11} {'pipelined/s':>12} {'seq p50 ms':>11} "
+        f"{'subworkers':>10} {'dashboard':>9} {'batched/s':>11} {'pipelined/s':>12} "
+        f"{'seq p50 ms':>11} "
         f"{'seq p99 ms':>11} {'CP idle MiB':>12} {'CP peak MiB':>12} {'SW peak MiB':>14} "
         f"{'total MiB':>10}"
     )
@@ -254,7 +291,8 @@ def format_table(rows: list[BenchRow]) -> str:
     for r in rows:
         sw = "/".join(f"{x:.0f}" for x in r.subworker_peak_rss_mib) or "-"
         lines.append(
-            f"{r.subworkers:>10} {r.batched:>11,.0f} {r.pipelined:>12,.0f} {r.seq_p50_ms:>11.3f} "
+            f"{r.subworkers:>10} {'open' if r.dashboard else 'off':>9} {r.batched:>11,.0f} "
+            f"{r.pipelined:>12,.0f} {r.seq_p50_ms:>11.3f} "
             f"{r.seq_p99_ms:>11.3f} {r.cp_idle_rss_mib:>12.1f} {r.cp_peak_rss_mib:>12.1f} "
             f"{sw:>14} {r.total_peak_rss_mib:>10.1f}"
         )
@@ -273,6 +311,9 @@ async def run_bench(args: argparse.Namespace) -> int:
     for count in counts:
         print(f"bench: {count} subworker(s), n={args.n} ...", file=sys.stderr, flush=True)
         rows.append(await bench_one(args, count))
+        if args.dashboard:
+            print(f"bench: {count} subworker(s), dashboard open ...", file=sys.stderr, flush=True)
+            rows.append(await bench_one(args, count, dashboard=True))
     if args.json:
         print(
             json.dumps(
@@ -282,4 +323,16 @@ async def run_bench(args: argparse.Namespace) -> int:
         )
     else:
         print(format_table(rows))
+        if args.dashboard:
+            for off, on in zip(rows[::2], rows[1::2], strict=True):
+                print(
+                    f"dashboard open, {off.subworkers} subworker(s): batched "
+                    f"{_change(off.batched, on.batched)}, pipelined "
+                    f"{_change(off.pipelined, on.pipelined)}, idle RSS "
+                    f"{off.cp_idle_rss_mib:.1f} -> {on.cp_idle_rss_mib:.1f} MiB"
+                )
     return 0
+
+
+def _change(before: float, after: float) -> str:
+    return f"{(after - before) / before * 100:+.1f}%" if before else "n/a"

@@ -587,12 +587,12 @@ class DashboardApp:
         async def produce(send: Callable[[str], Awaitable[None]]) -> None:
             seen = min(since, ring.change_count) if since > 0 else ring.change_count
             await send("retry: 2000\n\n")
-            first = True
+            version = -1
             while True:
-                if not first:
+                if version == hub.version:
                     with trio.move_on_after(KEEPALIVE):
                         await hub.changed.wait()
-                first = False
+                version = hub.version
                 stats = await self.snapshot()
                 seen, changed = ring.changed_since(seen, 100)
                 update = {

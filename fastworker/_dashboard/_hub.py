@@ -47,6 +47,8 @@ class Hub(Actor):
         self.clock = clock
         self.ref: ActorRef | None = None
         self.changed = trio.Event()
+        self.version = 0
+        """Batches handled; a reader that saw an older one has news waiting."""
         self.streams: set[EventStream] = set()
         self.journal_commits = Histogram()
         self._waiters: dict[str, list[trio.Event]] = {}
@@ -78,6 +80,7 @@ class Hub(Actor):
                 self._wake(msg.ids)
             else:
                 await self.handle(ctx, delivery)
+        self.version += 1
         changed, self.changed = self.changed, trio.Event()
         changed.set()
 

@@ -109,11 +109,10 @@ def _workers(stats: dict[str, Any]) -> str:
         "".join(
             f"<tr><td>{escape(w['id'])}</td><td class='num'>{w['slots']}</td>"
             f"<td class='num'>{w['running']}</td><td class='num'>{w['free']}</td>"
-            f"<td class='num'>{w['completed']}</td>"
-            f"<td><meter min='0' max='{w['slots']}' value='{w['running']}'></meter></td></tr>"
+            f"<td class='num'>{w['completed']}</td></tr>"
             for w in stats["workers"]
         )
-        or "<tr><td colspan='6' class='muted'>no worker connected</td></tr>"
+        or "<tr><td colspan='5' class='muted'>no worker connected</td></tr>"
     )
     return rows
 
@@ -203,7 +202,7 @@ def render_index(
         + f"<section class='cards' id='cards'>{cards}</section>"
         + "<div class='grid'>"
         + "<section><h2>Workers</h2><div class='scroll'><table id='workers'><thead><tr>"
-        "<th>worker</th><th>slots</th><th>busy</th><th>free</th><th>done</th><th></th>"
+        "<th>worker</th><th>slots</th><th>busy</th><th>free</th><th>done</th>"
         f"</tr></thead><tbody>{_workers(stats)}</tbody></table></div></section>"
         + "<section><h2>Queues</h2><div class='scroll'><table id='queues'><thead><tr>"
         f"<th>priority</th><th>queued</th></tr></thead><tbody>{_queues(stats)}</tbody>"
@@ -221,7 +220,8 @@ def render_index(
         "<th>status</th><th>tries</th><th>worker</th><th>updated</th><th></th></tr></thead>"
         f"<tbody>{''.join(task_row(t) for t in tasks)}</tbody></table></div>"
         f"<p class='muted small' id='ring'>keeps the last {ring['max_entries']:,} tasks "
-        f"({ring['max_bytes'] // (1024 * 1024)} MiB); now {ring['entries']:,}</p></section>"
+        f"({ring['max_bytes'] // (1024 * 1024)} MiB); now "
+        f"<span id='ring-entries'>{ring['entries']:,}</span></p></section>"
         + "</main><div id='toast' role='status'></div>"
         + f"<script>{_asset('dashboard.js')}</script></body></html>"
     )

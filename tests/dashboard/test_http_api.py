@@ -28,7 +28,14 @@ async def test_submit_read_wait_and_bytes_round_trip() -> None:
         assert read["status"] == "success"
         assert read["value"] == 42
         assert set(read) >= {
-            "id", "name", "status", "value", "error", "attempts", "worker", "started_at",
+            "id",
+            "name",
+            "status",
+            "value",
+            "error",
+            "attempts",
+            "worker",
+            "started_at",
             "completed_at",
         }
         assert read["name"] == "dash.add" and read["attempts"] == 1 and read["worker"]
@@ -142,9 +149,7 @@ async def test_stats_and_events_stream() -> None:
     object per event, with a submitted task's queued, running and success."""
     async with run_system() as system, system.http() as http:
         stats = (await http.get("/api/v1/stats")).json()
-        assert {"queued", "scheduled", "running", "workers", "submitted", "completed"} <= set(
-            stats
-        )
+        assert {"queued", "scheduled", "running", "workers", "submitted", "completed"} <= set(stats)
         assert any(w["id"] != "local" and w["slots"] == 8 for w in stats["workers"])
         seen: list[dict] = []
         async with http.stream("GET", "/api/v1/events") as stream:
@@ -176,10 +181,17 @@ async def test_curl_can_submit_and_read() -> None:
     async with run_system() as system:
         submit = await trio.run_process(
             [
-                "curl", "-sS", "-X", "POST", f"{system.base}/api/v1/tasks",
-                "-H", "Content-Type: application/json",
-                "-d", '{"task": "dash.add", "args": [40, 2]}',
-                "-w", "\n%{http_code}",
+                "curl",
+                "-sS",
+                "-X",
+                "POST",
+                f"{system.base}/api/v1/tasks",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                '{"task": "dash.add", "args": [40, 2]}',
+                "-w",
+                "\n%{http_code}",
             ],
             capture_stdout=True,
         )
@@ -241,9 +253,7 @@ async def test_cross_site_requests_are_refused() -> None:
         assert foreign.status_code == 403
         rebound = await http.get("/api/v1/stats", headers={"Host": "evil.example"})
         assert rebound.status_code == 403
-        options = await http.options(
-            "/api/v1/tasks", headers={"Origin": "http://evil.example"}
-        )
+        options = await http.options("/api/v1/tasks", headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in options.headers
 
 
@@ -266,14 +276,26 @@ def test_explicit_address_taken_or_unsafe_exits_2() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         run = _cli(
-            "control-plane", "--tasks", "dash_tasks", "--port", "0", "--no-discovery",
-            "--dashboard", f"127.0.0.1:{port}",
+            "control-plane",
+            "--tasks",
+            "dash_tasks",
+            "--port",
+            "0",
+            "--no-discovery",
+            "--dashboard",
+            f"127.0.0.1:{port}",
         )
     assert run.returncode == 2, run.stderr
     assert f"127.0.0.1:{port}" in run.stderr and "--no-dashboard" in run.stderr
     run = _cli(
-        "control-plane", "--tasks", "dash_tasks", "--port", "0", "--no-discovery",
-        "--dashboard", "0.0.0.0:0",
+        "control-plane",
+        "--tasks",
+        "dash_tasks",
+        "--port",
+        "0",
+        "--no-discovery",
+        "--dashboard",
+        "0.0.0.0:0",
     )
     assert run.returncode == 2
     assert "--dashboard-token-file" in run.stderr

@@ -83,9 +83,8 @@
     if (tbody) {
       tbody.innerHTML = s.workers.length ? s.workers.map(function (w) {
         return "<tr><td>" + text(w.id) + "</td><td class='num'>" + w.slots + "</td><td class='num'>" + w.running +
-          "</td><td class='num'>" + w.free + "</td><td class='num'>" + w.completed +
-          "</td><td><meter min='0' max='" + w.slots + "' value='" + w.running + "'></meter></td></tr>";
-      }).join("") : "<tr><td colspan='6' class='muted'>no worker connected</td></tr>";
+          "</td><td class='num'>" + w.free + "</td><td class='num'>" + w.completed + "</td></tr>";
+      }).join("") : "<tr><td colspan='5' class='muted'>no worker connected</td></tr>";
     }
   }
 
@@ -132,6 +131,8 @@
     }
     applyStats(update.stats, update.at);
     applyTasks(update.tasks);
+    var ring = document.getElementById("ring-entries");
+    if (ring && update.ring) { ring.textContent = update.ring.entries.toLocaleString("en"); }
   }
 
   function live(on) {

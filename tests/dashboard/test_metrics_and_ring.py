@@ -1,0 +1,195 @@
+"""``/metrics`` (parsed by prometheus_client's parser), the recent-task ring's bounds and
+counters, the JSON form of bytes, and the default-address rule (embedded)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import httpx
+import pytest
+from dash_support import run_system
+from prometheus_client.parser import text_string_to_metric_families
+
+import fastworker
+from fastworker._dashboard import DashboardConfig, RecentTasks, from_json, to_json
+from fastworker._messages import Event, Outcome, Submission, WireError
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+async def test_metrics_exposition_parses_and_counts() -> None:
+    """/metrics is valid Prometheus text with fastworker_* counters by task name, queue
+    gauges by priority and queue, worker slots, histograms and cache figures, and the
+    counts match what ran."""
+    async with run_system() as system, system.http() as http:
+        ids = []
+        for i in range(5):
+            response = await http.post("/api/v1/tasks", json={"task": "dash.add", "args": [i, 1]})
+            ids.append(response.json()["id"])
+        failed = (await http.post("/api/v1/tasks", json={"task": "dash.boom"})).json()["id"]
+        for task_id in [*ids, failed]:
+            await http.get(f"/api/v1/tasks/{task_id}?wait=30")
+        await http.post("/api/v1/tasks", json={"task": "dash.add", "countdown": 600})
+        response = await http.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        samples = _samples(response.text)
+        add = (("task", "dash.add"),)
+        boom = (("task", "dash.boom"),)
+        assert samples[("fastworker_tasks_submitted_total", add)] == 6
+        assert samples[("fastworker_tasks_succeeded_total", add)] == 5
+        assert samples[("fastworker_tasks_started_total", add)] == 5
+        assert samples[("fastworker_tasks_failed_total", boom)] == 1
+        assert samples[("fastworker_tasks_retried_total", add)] == 0
+        assert samples[("fastworker_tasks_redelivered_total", add)] == 0
+        assert samples[("fastworker_task_run_seconds_count", add)] == 5
+        assert samples[("fastworker_task_run_seconds_bucket", (("le", "+Inf"), *add))] == 5
+        assert samples[("fastworker_task_queue_wait_seconds_count", add)] == 5
+        assert samples[("fastworker_tasks_scheduled", ())] == 1
+        assert (
+            samples[("fastworker_queue_depth", (("priority", "high"), ("queue", "default")))] == 0
+        )
+        assert samples[("fastworker_workers", ())] >= 1
+        assert samples[("fastworker_worker_slots", ())] >= 8
+        assert samples[("fastworker_result_cache_entries", ())] >= 6
+        assert samples[("fastworker_result_cache_bytes", ())] > 0
+        assert all(name.startswith("fastworker_") for name, _ in samples)
+
+
+async def test_journal_commit_latency_is_measured(tmp_path) -> None:
+    """With a journal, fastworker_journal_commit_seconds counts the commits."""
+    async with run_system("--journal", str(tmp_path / "j.db")) as system, system.http() as http:
+        task_id = (
+            await http.post("/api/v1/tasks", json={"task": "dash.add", "args": [1, 2]})
+        ).json()["id"]
+        await http.get(f"/api/v1/tasks/{task_id}?wait=30")
+        samples = _samples((await http.get("/metrics")).text)
+        assert samples[("fastworker_journal_commit_seconds_count", ())] >= 1
+
+
+def _sub(i: int, payload: bytes = b"\x92\x90\x80") -> Submission:
+    return Submission(f"t{i}", "job", payload)
+
+
+def test_ring_is_bounded_by_count_and_bytes() -> None:
+    """The ring keeps at most max_entries summaries and about max_bytes, oldest out first;
+    arguments over keep_arguments are not kept (but their size is remembered)."""
+    ring = RecentTasks(max_entries=100, max_bytes=10**9)
+    ring.submitted([_sub(i) for i in range(250)], 1.0)
+    assert len(ring) == 100
+    assert ring.get("t149") is None and ring.get("t150") is not None
+    assert ring.evicted == 150
+
+    ring = RecentTasks(max_entries=10**6, max_bytes=100_000, keep_arguments=5_000)
+    ring.submitted([_sub(i, b"x" * 4000) for i in range(100)], 1.0)
+    assert ring.bytes <= 100_000
+    assert 10 < len(ring) < 30
+    ring.submitted([_sub(1000, b"y" * 6000)], 1.0)
+    summary = ring.get("t1000")
+    assert summary is not None and summary.payload is None and summary.too_big == 6000
+
+
+def test_ring_follows_events_and_outcomes() -> None:
+    """Events move a summary through its statuses and count starts, retries and
+    redeliveries; the outcome adds error, traceback and run time; filters work."""
+    ring = RecentTasks()
+    ring.submitted([_sub(1), Submission("o1", "other", b"\x92\x90\x80")], 10.0)
+    ring.events(
+        [
+            Event("task", "t1", "queued", "job", at=10.0),
+            Event("task", "t1", "running", "job", "w1", at=10.5),
+            Event("task", "t1", "retrying", "job", at=11.0),
+            Event("task", "t1", "queued", "job", at=12.0),
+            Event("task", "t1", "running", "job", "w2", at=12.0),
+            Event("task", "t1", "queued", "job", at=13.0),  # its worker was lost
+            Event("task", "t1", "running", "job", "w3", at=13.5),
+            Event("worker", "w9", "joined", at=13.0),
+        ]
+    )
+    ring.outcomes(
+        [
+            Outcome(
+                "t1",
+                "failure",
+                3,
+                error=WireError("ValueError", "bad", "Traceback..."),
+                started_at=13.5,
+                completed_at=14.0,
+                worker="w3",
+                name="job",
+            )
+        ],
+        14.0,
+    )
+    ring.events([Event("task", "t1", "failure", "job", at=14.0)])
+    summary = ring.get("t1")
+    assert summary is not None
+    assert summary.status == "failure" and summary.attempts == 3 and summary.worker == "w3"
+    assert summary.error is not None and summary.error.traceback == "Traceback..."
+    counters = ring.names["job"]
+    assert (counters.started, counters.retried, counters.redelivered, counters.failed) == (
+        3,
+        1,
+        1,
+        1,
+    )
+    assert counters.run_time.counts[-1] == 0 and sum(counters.run_time.counts) == 1
+    assert sum(counters.queue_wait.counts) == 3
+    assert [s.id for s in ring.recent(status="failure")] == ["t1"]
+    assert [s.id for s in ring.recent(name="oth")] == ["o1"]
+    seen, changed = ring.changed_since(0)
+    assert seen == ring.change_count and [s.id for s in changed] == ["t1", "o1"]
+    assert ring.changed_since(seen) == (seen, [])
+
+
+def test_ring_bounds_the_number_of_metric_names() -> None:
+    """Names come from submitters: past the limit they count under "(other)"."""
+    ring = RecentTasks()
+    ring.submitted([Submission(f"x{i}", f"name{i}", b"\x92\x90\x80") for i in range(1500)], 1.0)
+    assert len(ring.names) == 1001
+    assert ring.names["(other)"].submitted == 500
+
+
+def test_bytes_have_a_json_form() -> None:
+    """bytes are {"$bytes": base64} both ways, nested anywhere; bad base64 is refused."""
+    value = {"a": [b"\x00\xff", {"b": b""}], "n": 1}
+    wire = to_json(value)
+    assert wire == {"a": [{"$bytes": "AP8="}, {"b": {"$bytes": ""}}], "n": 1}
+    assert from_json(wire) == value
+    with pytest.raises(ValueError):
+        from_json({"$bytes": "not base64!"})
+
+
+async def test_default_address_taken_starts_without_a_dashboard(caplog) -> None:
+    """When the default dashboard address is taken, the control plane starts anyway,
+    without a dashboard, and says so."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        caplog.set_level(logging.WARNING, logger="fastworker.dashboard")
+        config = DashboardConfig("127.0.0.1", port, explicit=False)
+        async with fastworker.open_control_plane(
+            dashboard=config, discovery=False, local_concurrency=0
+        ) as node:
+            assert node.dashboard_url is None
+    assert any("starting without the dashboard" in r.getMessage() for r in caplog.records)
+
+
+async def test_embedded_dashboard_serves_the_page() -> None:
+    """open_control_plane(dashboard="127.0.0.1:0") serves the page and the API."""
+    async with fastworker.open_control_plane(
+        dashboard="127.0.0.1:0", discovery=False, local_concurrency=1
+    ) as node:
+        assert node.dashboard_url is not None
+        async with httpx.AsyncClient(base_url=node.dashboard_url) as http:
+            page = await http.get("/")
+            assert page.status_code == 200 and "Recent tasks" in page.text
+            assert "<script>" in page.text
