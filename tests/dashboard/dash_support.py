@@ -82,10 +82,8 @@ class System:
             await self.process.wait()
         for pid in self.seen:
             with suppress(OSError):
-                with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                    if b"fastworker" not in handle.read():
-                        continue
-                os.kill(pid, signal.SIGKILL)
+                if b"fastworker" in Path(f"/proc/{pid}/cmdline").read_bytes():  # noqa: ASYNC240
+                    os.kill(pid, signal.SIGKILL)
 
 
 @asynccontextmanager
