@@ -162,11 +162,18 @@ class EventSubscription:
 
 @attrs.frozen
 class Observed:
-    """What an observer (the dashboard) is told after each batch: the submissions
-    accepted and the terminal outcomes, the same lists the cache and journal get."""
+    """What an observer (the dashboard) is told after each batch, read-only.
+
+    ``submissions`` accepted; ``dispatched`` (worker id, runs) sent to workers;
+    ``requeued`` (id, name, why) with why "retry", "redelivered" or "periodic" (a new
+    periodic run); ``outcomes`` terminal (the list the cache gets). The lists are the
+    control plane's own (no copies): observers must not change them.
+    """
 
     submissions: list[Submission]
     outcomes: list[Outcome]
+    dispatched: list[tuple[str, list[Run]]] = attrs.field(factory=list)
+    requeued: list[tuple[str, str, str]] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -278,6 +285,8 @@ class ControlPlane(Actor):
         self.observer: ActorRef | None = None
         """Told Observed after each batch (read-only: the dashboard's recent tasks)."""
         self._observed: list[Submission] = []
+        self._observed_runs: list[tuple[str, list[Run]]] = []
+        self._observed_requeued: list[tuple[str, str, str]] = []
         self._to_journal: list[JournaledTask] = []
         self._recent_done: dict[str, None] = {}
         self._cancelling: dict[str, list[Reply]] = {}
@@ -313,10 +322,14 @@ class ControlPlane(Actor):
                 self.journal.tell_nowait(Record(outcomes))
         else:
             outcomes = []
-        if self.observer is not None and (outcomes or self._observed):
+        if self.observer is not None and (
+            outcomes or self._observed or self._observed_runs or self._observed_requeued
+        ):
             observed, self._observed = self._observed, []
+            runs, self._observed_runs = self._observed_runs, []
+            requeued, self._observed_requeued = self._observed_requeued, []
             try:
-                self.observer.tell_nowait(Observed(observed, outcomes))
+                self.observer.tell_nowait(Observed(observed, outcomes, runs, requeued))
             except Exception as exc:  # an observer never holds the control plane back
                 log.debug("observer %r missed a batch: %s", self.observer, exc)
 
@@ -554,6 +567,8 @@ class ControlPlane(Actor):
             task_id, tick.name, b"\x92\x90\x80", int(spec.priority), spec, trio.current_time()
         )
         rec.periodic = True
+        if self.observer is not None:
+            self._observed_requeued.append((task_id, tick.name, "periodic"))
         self.tasks[task_id] = rec
         self.periodic_active[tick.name] = task_id
         self.submitted += 1
@@ -590,6 +605,8 @@ class ControlPlane(Actor):
                 index += 1
         for worker_id, runs in batches.items():
             self.workers[worker_id].ref.tell_nowait(RunTasks(runs))
+        if self.observer is not None:
+            self._observed_runs.extend(batches.items())
 
     def _running_count(self) -> int:
         return sum(len(w.running) for w in self.workers.values())
@@ -628,6 +645,8 @@ class ControlPlane(Actor):
         rec.status = TaskStatus.RETRYING
         rec.worker = None
         self.retried += 1
+        if self.observer is not None:
+            self._observed_requeued.append((rec.id, rec.name, "retry"))
         self._event(rec)
         if delay <= 0:
             self._enqueue(rec)
@@ -779,6 +798,8 @@ class ControlPlane(Actor):
                 )
             elif rec.spec.redeliver:
                 self.redelivered += 1
+                if self.observer is not None:
+                    self._observed_requeued.append((rec.id, rec.name, "redelivered"))
                 rec.worker = None
                 self._enqueue(rec, front=True)
             else:

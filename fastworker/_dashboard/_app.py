@@ -35,7 +35,7 @@ from .._model import Priority
 from .._result_cache import GetCacheStatistics, Lookup, Peek
 from .._serialization import pack_arguments, unpack, unpack_arguments
 from . import _metrics, _page
-from ._hub import EventStream, Hub
+from ._hub import Hub
 from ._json import from_json, to_json
 from ._ring import TERMINAL, RecentTasks, TaskSummary
 
@@ -489,8 +489,7 @@ class DashboardApp:
         hub = self.hub
 
         async def produce(send: Callable[[str], Awaitable[None]]) -> None:
-            stream = EventStream()
-            hub.streams.add(stream)
+            stream = await hub.open_stream()
             try:
                 await send("retry: 2000\n: connected\n\n")
                 while True:
@@ -509,7 +508,7 @@ class DashboardApp:
                     parts += ["data: " + json.dumps(event_json(e)) + "\n\n" for e in batch]
                     await send("".join(parts))
             finally:
-                hub.streams.discard(stream)
+                hub.close_stream(stream)
 
         return SSEResponse(produce)
 

@@ -1,11 +1,12 @@
 """The dashboard's observer actor: fed by the control plane, read by the HTTP app.
 
-It is told what the control plane accepted and finished (``Observed``) and subscribes
-to its event stream; it keeps the recent-task ring and the metric counters, wakes
-long-polls, fans task events out to ``/api/v1/events`` streams and tells the page
-streams that something changed. Everything it sends onwards is ``send_nowait`` into
-bounded channels: a slow HTTP client loses events (and is told how many), it never
-slows the control plane.
+It is told what the control plane accepted, dispatched, requeued and finished after
+each batch (``Observed``: lists the control plane built anyway); it keeps the
+recent-task ring and the metric counters, wakes long-polls, tells the page streams
+that something changed, and, while an ``/api/v1/events`` client is connected,
+subscribes to the control plane's event stream and fans it out. Everything it sends
+onwards is ``send_nowait`` into bounded channels: a slow HTTP client loses events (and
+is told how many), it never slows the control plane.
 """
 
 from __future__ import annotations
@@ -54,9 +55,8 @@ class Hub(Actor):
         self._waiters: dict[str, list[trio.Event]] = {}
 
     async def started(self, ctx: Context) -> None:
-        """Subscribe to the control plane's events."""
+        """Remember our ref (for watches and event subscriptions)."""
         self.ref = ctx.self
-        await self.control_plane.tell(EventSubscription(ctx.self, True))
 
     async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
         """Feed the ring, wake waiters, fan out events; then one change notification."""
@@ -64,16 +64,19 @@ class Hub(Actor):
         for delivery in batch:
             msg = delivery.message
             kind = type(msg)
-            if kind is Events:
-                ring.events(msg.events)
-                if self.streams:
-                    self._fan_out(msg.events)
-            elif kind is Observed:
+            if kind is Observed:
                 now = self.clock()
                 if msg.submissions:
                     ring.submitted(msg.submissions, now)
+                if msg.requeued:
+                    ring.requeued(msg.requeued, now)
+                for worker, runs in msg.dispatched:
+                    ring.dispatched(worker, runs, now)
                 if msg.outcomes:
                     ring.outcomes(msg.outcomes, now)
+            elif kind is Events:
+                if self.streams:
+                    self._fan_out(msg.events)
             elif kind is Results:
                 self._wake(o.id for o in msg.outcomes)
             elif kind is Unknown:
@@ -104,6 +107,27 @@ class Hub(Actor):
                 event.set()
 
     # -- for the HTTP app -------------------------------------------------------------
+    async def open_stream(self) -> EventStream:
+        """A new ``/api/v1/events`` stream; the first one subscribes to the events.
+
+        The control plane makes events only while someone subscribes, so the page and
+        the metrics (fed by ``Observed``) cost it nothing per event.
+        """
+        stream = EventStream()
+        self.streams.add(stream)
+        if len(self.streams) == 1 and self.ref is not None:
+            await self.control_plane.tell(EventSubscription(self.ref, True))
+        return stream
+
+    def close_stream(self, stream: EventStream) -> None:
+        """Forget a stream; the last one unsubscribes."""
+        self.streams.discard(stream)
+        if not self.streams and self.ref is not None:
+            try:
+                self.control_plane.tell_nowait(EventSubscription(self.ref, False))
+            except Exception as exc:
+                log.debug("could not unsubscribe from events: %s", exc)
+
     async def wait_terminal(self, task_id: str, seconds: float) -> None:
         """Return once the task has an outcome (or is unknown), or after ``seconds``."""
         if self.ref is None:

@@ -1,9 +1,10 @@
 """Recent task summaries for the dashboard, bounded by count and bytes (trio-free).
 
-``RecentTasks`` is fed what the control plane reports (accepted submissions, events,
-terminal outcomes) and keeps one ``TaskSummary`` per task, oldest evicted first, so the
-page shows history without unbounded memory. It also counts per task name what
-``/metrics`` exposes (submitted, started, succeeded, ... and two histograms).
+``RecentTasks`` is fed what the control plane reports (accepted submissions, attempts
+dispatched, retries and redeliveries, terminal outcomes) and keeps one ``TaskSummary``
+per task, oldest evicted first, so the page shows history without unbounded memory.
+It also counts per task name what ``/metrics`` exposes (submitted, started, succeeded,
+... and two histograms), whether or not the task is still in the ring.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .._messages import Event, Outcome, Submission, WireError
+from .._messages import Outcome, Run, Submission, WireError
 
 DEFAULT_RECENT_TASKS = 10_000
 """Task summaries kept for the page (oldest dropped first)."""
@@ -227,54 +228,64 @@ class RecentTasks:
         tasks = self._tasks
         keep = self.keep_arguments
         for sub in submissions:
+            self._counters(sub.name).submitted += 1
             if sub.id in tasks:
                 continue
-            summary = TaskSummary(sub.id, sub.name, "pending", at)
+            later = (sub.countdown is not None and sub.countdown > 0) or (
+                sub.eta is not None and sub.eta > at
+            )
+            summary = TaskSummary(sub.id, sub.name, "scheduled" if later else "queued", at)
+            if not later:
+                summary.queued_at = at
             summary.priority = sub.priority
             if len(sub.payload) <= keep:
                 summary.payload = sub.payload
                 summary.size += len(sub.payload)
             else:
                 summary.too_big = len(sub.payload)
-            self._counters(sub.name).submitted += 1
             self._add(summary)
             self._changed(sub.id)
 
-    def events(self, events: Iterable[Event]) -> None:
-        """Task events from the control plane's event stream (worker events are ignored)."""
+    def dispatched(self, worker: str, runs: Iterable[Run], at: float) -> None:
+        """Attempts sent to ``worker``."""
         tasks = self._tasks
-        for event in events:
-            if event.kind != "task":
-                continue
-            summary = tasks.get(event.id)
-            status = event.status
-            if summary is None:
-                if status in TERMINAL:
-                    continue  # its outcome tells more
-                # Not seen accepted: a periodic tick (or a summary already dropped).
-                summary = TaskSummary(event.id, event.name, "pending", event.at)
-                self._counters(event.name).submitted += 1
-                self._add(summary)
-            elif summary.terminal:
-                continue
-            counters = self._counters(summary.name)
-            previous = summary.status
-            if status == "running":
-                counters.started += 1
-                summary.attempts += 1
-                summary.worker = event.worker
-                summary.started_at = event.at
-                if summary.queued_at is not None:
-                    counters.queue_wait.observe(event.at - summary.queued_at)
-            elif status == "queued":
-                if previous == "running":
-                    counters.redelivered += 1
-                summary.queued_at = event.at
-            elif status == "retrying":
+        for run in runs:
+            counters = self._counters(run.name)
+            counters.started += 1
+            summary = tasks.get(run.id)
+            if summary is None or summary.terminal:
+                continue  # dropped from the ring already: its counters still count
+            if summary.queued_at is not None:
+                counters.queue_wait.observe(at - summary.queued_at)
+                summary.queued_at = None
+            summary.status = "running"
+            summary.attempts = run.attempt
+            summary.worker = worker
+            summary.started_at = summary.updated_at = at
+            self._changed(run.id)
+
+    def requeued(self, items: Iterable[tuple[str, str, str]], at: float) -> None:
+        """(id, name, why): "retry" (backing off), "redelivered" (its worker was lost,
+        queued again) or "periodic" (a new run of a periodic task, queued)."""
+        tasks = self._tasks
+        for task_id, name, why in items:
+            counters = self._counters(name)
+            summary = tasks.get(task_id)
+            if why == "periodic":
+                counters.submitted += 1
+                if summary is None:
+                    summary = TaskSummary(task_id, name, "queued", at)
+                    self._add(summary)
+            elif why == "retry":
                 counters.retried += 1
-            summary.status = status
-            summary.updated_at = event.at
-            self._changed(event.id)
+            else:
+                counters.redelivered += 1
+            if summary is None or summary.terminal:
+                continue
+            summary.status = "retrying" if why == "retry" else "queued"
+            summary.queued_at = None if why == "retry" else at
+            summary.updated_at = at
+            self._changed(task_id)
 
     def outcomes(self, outcomes: Iterable[Outcome], at: float) -> None:
         """Terminal outcomes (with error, traceback and timings)."""

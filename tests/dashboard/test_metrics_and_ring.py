@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import fastworker
 from fastworker._dashboard import DashboardConfig, RecentTasks, from_json, to_json
-from fastworker._messages import Event, Outcome, Submission, WireError
+from fastworker._messages import Outcome, Run, Submission, WireError
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -96,23 +96,21 @@ def test_ring_is_bounded_by_count_and_bytes() -> None:
     assert summary is not None and summary.payload is None and summary.too_big == 6000
 
 
-def test_ring_follows_events_and_outcomes() -> None:
-    """Events move a summary through its statuses and count starts, retries and
-    redeliveries; the outcome adds error, traceback and run time; filters work."""
+def test_ring_follows_dispatches_requeues_and_outcomes() -> None:
+    """Dispatches, retries and redeliveries move a summary through its statuses and count
+    starts, retries and redeliveries; the outcome adds error, traceback and run time;
+    filters work; counters keep counting after the summary left the ring."""
     ring = RecentTasks()
-    ring.submitted([_sub(1), Submission("o1", "other", b"\x92\x90\x80")], 10.0)
-    ring.events(
-        [
-            Event("task", "t1", "queued", "job", at=10.0),
-            Event("task", "t1", "running", "job", "w1", at=10.5),
-            Event("task", "t1", "retrying", "job", at=11.0),
-            Event("task", "t1", "queued", "job", at=12.0),
-            Event("task", "t1", "running", "job", "w2", at=12.0),
-            Event("task", "t1", "queued", "job", at=13.0),  # its worker was lost
-            Event("task", "t1", "running", "job", "w3", at=13.5),
-            Event("worker", "w9", "joined", at=13.0),
-        ]
-    )
+    ring.submitted([_sub(1), Submission("o1", "other", b"\x92\x90\x80", countdown=60)], 10.0)
+    assert ring.get("o1").status == "scheduled" and ring.get("t1").status == "queued"
+    ring.dispatched("w1", [Run("t1", "job", b"", 1)], 10.5)
+    assert ring.get("t1").status == "running" and ring.get("t1").worker == "w1"
+    ring.requeued([("t1", "job", "retry")], 11.0)
+    assert ring.get("t1").status == "retrying"
+    ring.dispatched("w2", [Run("t1", "job", b"", 2)], 12.0)
+    ring.requeued([("t1", "job", "redelivered")], 13.0)
+    assert ring.get("t1").status == "queued"
+    ring.dispatched("w3", [Run("t1", "job", b"", 3)], 13.5)
     ring.outcomes(
         [
             Outcome(
@@ -128,7 +126,6 @@ def test_ring_follows_events_and_outcomes() -> None:
         ],
         14.0,
     )
-    ring.events([Event("task", "t1", "failure", "job", at=14.0)])
     summary = ring.get("t1")
     assert summary is not None
     assert summary.status == "failure" and summary.attempts == 3 and summary.worker == "w3"
@@ -140,13 +137,22 @@ def test_ring_follows_events_and_outcomes() -> None:
         1,
         1,
     )
-    assert counters.run_time.counts[-1] == 0 and sum(counters.run_time.counts) == 1
-    assert sum(counters.queue_wait.counts) == 3
+    assert sum(counters.run_time.counts) == 1 and counters.run_time.sum == 0.5
+    # Waits from queued: the first attempt (0.5 s) and the redelivered one (0.5 s).
+    assert sum(counters.queue_wait.counts) == 2 and counters.queue_wait.sum == 1.0
     assert [s.id for s in ring.recent(status="failure")] == ["t1"]
     assert [s.id for s in ring.recent(name="oth")] == ["o1"]
     seen, changed = ring.changed_since(0)
     assert seen == ring.change_count and [s.id for s in changed] == ["t1", "o1"]
     assert ring.changed_since(seen) == (seen, [])
+
+    ring.requeued([("job@1-1", "tick", "periodic")], 20.0)
+    assert ring.get("job@1-1").status == "queued" and ring.names["tick"].submitted == 1
+
+    small = RecentTasks(max_entries=1)
+    small.submitted([_sub(1), _sub(2)], 1.0)
+    small.dispatched("w", [Run("t1", "job", b"", 1)], 2.0)
+    assert small.get("t1") is None and small.names["job"].started == 1
 
 
 def test_ring_bounds_the_number_of_metric_names() -> None:
