@@ -46,6 +46,8 @@ MAX_WAIT = 300.0
 """Longest ``?wait=`` a read may ask for, in seconds."""
 PAGE_INTERVAL = 0.5
 """The page's live stream sends at most one update per this many seconds."""
+STATS_INTERVAL = 0.9
+"""The statistics the page shows are at most this old (shared by every open page)."""
 KEEPALIVE = 15.0
 SUBMIT_FIELDS = ("task", "args", "kwargs", "priority", "countdown", "eta", "unique_key")
 _STATUS_OF_ERROR = {
@@ -184,6 +186,7 @@ class SSEResponse(Response):
 class _Snapshot:
     stats: dict[str, Any]
     at: float
+    wall: float
 
 
 class DashboardApp:
@@ -234,14 +237,15 @@ class DashboardApp:
         return f"{self._prefix}-{next(self._ids):x}"
 
     # -- shared reads -----------------------------------------------------------------
-    async def snapshot(self, max_age: float = PAGE_INTERVAL * 0.8) -> dict[str, Any]:
-        """ClusterStats as a dict, shared by every reader for ``max_age`` seconds."""
+    async def snapshot(self, max_age: float = STATS_INTERVAL) -> tuple[dict[str, Any], float]:
+        """ClusterStats as a dict and its wall time, shared by every page for ``max_age``
+        seconds (the control plane counts its tasks for it: not on every update)."""
         async with self._snapshot_lock:
             now = time.monotonic()
             if self._snapshot is None or now - self._snapshot.at > max_age:
                 stats = await self.node.statistics()
-                self._snapshot = _Snapshot(attrs.asdict(stats), time.monotonic())
-            return self._snapshot.stats
+                self._snapshot = _Snapshot(attrs.asdict(stats), time.monotonic(), time.time())
+            return self._snapshot.stats, self._snapshot.wall
 
     async def schedules(self) -> list[dict[str, Any]]:
         """Periodic tasks with their next fire time."""
@@ -528,7 +532,7 @@ class DashboardApp:
         html = _page.render_index(
             cluster=self.cluster,
             url=self.node.url,
-            stats=await self.snapshot(),
+            stats=(await self.snapshot())[0],
             schedules=await self.schedules(),
             tasks=[summary_json(s) for s in self.ring.recent(status=status, name=name)],
             ring=self.ring.statistics(),
@@ -592,10 +596,10 @@ class DashboardApp:
                     with trio.move_on_after(KEEPALIVE):
                         await hub.changed.wait()
                 version = hub.version
-                stats = await self.snapshot()
+                stats, at = await self.snapshot()
                 seen, changed = ring.changed_since(seen, 100)
                 update = {
-                    "at": time.time(),
+                    "at": at,
                     "stats": stats,
                     "tasks": [summary_json(s) for s in changed],
                     "ring": ring.statistics(),

@@ -37,47 +37,69 @@ TIME_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 
 
 
 class TaskSummary:
-    """What the page shows of one task."""
+    """What the page shows of one task.
+
+    It holds the accepted ``Submission`` (for the arguments) and the terminal
+    ``Outcome`` (error, times) themselves rather than copies of their fields: feeding
+    the ring costs the control plane's process as little as possible per task.
+    """
 
     __slots__ = (
         "attempts",
-        "completed_at",
-        "error",
         "id",
         "name",
-        "payload",
-        "priority",
+        "outcome",
         "queued_at",
         "size",
         "started_at",
         "status",
+        "sub",
         "submitted_at",
         "too_big",
         "updated_at",
         "worker",
     )
 
-    def __init__(self, id: str, name: str, status: str, at: float) -> None:
+    def __init__(
+        self, id: str, name: str, status: str, at: float, sub: Submission | None = None
+    ) -> None:
         self.id = id
         self.name = name
         self.status = status
-        self.priority: int | None = None
-        self.submitted_at = at
+        self.sub = sub
+        self.submitted_at = self.updated_at = at
         self.queued_at: float | None = None
         self.started_at: float | None = None
-        self.completed_at: float | None = None
-        self.updated_at = at
         self.attempts = 0
         self.worker: str | None = None
-        self.payload: bytes | None = None
+        self.outcome: Outcome | None = None
         self.too_big = 0  # size of arguments not kept
-        self.error: WireError | None = None
-        self.size = _OVERHEAD + len(id) + len(name)
+        self.size = _OVERHEAD
 
     @property
     def terminal(self) -> bool:
         """True for success, failure and cancelled."""
         return self.status in TERMINAL
+
+    @property
+    def payload(self) -> bytes | None:
+        """The packed arguments, if kept."""
+        return self.sub.payload if self.sub is not None else None
+
+    @property
+    def priority(self) -> int | None:
+        """The priority asked for at submission (None: the task's default)."""
+        return self.sub.priority if self.sub is not None else None
+
+    @property
+    def error(self) -> WireError | None:
+        """Why it failed or was cancelled."""
+        return self.outcome.error if self.outcome is not None else None
+
+    @property
+    def completed_at(self) -> float | None:
+        """When it finished (POSIX time)."""
+        return self.outcome.completed_at if self.outcome is not None else None
 
 
 class Histogram:
@@ -210,59 +232,87 @@ class RecentTasks:
                 counters = self.names[name] = NameCounters()
         return counters
 
-    def _add(self, summary: TaskSummary) -> None:
-        self._tasks[summary.id] = summary
-        self.bytes += summary.size
+    def _evict(self) -> None:
         tasks = self._tasks
         while len(tasks) > self.max_entries or (self.bytes > self.max_bytes and len(tasks) > 1):
             _, old = tasks.popitem(last=False)
             self.bytes -= old.size
             self.evicted += 1
 
+    def _add(self, summary: TaskSummary) -> None:
+        self._tasks[summary.id] = summary
+        self.bytes += summary.size
+        self._evict()
+
     def _changed(self, task_id: str) -> None:
         self.changes.append(task_id)
         self.change_count += 1
+
+    # The loops below are the hot path of the dashboard (every task passes through
+    # them): locals, one counters lookup per run of equal names, eviction per batch.
 
     def submitted(self, submissions: Iterable[Submission], at: float) -> None:
         """Tasks the control plane accepted (with their packed arguments)."""
         tasks = self._tasks
         keep = self.keep_arguments
+        changes = self.changes
+        added = 0
+        last_name = None
+        counters = None
         for sub in submissions:
-            self._counters(sub.name).submitted += 1
-            if sub.id in tasks:
+            name = sub.name
+            if name != last_name:
+                counters = self._counters(name)
+                last_name = name
+            counters.submitted += 1  # type: ignore[union-attr]
+            task_id = sub.id
+            if task_id in tasks:
                 continue
             later = (sub.countdown is not None and sub.countdown > 0) or (
                 sub.eta is not None and sub.eta > at
             )
-            summary = TaskSummary(sub.id, sub.name, "scheduled" if later else "queued", at)
+            size = len(sub.payload)
+            if size <= keep:
+                summary = TaskSummary(task_id, name, "scheduled" if later else "queued", at, sub)
+                summary.size += size + len(task_id)
+            else:
+                summary = TaskSummary(task_id, name, "scheduled" if later else "queued", at)
+                summary.too_big = size
             if not later:
                 summary.queued_at = at
-            summary.priority = sub.priority
-            if len(sub.payload) <= keep:
-                summary.payload = sub.payload
-                summary.size += len(sub.payload)
-            else:
-                summary.too_big = len(sub.payload)
-            self._add(summary)
-            self._changed(sub.id)
+            tasks[task_id] = summary
+            self.bytes += summary.size
+            changes.append(task_id)
+            added += 1
+        self.change_count += added
+        self._evict()
 
     def dispatched(self, worker: str, runs: Iterable[Run], at: float) -> None:
         """Attempts sent to ``worker``."""
         tasks = self._tasks
+        changes = self.changes
+        last_name = None
+        counters = None
+        changed = 0
         for run in runs:
-            counters = self._counters(run.name)
-            counters.started += 1
+            name = run.name
+            if name != last_name:
+                counters = self._counters(name)
+                last_name = name
+            counters.started += 1  # type: ignore[union-attr]
             summary = tasks.get(run.id)
-            if summary is None or summary.terminal:
+            if summary is None or summary.outcome is not None:
                 continue  # dropped from the ring already: its counters still count
             if summary.queued_at is not None:
-                counters.queue_wait.observe(at - summary.queued_at)
+                counters.queue_wait.observe(at - summary.queued_at)  # type: ignore[union-attr]
                 summary.queued_at = None
             summary.status = "running"
             summary.attempts = run.attempt
             summary.worker = worker
             summary.started_at = summary.updated_at = at
-            self._changed(run.id)
+            changes.append(run.id)
+            changed += 1
+        self.change_count += changed
 
     def requeued(self, items: Iterable[tuple[str, str, str]], at: float) -> None:
         """(id, name, why): "retry" (backing off), "redelivered" (its worker was lost,
@@ -290,40 +340,78 @@ class RecentTasks:
     def outcomes(self, outcomes: Iterable[Outcome], at: float) -> None:
         """Terminal outcomes (with error, traceback and timings)."""
         tasks = self._tasks
+        changes = self.changes
+        last_name = None
+        counters = None
+        changed = 0
         for outcome in outcomes:
-            summary = tasks.get(outcome.id)
-            if summary is None:
-                summary = TaskSummary(outcome.id, outcome.name, outcome.status, at)
-                self._add(summary)
-            elif summary.terminal:
+            task_id = outcome.id
+            summary = tasks.get(task_id)
+            if summary is not None and summary.outcome is not None:
                 continue
-            counters = self._counters(summary.name or outcome.name)
+            name = summary.name if summary is not None else outcome.name
+            if name != last_name:
+                counters = self._counters(name)
+                last_name = name
             status = outcome.status
             if status == "success":
-                counters.succeeded += 1
+                counters.succeeded += 1  # type: ignore[union-attr]
             elif status == "cancelled":
-                counters.cancelled += 1
+                counters.cancelled += 1  # type: ignore[union-attr]
             else:
-                counters.failed += 1
-            if outcome.started_at is not None and outcome.completed_at is not None:
-                counters.run_time.observe(outcome.completed_at - outcome.started_at)
-            summary.status = status
-            summary.attempts = max(summary.attempts, outcome.attempt)
-            summary.worker = outcome.worker or summary.worker
-            summary.started_at = outcome.started_at or summary.started_at
-            summary.completed_at = outcome.completed_at or at
-            summary.updated_at = summary.completed_at
+                counters.failed += 1  # type: ignore[union-attr]
+            started = outcome.started_at
+            completed = outcome.completed_at
+            if started is not None and completed is not None:
+                counters.run_time.observe(completed - started)  # type: ignore[union-attr]
+            grow = 0
+            value = outcome.value
             error = outcome.error
-            if error is not None:
-                if len(error.traceback) > MAX_TRACEBACK:
+            if (value is not None and len(value) > 256) or (
+                error is not None and len(error.traceback) > MAX_TRACEBACK
+            ):
+                # The ring keeps no big values (the cache has them) nor endless tracebacks.
+                if error is not None and len(error.traceback) > MAX_TRACEBACK:
                     error = WireError(
                         error.type, error.message, "...\n" + error.traceback[-MAX_TRACEBACK:]
                     )
-                grow = len(error.message) + len(error.traceback)
-                summary.error = error
+                outcome = Outcome(
+                    task_id,
+                    status,
+                    outcome.attempt,
+                    None,
+                    error,
+                    started,
+                    completed,
+                    outcome.worker,
+                    outcome.name,
+                )
+            elif value is not None:
+                grow += len(value)
+            if error is not None:
+                grow += len(error.message) + len(error.traceback)
+            if summary is None:
+                if status == "success":
+                    continue  # dropped while it waited (a burst): only failures come back
+                summary = TaskSummary(task_id, name, status, at)
+                summary.size += grow + len(task_id)
+                summary.outcome = outcome
+                self._add(summary)
+            else:
+                summary.outcome = outcome
                 summary.size += grow
                 self.bytes += grow
-            self._changed(outcome.id)
+            summary.status = status
+            if outcome.attempt > summary.attempts:
+                summary.attempts = outcome.attempt
+            if outcome.worker:
+                summary.worker = outcome.worker
+            if started:
+                summary.started_at = started
+            summary.updated_at = completed or at
+            changes.append(task_id)
+            changed += 1
+        self.change_count += changed
 
     def statistics(self) -> dict[str, Any]:
         """Entries, bytes and limits."""
