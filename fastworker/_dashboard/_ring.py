@@ -404,8 +404,8 @@ class RecentTasks:
             summary.status = status
             if outcome.attempt > summary.attempts:
                 summary.attempts = outcome.attempt
-            if outcome.worker:
-                summary.worker = outcome.worker
+            if outcome.worker and summary.worker is None:
+                summary.worker = outcome.worker  # else the worker id it was dispatched to
             if started:
                 summary.started_at = started
             summary.updated_at = completed or at

@@ -8,6 +8,7 @@ import socket
 
 import httpx
 import pytest
+import trio
 from dash_support import run_system
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -199,3 +200,45 @@ async def test_embedded_dashboard_serves_the_page() -> None:
             page = await http.get("/")
             assert page.status_code == 200 and "Recent tasks" in page.text
             assert "<script>" in page.text
+
+
+async def test_a_client_that_never_reads_events_does_not_slow_the_control_plane() -> None:
+    """An /api/v1/events client that stops reading (a stuck browser) loses events, while
+    thousands of tasks still flow through the control plane to the end, and the next
+    client that reads still gets its events."""
+    async with fastworker.open_control_plane(
+        dashboard="127.0.0.1:0", discovery=False, local_concurrency=8, max_queue=50_000
+    ) as node:
+        assert node.dashboard_url is not None
+        host, port = node.dashboard_url.removeprefix("http://").split(":")
+        stuck = trio.socket.socket()
+        stuck.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+        await stuck.connect((host, int(port)))
+        await stuck.send(f"GET /api/v1/events HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        with stuck:
+            await trio.sleep(0.2)  # it is subscribed; from now on it reads nothing
+            async with fastworker.open_client(node.url) as client:
+                with trio.fail_after(120):
+                    for _ in range(5):
+                        ids = await client.delay_batch(
+                            [("docs.slow.add", (i, 1), {}) for i in range(2000)]
+                        )
+                        results = await client.gather(ids)
+                        assert [r.value for r in results] == [i + 1 for i in range(2000)]
+                # The hub is healthy: a client that reads gets the next task's events.
+                async with (
+                    httpx.AsyncClient(base_url=node.dashboard_url) as http,
+                    http.stream("GET", "/api/v1/events") as stream,
+                ):
+                    lines = stream.aiter_lines()
+                    assert (await lines.__anext__()).startswith("retry:")
+                    task_id = await client.delay("docs.slow.add", 1, 2)
+                    with trio.fail_after(30):
+                        async for line in lines:
+                            if task_id in line and '"success"' in line:
+                                break
+
+
+@fastworker.task(name="docs.slow.add")
+def _slow_add(x: int, y: int) -> int:
+    return x + y
