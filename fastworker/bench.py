@@ -70,6 +70,7 @@ class BenchRow:
     seq_p99_ms: float = 0.0
     seq_calls: int = 0
     cp_idle_rss_mib: float = 0.0
+    cp_cpu_us_per_task: float = 0.0
     cp_peak_rss_mib: float = 0.0
     subworker_peak_rss_mib: list[float] = attrs.field(factory=list)
     client_peak_rss_mib: float = 0.0
@@ -95,6 +96,16 @@ def _status_kib(pid: int, field: str) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (0 if unknown)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _children(pid: int) -> list[int]:
@@ -189,9 +200,7 @@ async def _watch_page(base: str, updates: list[int], *, task_status: Any) -> Non
                     updates[0] += 1
 
 
-async def bench_one(
-    args: argparse.Namespace, subworkers: int, dashboard: bool = False
-) -> BenchRow:
+async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool = False) -> BenchRow:
     """Start a system with ``subworkers`` subworker processes and measure it.
 
     With ``dashboard``, the system serves its dashboard and this process follows the
@@ -249,8 +258,11 @@ async def bench_one(
                 await page.start(_watch_page, f"http://127.0.0.1:{dashboard_port}", updates)
             # Warm-up: imports, code paths, connections.
             await client.gather(await client.delay_batch([(ADD, (i, 0)) for i in range(500)]))
+            cpu = _cpu_seconds(process.pid)
             row.batched = await _batched(client, args.n, args.chunk)
             row.pipelined = await _pipelined(client, args.n, args.senders)
+            # CPU per task is steadier than tasks/s on a shared machine.
+            row.cp_cpu_us_per_task = (_cpu_seconds(process.pid) - cpu) / (2 * args.n) * 1e6
             latencies = await _sequential(client, args.seconds)
             latencies.sort()
             row.seq_calls = len(latencies)
@@ -284,7 +296,8 @@ def format_table(rows: list[BenchRow]) -> str:
     header = (
         f"{'subworkers':>10} {'dashboard':>9} {'batched/s':>11} {'pipelined/s':>12} "
         f"{'seq p50 ms':>11} "
-        f"{'seq p99 ms':>11} {'CP idle MiB':>12} {'CP peak MiB':>12} {'SW peak MiB':>14} "
+        f"{'seq p99 ms':>11} {'CP us/task':>10} {'CP idle MiB':>12} {'CP peak MiB':>12} "
+        f"{'SW peak MiB':>14} "
         f"{'total MiB':>10}"
     )
     lines = [header, "-" * len(header)]
@@ -293,7 +306,8 @@ def format_table(rows: list[BenchRow]) -> str:
         lines.append(
             f"{r.subworkers:>10} {'open' if r.dashboard else 'off':>9} {r.batched:>11,.0f} "
             f"{r.pipelined:>12,.0f} {r.seq_p50_ms:>11.3f} "
-            f"{r.seq_p99_ms:>11.3f} {r.cp_idle_rss_mib:>12.1f} {r.cp_peak_rss_mib:>12.1f} "
+            f"{r.seq_p99_ms:>11.3f} {r.cp_cpu_us_per_task:>10.1f} {r.cp_idle_rss_mib:>12.1f} "
+            f"{r.cp_peak_rss_mib:>12.1f} "
             f"{sw:>14} {r.total_peak_rss_mib:>10.1f}"
         )
     return "\n".join(lines)
@@ -328,7 +342,8 @@ async def run_bench(args: argparse.Namespace) -> int:
                 print(
                     f"dashboard open, {off.subworkers} subworker(s): batched "
                     f"{_change(off.batched, on.batched)}, pipelined "
-                    f"{_change(off.pipelined, on.pipelined)}, idle RSS "
+                    f"{_change(off.pipelined, on.pipelined)}, control plane CPU per task "
+                    f"{_change(off.cp_cpu_us_per_task, on.cp_cpu_us_per_task)}, idle RSS "
                     f"{off.cp_idle_rss_mib:.1f} -> {on.cp_idle_rss_mib:.1f} MiB"
                 )
     return 0
