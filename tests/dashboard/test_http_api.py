@@ -303,3 +303,20 @@ def test_explicit_address_taken_or_unsafe_exits_2() -> None:
         "control-plane", "--tasks", "dash_tasks", "--dashboard", "nonsense", "--no-discovery"
     )
     assert run.returncode == 2 and "HOST:PORT" in run.stderr
+
+
+async def test_ctrl_c_with_streams_open_exits_0() -> None:
+    """Ctrl-C drains and exits 0 promptly even while a page's live stream and an events
+    stream are open (the HTTP server ends with the control plane)."""
+    import signal
+
+    async with run_system() as system, system.http() as http:
+        async with (
+            http.stream("GET", "/ui/stream") as page,
+            http.stream("GET", "/api/v1/events") as events,
+        ):
+            assert page.status_code == 200 and events.status_code == 200
+            system.process.send_signal(signal.SIGINT)
+            with trio.fail_after(30):
+                code = await system.process.wait()
+        assert code == 0, system.output()
