@@ -36,70 +36,67 @@ TIME_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 
 """Histogram bucket bounds in seconds (run time, queue wait, journal commits)."""
 
 
-class TaskSummary:
-    """What the page shows of one task.
+# A ring entry is a plain list (the cheapest object to make and update per task); a
+# TaskSummary is a read-only view of one, made only when someone reads.
+_SUB, _NAME, _STATUS, _SUBMITTED, _QUEUED, _STARTED, _UPDATED = range(7)
+_ATTEMPTS, _WORKER, _OUTCOME, _SIZE, _TOO_BIG = range(7, 12)
 
-    It holds the accepted ``Submission`` (for the arguments) and the terminal
-    ``Outcome`` (error, times) themselves rather than copies of their fields: feeding
-    the ring costs the control plane's process as little as possible per task.
+
+class TaskSummary:
+    """What the page shows of one task (a view of its ring entry).
+
+    The entry holds the accepted ``Submission`` (for the arguments) and the terminal
+    ``Outcome`` (error, times) themselves rather than copies of their fields.
     """
 
-    __slots__ = (
-        "attempts",
-        "id",
-        "name",
-        "outcome",
-        "queued_at",
-        "size",
-        "started_at",
-        "status",
-        "sub",
-        "submitted_at",
-        "too_big",
-        "updated_at",
-        "worker",
-    )
+    __slots__ = ("_entry", "id")
 
-    def __init__(
-        self, id: str, name: str, status: str, at: float, sub: Submission | None = None
-    ) -> None:
+    def __init__(self, id: str, entry: list[Any]) -> None:
         self.id = id
-        self.name = name
-        self.status = status
-        self.sub = sub
-        self.submitted_at = self.updated_at = at
-        self.queued_at: float | None = None
-        self.started_at: float | None = None
-        self.attempts = 0
-        self.worker: str | None = None
-        self.outcome: Outcome | None = None
-        self.too_big = 0  # size of arguments not kept
-        self.size = _OVERHEAD
+        self._entry = entry
+
+    name = property(lambda self: self._entry[_NAME], doc="The task name.")
+    status = property(lambda self: self._entry[_STATUS], doc="A TaskStatus value.")
+    submitted_at = property(lambda self: self._entry[_SUBMITTED], doc="Accepted at (POSIX).")
+    started_at = property(lambda self: self._entry[_STARTED], doc="Last attempt started at.")
+    updated_at = property(lambda self: self._entry[_UPDATED], doc="Last change at.")
+    attempts = property(lambda self: self._entry[_ATTEMPTS], doc="Attempts started.")
+    worker = property(lambda self: self._entry[_WORKER], doc="Worker of the last attempt.")
+    too_big = property(lambda self: self._entry[_TOO_BIG], doc="Size of arguments not kept.")
+    size = property(lambda self: self._entry[_SIZE], doc="Approximate bytes held.")
 
     @property
     def terminal(self) -> bool:
         """True for success, failure and cancelled."""
-        return self.status in TERMINAL
+        return self._entry[_STATUS] in TERMINAL
 
     @property
     def payload(self) -> bytes | None:
         """The packed arguments, if kept."""
-        return self.sub.payload if self.sub is not None else None
+        sub = self._entry[_SUB]
+        return sub.payload if sub is not None else None
 
     @property
     def priority(self) -> int | None:
         """The priority asked for at submission (None: the task's default)."""
-        return self.sub.priority if self.sub is not None else None
+        sub = self._entry[_SUB]
+        return sub.priority if sub is not None else None
 
     @property
     def error(self) -> WireError | None:
         """Why it failed or was cancelled."""
-        return self.outcome.error if self.outcome is not None else None
+        outcome = self._entry[_OUTCOME]
+        return outcome.error if outcome is not None else None
 
     @property
     def completed_at(self) -> float | None:
         """When it finished (POSIX time)."""
-        return self.outcome.completed_at if self.outcome is not None else None
+        outcome = self._entry[_OUTCOME]
+        return outcome.completed_at if outcome is not None else None
+
+
+def _entry(sub: Submission | None, name: str, status: str, at: float, size: int) -> list[Any]:
+    return [sub, name, status, at, None, None, at, 0, None, None, size, 0]
 
 
 class Histogram:
@@ -169,7 +166,7 @@ class RecentTasks:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.keep_arguments = keep_arguments
-        self._tasks: OrderedDict[str, TaskSummary] = OrderedDict()
+        self._tasks: OrderedDict[str, list[Any]] = OrderedDict()
         self.bytes = 0
         self.evicted = 0
         self.names: dict[str, NameCounters] = {}
@@ -183,19 +180,20 @@ class RecentTasks:
 
     def get(self, task_id: str) -> TaskSummary | None:
         """The summary of a task, or None if it was never seen or was dropped."""
-        return self._tasks.get(task_id)
+        entry = self._tasks.get(task_id)
+        return TaskSummary(task_id, entry) if entry is not None else None
 
     def recent(
         self, *, status: str | None = None, name: str | None = None, limit: int = 100
     ) -> list[TaskSummary]:
         """Newest first, filtered by exact status and by name (substring)."""
         out: list[TaskSummary] = []
-        for summary in reversed(self._tasks.values()):
-            if status and summary.status != status:
+        for task_id, entry in reversed(self._tasks.items()):
+            if status and entry[_STATUS] != status:
                 continue
-            if name and name not in summary.name:
+            if name and name not in entry[_NAME]:
                 continue
-            out.append(summary)
+            out.append(TaskSummary(task_id, entry))
             if len(out) >= limit:
                 break
         return out
@@ -205,20 +203,20 @@ class RecentTasks:
         fresh = min(self.change_count - seen, len(self.changes))
         out: list[TaskSummary] = []
         ids: set[str] = set()
-        for index in range(len(self.changes) - 1, len(self.changes) - 1 - fresh, -1):
-            task_id = self.changes[index]
+        recent = list(self.changes)[len(self.changes) - fresh :]
+        for task_id in reversed(recent):
             if task_id in ids:
                 continue
             ids.add(task_id)
-            summary = self._tasks.get(task_id)
-            if summary is not None:
-                out.append(summary)
+            entry = self._tasks.get(task_id)
+            if entry is not None:
+                out.append(TaskSummary(task_id, entry))
                 if len(out) >= limit:
                     break
         return self.change_count, out
 
     def __iter__(self) -> Iterator[TaskSummary]:
-        return iter(self._tasks.values())
+        return (TaskSummary(i, e) for i, e in self._tasks.items())
 
     # -- feeding ----------------------------------------------------------------------
     def _counters(self, name: str) -> NameCounters:
@@ -236,81 +234,81 @@ class RecentTasks:
         tasks = self._tasks
         while len(tasks) > self.max_entries or (self.bytes > self.max_bytes and len(tasks) > 1):
             _, old = tasks.popitem(last=False)
-            self.bytes -= old.size
+            self.bytes -= old[_SIZE]
             self.evicted += 1
 
-    def _add(self, summary: TaskSummary) -> None:
-        self._tasks[summary.id] = summary
-        self.bytes += summary.size
-        self._evict()
-
-    def _changed(self, task_id: str) -> None:
-        self.changes.append(task_id)
-        self.change_count += 1
-
     # The loops below are the hot path of the dashboard (every task passes through
-    # them): locals, one counters lookup per run of equal names, eviction per batch.
+    # them): locals, list entries, one counters lookup per run of equal names,
+    # eviction once per batch.
 
     def submitted(self, submissions: Iterable[Submission], at: float) -> None:
         """Tasks the control plane accepted (with their packed arguments)."""
         tasks = self._tasks
         keep = self.keep_arguments
-        changes = self.changes
-        added = 0
+        append = self.changes.append
+        added = grown = 0
         last_name = None
-        counters = None
+        counters: Any = None
         for sub in submissions:
             name = sub.name
             if name != last_name:
                 counters = self._counters(name)
                 last_name = name
-            counters.submitted += 1  # type: ignore[union-attr]
+            counters.submitted += 1
             task_id = sub.id
             if task_id in tasks:
                 continue
-            later = (sub.countdown is not None and sub.countdown > 0) or (
+            if (sub.countdown is not None and sub.countdown > 0) or (
                 sub.eta is not None and sub.eta > at
-            )
+            ):
+                status = "scheduled"
+            else:
+                status = "queued"
             size = len(sub.payload)
             if size <= keep:
-                summary = TaskSummary(task_id, name, "scheduled" if later else "queued", at, sub)
-                summary.size += size + len(task_id)
+                size += _OVERHEAD + len(task_id)
+                entry = [sub, name, status, at, None, None, at, 0, None, None, size, 0]
             else:
-                summary = TaskSummary(task_id, name, "scheduled" if later else "queued", at)
-                summary.too_big = size
-            if not later:
-                summary.queued_at = at
-            tasks[task_id] = summary
-            self.bytes += summary.size
-            changes.append(task_id)
+                entry = [None, name, status, at, None, None, at, 0, None, None, _OVERHEAD, size]
+                size = _OVERHEAD
+            if status == "queued":
+                entry[_QUEUED] = at
+            tasks[task_id] = entry
+            grown += size
+            append(task_id)
             added += 1
+        self.bytes += grown
         self.change_count += added
         self._evict()
 
     def dispatched(self, worker: str, runs: Iterable[Run], at: float) -> None:
         """Attempts sent to ``worker``."""
-        tasks = self._tasks
-        changes = self.changes
+        get = self._tasks.get
+        append = self.changes.append
         last_name = None
-        counters = None
+        counters: Any = None
         changed = 0
         for run in runs:
             name = run.name
             if name != last_name:
                 counters = self._counters(name)
                 last_name = name
-            counters.started += 1  # type: ignore[union-attr]
-            summary = tasks.get(run.id)
-            if summary is None or summary.outcome is not None:
+            counters.started += 1
+            entry = get(run.id)
+            if entry is None or entry[_OUTCOME] is not None:
                 continue  # dropped from the ring already: its counters still count
-            if summary.queued_at is not None:
-                counters.queue_wait.observe(at - summary.queued_at)  # type: ignore[union-attr]
-                summary.queued_at = None
-            summary.status = "running"
-            summary.attempts = run.attempt
-            summary.worker = worker
-            summary.started_at = summary.updated_at = at
-            changes.append(run.id)
+            queued = entry[_QUEUED]
+            if queued is not None:
+                wait = counters.queue_wait
+                value = at - queued if at > queued else 0.0
+                wait.counts[bisect_left(TIME_BUCKETS, value)] += 1
+                wait.sum += value
+                entry[_QUEUED] = None
+            entry[_STATUS] = "running"
+            entry[_ATTEMPTS] = run.attempt
+            entry[_WORKER] = worker
+            entry[_STARTED] = entry[_UPDATED] = at
+            append(run.id)
             changed += 1
         self.change_count += changed
 
@@ -320,98 +318,112 @@ class RecentTasks:
         tasks = self._tasks
         for task_id, name, why in items:
             counters = self._counters(name)
-            summary = tasks.get(task_id)
+            entry = tasks.get(task_id)
             if why == "periodic":
                 counters.submitted += 1
-                if summary is None:
-                    summary = TaskSummary(task_id, name, "queued", at)
-                    self._add(summary)
+                if entry is None:
+                    entry = tasks[task_id] = _entry(None, name, "queued", at, _OVERHEAD)
+                    self.bytes += _OVERHEAD
+                    self._evict()
             elif why == "retry":
                 counters.retried += 1
             else:
                 counters.redelivered += 1
-            if summary is None or summary.terminal:
+            if entry is None or entry[_OUTCOME] is not None:
                 continue
-            summary.status = "retrying" if why == "retry" else "queued"
-            summary.queued_at = None if why == "retry" else at
-            summary.updated_at = at
+            entry[_STATUS] = "retrying" if why == "retry" else "queued"
+            entry[_QUEUED] = None if why == "retry" else at
+            entry[_UPDATED] = at
             self._changed(task_id)
+
+    def _changed(self, task_id: str) -> None:
+        self.changes.append(task_id)
+        self.change_count += 1
 
     def outcomes(self, outcomes: Iterable[Outcome], at: float) -> None:
         """Terminal outcomes (with error, traceback and timings)."""
         tasks = self._tasks
-        changes = self.changes
+        append = self.changes.append
         last_name = None
-        counters = None
-        changed = 0
+        counters: Any = None
+        changed = grown = 0
         for outcome in outcomes:
             task_id = outcome.id
-            summary = tasks.get(task_id)
-            if summary is not None and summary.outcome is not None:
+            entry = tasks.get(task_id)
+            if entry is not None and entry[_OUTCOME] is not None:
                 continue
-            name = summary.name if summary is not None else outcome.name
+            name = entry[_NAME] if entry is not None else outcome.name
             if name != last_name:
                 counters = self._counters(name)
                 last_name = name
             status = outcome.status
             if status == "success":
-                counters.succeeded += 1  # type: ignore[union-attr]
+                counters.succeeded += 1
             elif status == "cancelled":
-                counters.cancelled += 1  # type: ignore[union-attr]
+                counters.cancelled += 1
             else:
-                counters.failed += 1  # type: ignore[union-attr]
+                counters.failed += 1
             started = outcome.started_at
             completed = outcome.completed_at
             if started is not None and completed is not None:
-                counters.run_time.observe(completed - started)  # type: ignore[union-attr]
+                run_time = counters.run_time
+                value_s = completed - started if completed > started else 0.0
+                run_time.counts[bisect_left(TIME_BUCKETS, value_s)] += 1
+                run_time.sum += value_s
+            if entry is None and status == "success":
+                continue  # dropped while it waited (a burst): only failures come back
             grow = 0
             value = outcome.value
             error = outcome.error
-            if (value is not None and len(value) > 256) or (
-                error is not None and len(error.traceback) > MAX_TRACEBACK
-            ):
-                # The ring keeps no big values (the cache has them) nor endless tracebacks.
-                if error is not None and len(error.traceback) > MAX_TRACEBACK:
-                    error = WireError(
-                        error.type, error.message, "...\n" + error.traceback[-MAX_TRACEBACK:]
-                    )
-                outcome = Outcome(
-                    task_id,
-                    status,
-                    outcome.attempt,
-                    None,
-                    error,
-                    started,
-                    completed,
-                    outcome.worker,
-                    outcome.name,
-                )
-            elif value is not None:
-                grow += len(value)
+            if value is not None:
+                if len(value) > 256 or (error is not None and len(error.traceback) > MAX_TRACEBACK):
+                    outcome = self._trimmed(outcome)
+                    error = outcome.error
+                else:
+                    grow += len(value)
             if error is not None:
-                grow += len(error.message) + len(error.traceback)
-            if summary is None:
-                if status == "success":
-                    continue  # dropped while it waited (a burst): only failures come back
-                summary = TaskSummary(task_id, name, status, at)
-                summary.size += grow + len(task_id)
-                summary.outcome = outcome
-                self._add(summary)
+                if len(error.traceback) > MAX_TRACEBACK:
+                    outcome = self._trimmed(outcome)
+                    error = outcome.error
+                grow += len(error.message) + len(error.traceback)  # type: ignore[union-attr]
+            if entry is None:
+                entry = tasks[task_id] = _entry(None, name, status, at, _OVERHEAD + grow)
+                grow += _OVERHEAD
             else:
-                summary.outcome = outcome
-                summary.size += grow
-                self.bytes += grow
-            summary.status = status
-            if outcome.attempt > summary.attempts:
-                summary.attempts = outcome.attempt
-            if outcome.worker and summary.worker is None:
-                summary.worker = outcome.worker  # else the worker id it was dispatched to
+                entry[_SIZE] += grow
+                entry[_STATUS] = status
+            grown += grow
+            entry[_OUTCOME] = outcome
+            if outcome.attempt > entry[_ATTEMPTS]:
+                entry[_ATTEMPTS] = outcome.attempt
+            if entry[_WORKER] is None:
+                entry[_WORKER] = outcome.worker  # else the worker id it was dispatched to
             if started:
-                summary.started_at = started
-            summary.updated_at = completed or at
-            changes.append(task_id)
+                entry[_STARTED] = started
+            entry[_UPDATED] = completed or at
+            append(task_id)
             changed += 1
+        self.bytes += grown
         self.change_count += changed
+        self._evict()
+
+    @staticmethod
+    def _trimmed(outcome: Outcome) -> Outcome:
+        """Without its value (the cache has it) and with at most MAX_TRACEBACK of trace."""
+        error = outcome.error
+        if error is not None and len(error.traceback) > MAX_TRACEBACK:
+            error = WireError(error.type, error.message, "...\n" + error.traceback[-MAX_TRACEBACK:])
+        return Outcome(
+            outcome.id,
+            outcome.status,
+            outcome.attempt,
+            None,
+            error,
+            outcome.started_at,
+            outcome.completed_at,
+            outcome.worker,
+            outcome.name,
+        )
 
     def statistics(self) -> dict[str, Any]:
         """Entries, bytes and limits."""
