@@ -71,6 +71,8 @@ class BenchRow:
     seq_calls: int = 0
     cp_idle_rss_mib: float = 0.0
     cp_cpu_us_per_task: float = 0.0
+    dashboard_cpu_share: float = 0.0
+    """With the dashboard open: its share of the control plane's CPU in the throughput runs."""
     cp_peak_rss_mib: float = 0.0
     subworker_peak_rss_mib: list[float] = attrs.field(factory=list)
     client_peak_rss_mib: float = 0.0
@@ -185,6 +187,20 @@ async def _sequential(client: Any, seconds: float) -> list[float]:
     return latencies
 
 
+async def _dashboard_cpu(base: str) -> float:
+    """fastworker_dashboard_cpu_seconds_total from /metrics."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        text = (await http.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "fastworker_dashboard_cpu_seconds_total":
+                return float(sample.value)
+    return 0.0
+
+
 async def _watch_page(base: str, updates: list[int], *, task_status: Any) -> None:
     """What a browser with the dashboard open does: load the page, follow its stream."""
     import httpx
@@ -247,6 +263,7 @@ async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool =
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTWORKER_")}
     process = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL, env=env)
     row = BenchRow(subworkers, dashboard)
+    base = f"http://127.0.0.1:{dashboard_port}"
     updates = [0]
     try:
         async with open_client(url, connect_timeout=30.0) as client, trio.open_nursery() as page:
@@ -255,14 +272,18 @@ async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool =
             await trio.sleep(0.2)
             row.cp_idle_rss_mib = _status_kib(process.pid, "VmRSS") / 1024
             if dashboard:
-                await page.start(_watch_page, f"http://127.0.0.1:{dashboard_port}", updates)
+                await page.start(_watch_page, base, updates)
             # Warm-up: imports, code paths, connections.
             await client.gather(await client.delay_batch([(ADD, (i, 0)) for i in range(500)]))
+            dashboard_cpu = await _dashboard_cpu(base) if dashboard else 0.0
             cpu = _cpu_seconds(process.pid)
             row.batched = await _batched(client, args.n, args.chunk)
             row.pipelined = await _pipelined(client, args.n, args.senders)
             # CPU per task is steadier than tasks/s on a shared machine.
-            row.cp_cpu_us_per_task = (_cpu_seconds(process.pid) - cpu) / (2 * args.n) * 1e6
+            spent = _cpu_seconds(process.pid) - cpu
+            row.cp_cpu_us_per_task = spent / (2 * args.n) * 1e6
+            if dashboard and spent > 0:
+                row.dashboard_cpu_share = (await _dashboard_cpu(base) - dashboard_cpu) / spent
             latencies = await _sequential(client, args.seconds)
             latencies.sort()
             row.seq_calls = len(latencies)
@@ -343,7 +364,8 @@ async def run_bench(args: argparse.Namespace) -> int:
                     f"dashboard open, {off.subworkers} subworker(s): batched "
                     f"{_change(off.batched, on.batched)}, pipelined "
                     f"{_change(off.pipelined, on.pipelined)}, control plane CPU per task "
-                    f"{_change(off.cp_cpu_us_per_task, on.cp_cpu_us_per_task)}, idle RSS "
+                    f"{_change(off.cp_cpu_us_per_task, on.cp_cpu_us_per_task)} (the dashboard's "
+                    f"own share of it: {on.dashboard_cpu_share * 100:.1f}%), idle RSS "
                     f"{off.cp_idle_rss_mib:.1f} -> {on.cp_idle_rss_mib:.1f} MiB"
                 )
     return 0

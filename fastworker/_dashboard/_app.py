@@ -521,7 +521,9 @@ class DashboardApp:
         stats = attrs.asdict(await self.node.statistics())
         cache = await self.cache.ask(GetCacheStatistics())
         journal = self.hub.journal_commits if self.node.journal is not None else None
-        body = _metrics.render(_metrics.collect(stats, cache, self.ring, journal))
+        body = _metrics.render(
+            _metrics.collect(stats, cache, self.ring, journal, self.hub.cpu_seconds)
+        )
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # -- the page ---------------------------------------------------------------------
@@ -597,6 +599,7 @@ class DashboardApp:
                         await hub.changed.wait()
                 version = hub.version
                 stats, at = await self.snapshot()
+                began = time.thread_time()
                 seen, changed = ring.changed_since(seen, 100)
                 update = {
                     "at": at,
@@ -604,7 +607,9 @@ class DashboardApp:
                     "tasks": [summary_json(s) for s in changed],
                     "ring": ring.statistics(),
                 }
-                await send("data: " + json.dumps(update, default=repr) + "\n\n")
+                text = "data: " + json.dumps(update, default=repr) + "\n\n"
+                hub.cpu_seconds += time.thread_time() - began
+                await send(text)
                 await trio.sleep(PAGE_INTERVAL)
 
         return SSEResponse(produce)

@@ -12,6 +12,7 @@ is told how many), it never slows the control plane.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import trio
@@ -52,6 +53,9 @@ class Hub(Actor):
         """Batches handled; a reader that saw an older one has news waiting."""
         self.streams: set[EventStream] = set()
         self.journal_commits = Histogram()
+        self.cpu_seconds = 0.0
+        """CPU time spent feeding the ring and the page streams (what the dashboard costs
+        the control plane's thread)."""
         self._waiters: dict[str, list[trio.Event]] = {}
 
     async def started(self, ctx: Context) -> None:
@@ -60,6 +64,7 @@ class Hub(Actor):
 
     async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
         """Feed the ring, wake waiters, fan out events; then one change notification."""
+        began = time.thread_time()
         ring = self.ring
         for delivery in batch:
             msg = delivery.message
@@ -86,6 +91,7 @@ class Hub(Actor):
         self.version += 1
         changed, self.changed = self.changed, trio.Event()
         changed.set()
+        self.cpu_seconds += time.thread_time() - began
 
     async def receive(self, ctx: Context, message: Any) -> Any:
         """Nothing else is expected."""

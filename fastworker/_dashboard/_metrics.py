@@ -51,6 +51,7 @@ def collect(
     cache: Any,
     ring: RecentTasks,
     journal_commits: Histogram | None,
+    dashboard_cpu: float = 0.0,
 ) -> list[Metric]:
     """Every fastworker_* metric family for one scrape.
 
@@ -148,6 +149,13 @@ def collect(
         )
         _histogram(commits, [], journal_commits)
         out.append(commits)
+    out.append(
+        CounterMetricFamily(
+            "fastworker_dashboard_cpu_seconds",
+            "CPU time the dashboard's observer and live pages took from the control plane.",
+            value=dashboard_cpu,
+        )
+    )
     ring_stats = ring.statistics()
     out.append(
         GaugeMetricFamily(

@@ -10,7 +10,7 @@ It also counts per task name what ``/metrics`` exposes (submitted, started, succ
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -166,7 +166,8 @@ class RecentTasks:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.keep_arguments = keep_arguments
-        self._tasks: OrderedDict[str, list[Any]] = OrderedDict()
+        self._tasks: dict[str, list[Any]] = {}
+        self._order: deque[str] = deque()  # ids, oldest first (cheaper than OrderedDict)
         self.bytes = 0
         self.evicted = 0
         self.names: dict[str, NameCounters] = {}
@@ -232,10 +233,12 @@ class RecentTasks:
 
     def _evict(self) -> None:
         tasks = self._tasks
+        order = self._order
         while len(tasks) > self.max_entries or (self.bytes > self.max_bytes and len(tasks) > 1):
-            _, old = tasks.popitem(last=False)
-            self.bytes -= old[_SIZE]
-            self.evicted += 1
+            old = tasks.pop(order.popleft(), None)
+            if old is not None:
+                self.bytes -= old[_SIZE]
+                self.evicted += 1
 
     # The loops below are the hot path of the dashboard (every task passes through
     # them): locals, list entries, one counters lookup per run of equal names,
@@ -246,6 +249,7 @@ class RecentTasks:
         tasks = self._tasks
         keep = self.keep_arguments
         append = self.changes.append
+        order = self._order.append
         added = grown = 0
         last_name = None
         counters: Any = None
@@ -274,6 +278,7 @@ class RecentTasks:
             if status == "queued":
                 entry[_QUEUED] = at
             tasks[task_id] = entry
+            order(task_id)
             grown += size
             append(task_id)
             added += 1
@@ -323,6 +328,7 @@ class RecentTasks:
                 counters.submitted += 1
                 if entry is None:
                     entry = tasks[task_id] = _entry(None, name, "queued", at, _OVERHEAD)
+                    self._order.append(task_id)
                     self.bytes += _OVERHEAD
                     self._evict()
             elif why == "retry":
@@ -388,6 +394,7 @@ class RecentTasks:
                 grow += len(error.message) + len(error.traceback)  # type: ignore[union-attr]
             if entry is None:
                 entry = tasks[task_id] = _entry(None, name, status, at, _OVERHEAD + grow)
+                self._order.append(task_id)
                 grow += _OVERHEAD
             else:
                 entry[_SIZE] += grow
