@@ -11,7 +11,7 @@ import logging
 import random
 from collections.abc import Iterable
 from itertools import count
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -160,20 +160,24 @@ class EventSubscription:
     enabled: bool
 
 
-@attrs.frozen
-class Observed:
-    """What an observer (the dashboard) is told after each batch, read-only.
+class Observer(Protocol):
+    """Told after each batch what the control plane did (read-only; the dashboard).
 
     ``submissions`` accepted; ``dispatched`` (worker id, runs) sent to workers;
     ``requeued`` (id, name, why) with why "retry", "redelivered" or "periodic" (a new
     periodic run); ``outcomes`` terminal (the list the cache gets). The lists are the
-    control plane's own (no copies): observers must not change them.
+    control plane's own (no copies): an observer must not change them, must not block
+    and should be quick: it runs in the control plane's turn, a plain call rather than
+    a message, so feeding it costs no task switch.
     """
 
-    submissions: list[Submission]
-    outcomes: list[Outcome]
-    dispatched: list[tuple[str, list[Run]]] = attrs.field(factory=list)
-    requeued: list[tuple[str, str, str]] = attrs.field(factory=list)
+    def __call__(
+        self,
+        submissions: list[Submission],
+        dispatched: list[tuple[str, list[Run]]],
+        requeued: list[tuple[str, str, str]],
+        outcomes: list[Outcome],
+    ) -> None: ...
 
 
 @attrs.frozen
@@ -282,8 +286,8 @@ class ControlPlane(Actor):
         self.config = config
         self.scheduler: ActorRef | None = None
         self.journal: ActorRef | None = None
-        self.observer: ActorRef | None = None
-        """Told Observed after each batch (read-only: the dashboard's recent tasks)."""
+        self.observer: Observer | None = None
+        """Called after each batch (read-only: the dashboard's recent tasks, metrics)."""
         self._observed: list[Submission] = []
         self._observed_runs: list[tuple[str, list[Run]]] = []
         self._observed_requeued: list[tuple[str, str, str]] = []
@@ -329,9 +333,10 @@ class ControlPlane(Actor):
             runs, self._observed_runs = self._observed_runs, []
             requeued, self._observed_requeued = self._observed_requeued, []
             try:
-                self.observer.tell_nowait(Observed(observed, outcomes, runs, requeued))
-            except Exception as exc:  # an observer never holds the control plane back
-                log.debug("observer %r missed a batch: %s", self.observer, exc)
+                self.observer(observed, runs, requeued, outcomes)
+            except Exception:  # an observer never takes the control plane down
+                log.exception("the observer %r failed; it is dropped", self.observer)
+                self.observer = None
 
     def _flush(self) -> None:
         self._flush_outcomes()

@@ -596,7 +596,7 @@ class DashboardApp:
             while True:
                 if version == hub.version:
                     with trio.move_on_after(KEEPALIVE):
-                        await hub.changed.wait()
+                        await hub.wait_changed()
                 version = hub.version
                 stats, at = await self.snapshot()
                 began = time.thread_time()

@@ -1,7 +1,8 @@
 """The dashboard's observer actor: fed by the control plane, read by the HTTP app.
 
-It is told what the control plane accepted, dispatched, requeued and finished after
-each batch (``Observed``: lists the control plane built anyway); it keeps the
+It is the control plane's observer (``observe``, called in the control plane's turn
+after each batch with lists it built anyway: accepted, dispatched, requeued,
+finished); it keeps the
 recent-task ring and the metric counters, wakes long-polls, tells the page streams
 that something changed, and, while an ``/api/v1/events`` client is connected,
 subscribes to the control plane's event stream and fans it out. Everything it sends
@@ -19,8 +20,8 @@ import trio
 
 from actors import Actor, ActorRef, Context, Delivery
 
-from .._control_plane import EventSubscription, Observed, WatchIds
-from .._messages import Event, Events, Results, Unknown
+from .._control_plane import EventSubscription, WatchIds
+from .._messages import Event, Events, Outcome, Results, Run, Submission, Unknown
 from ._ring import Histogram, RecentTasks
 
 log = logging.getLogger("fastworker.dashboard")
@@ -50,7 +51,8 @@ class Hub(Actor):
         self.ref: ActorRef | None = None
         self.changed = trio.Event()
         self.version = 0
-        """Batches handled; a reader that saw an older one has news waiting."""
+        """Batches observed; a reader that saw an older one has news waiting."""
+        self.page_waiters = 0
         self.streams: set[EventStream] = set()
         self.journal_commits = Histogram()
         self.cpu_seconds = 0.0
@@ -62,24 +64,37 @@ class Hub(Actor):
         """Remember our ref (for watches and event subscriptions)."""
         self.ref = ctx.self
 
-    async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
-        """Feed the ring, wake waiters, fan out events; then one change notification."""
+    def observe(
+        self,
+        submissions: list[Submission],
+        dispatched: list[tuple[str, list[Run]]],
+        requeued: list[tuple[str, str, str]],
+        outcomes: list[Outcome],
+    ) -> None:
+        """The control plane's observer: called in its turn after each batch."""
         began = time.thread_time()
         ring = self.ring
+        now = self.clock()
+        if submissions:
+            ring.submitted(submissions, now)
+        if requeued:
+            ring.requeued(requeued, now)
+        for worker, runs in dispatched:
+            ring.dispatched(worker, runs, now)
+        if outcomes:
+            ring.outcomes(outcomes, now)
+        self.version += 1
+        if self.page_waiters:
+            changed, self.changed = self.changed, trio.Event()
+            changed.set()
+        self.cpu_seconds += time.thread_time() - began
+
+    async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
+        """Wake long-polls (Results, Unknown) and fan out events."""
         for delivery in batch:
             msg = delivery.message
             kind = type(msg)
-            if kind is Observed:
-                now = self.clock()
-                if msg.submissions:
-                    ring.submitted(msg.submissions, now)
-                if msg.requeued:
-                    ring.requeued(msg.requeued, now)
-                for worker, runs in msg.dispatched:
-                    ring.dispatched(worker, runs, now)
-                if msg.outcomes:
-                    ring.outcomes(msg.outcomes, now)
-            elif kind is Events:
+            if kind is Events:
                 if self.streams:
                     self._fan_out(msg.events)
             elif kind is Results:
@@ -88,10 +103,14 @@ class Hub(Actor):
                 self._wake(msg.ids)
             else:
                 await self.handle(ctx, delivery)
-        self.version += 1
-        changed, self.changed = self.changed, trio.Event()
-        changed.set()
-        self.cpu_seconds += time.thread_time() - began
+
+    async def wait_changed(self) -> None:
+        """Return after the next batch the observer sees (the caller owns the timeout)."""
+        self.page_waiters += 1
+        try:
+            await self.changed.wait()
+        finally:
+            self.page_waiters -= 1
 
     async def receive(self, ctx: Context, message: Any) -> Any:
         """Nothing else is expected."""
@@ -117,7 +136,7 @@ class Hub(Actor):
         """A new ``/api/v1/events`` stream; the first one subscribes to the events.
 
         The control plane makes events only while someone subscribes, so the page and
-        the metrics (fed by ``Observed``) cost it nothing per event.
+        the metrics (fed by ``observe``) cost it nothing per event.
         """
         stream = EventStream()
         self.streams.add(stream)

@@ -160,8 +160,8 @@ async def serve_dashboard(
         ring = RecentTasks(config.recent_tasks, config.recent_bytes, config.keep_arguments)
         core_ref = node.system.ref("control-plane-core")
         hub = Hub(core_ref, ring, node.clock.now)
-        hub_ref = await node.system.spawn(HUB, hub, capacity=10_000, overflow="drop_oldest")
-        node.control_plane.observer = hub_ref
+        await node.system.spawn(HUB, hub, capacity=10_000, overflow="drop_oldest")
+        node.control_plane.observer = hub.observe
         if node.journal is not None:
             node.journal.on_commit = hub.journal_commit
         allowed = None
