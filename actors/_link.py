@@ -386,6 +386,16 @@ class Link:
         except (PeerDown, MailboxFull) as exc:
             log.debug("error reply %d not sent: %s", corr, exc)
 
+    @property
+    def outbox_size(self) -> int:
+        """Envelopes queued for the writer and not yet taken (0: all handed to the socket)."""
+        return len(self._outbox)
+
+    async def wait_outbox_taken(self) -> None:
+        """Wait until the writer has taken everything queued so far (caller owns the timeout)."""
+        while self._outbox and self.closed is None:
+            await self._space.park()
+
     async def _writer(self) -> None:
         max_frame = self.config.max_frame_size
         while True:

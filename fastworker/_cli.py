@@ -144,8 +144,17 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--local-concurrency",
         type=_positive_int,
-        default=4,
-        help="tasks the control plane runs itself while no subworker is connected (0: never)",
+        default=None,
+        help="tasks the control plane runs itself while no subworker is connected (0: never; "
+        "default: 0 for run-actor-system with subworkers, so a task that crashes its process "
+        "never takes the control plane down; else 4)",
+    )
+    parser.add_argument(
+        "--max-worker-losses",
+        type=_positive_int,
+        default=2,
+        help="a task in flight on this many lost workers (the last time alone) fails with "
+        "WorkerLost instead of being redelivered",
     )
     parser.add_argument("--max-queue", type=_positive_int, default=100_000, help="queue limit")
     parser.add_argument(
@@ -255,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-timeout", type=_seconds, default=30.0, help="seconds to join")
     p.add_argument("--shutdown-timeout", type=_seconds, default=30.0, help="drain bound")
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     _tls_ca_flag(p)
     p.set_defaults(func=cmd_subworker)
 
@@ -625,7 +635,8 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
         "aging": args.aging or None,
         "cancel_timeout": args.cancel_timeout,
         "max_queue": args.max_queue,
-        "local_concurrency": args.local_concurrency,
+        "local_concurrency": _local_concurrency(args),
+        "max_worker_losses": args.max_worker_losses,
         "journal": args.journal,
         "discovery": not args.no_discovery,
         "discovery_port": args.discovery_port,
@@ -653,6 +664,13 @@ def _dashboard_options(args: argparse.Namespace) -> dict[str, Any]:
         if not token:
             raise UsageError(f"the dashboard token file {path} is empty")
     return {"dashboard": args.dashboard or True, "dashboard_token": token}
+
+
+def _local_concurrency(args: argparse.Namespace) -> int:
+    """--local-concurrency, defaulting to 0 when the system has subworker processes."""
+    if args.local_concurrency is not None:
+        return int(args.local_concurrency)
+    return 0 if getattr(args, "subworkers", 0) else 4
 
 
 class _Shutdown:
@@ -718,8 +736,9 @@ async def _serve_until_stopped(
             workers = (
                 [f"{subworkers} subworker process(es) x {concurrency} slots"] if subworkers else []
             )
-            if args.local_concurrency:
-                workers.append(f"{args.local_concurrency} local slots while no subworker is joined")
+            local = _local_concurrency(args)
+            if local:
+                workers.append(f"{local} local slots while no subworker is joined")
             url = node.url
             where = ""
             if args.host in ("0.0.0.0", "::"):
@@ -742,10 +761,15 @@ async def _serve_until_stopped(
                 await shutdown.requested.wait()
                 with trio.move_on_after(args.shutdown_timeout) as drain_scope:
                     await node.drain()
+                reason = "shutdown"
                 if drain_scope.cancelled_caught:
-                    log.warning(
-                        "drain took longer than %ss; stopping anyway", args.shutdown_timeout
+                    reason = (
+                        f"the drain took longer than --shutdown-timeout {args.shutdown_timeout:g}s"
                     )
+                    log.warning("%s; stopping anyway", reason)
+                # Whatever did not finish ends now, with a reason its waiting clients hear.
+                with trio.move_on_after(5.0):
+                    await node.abandon(reason)
                 if supervisor is not None:
                     await supervisor.stop_all()
                 inner.cancel_scope.cancel()
@@ -795,35 +819,66 @@ class _ChildSupervisor:
     async def supervise(
         self, index: int, url: str, crashed: list[BaseException], shutdown: _Shutdown
     ) -> None:
-        restarts: deque[float] = deque()
+        """Run subworker ``index``; restart it whenever it dies.
+
+        A subworker that dies after it joined (killed by a task: a crash in a C
+        extension, out of memory, ``os._exit``) is always restarted; the control plane
+        redelivers its tasks and quarantines the culprit. Only a subworker that cannot
+        start (import error, bad flags) counts toward the crash loop that stops the system.
+        """
+        failed_starts: deque[float] = deque()
         backoff = 0.5
         while not self.stopping:
             started = trio.current_time()
-            process = await trio.lowlevel.open_process(self.command(url), start_new_session=True)
+            read_fd, write_fd = os.pipe()
+            try:
+                process = await trio.lowlevel.open_process(
+                    [*self.command(url), "--ready-fd", str(write_fd)],
+                    start_new_session=True,
+                    pass_fds=(write_fd,),
+                )
+            finally:
+                os.close(write_fd)
             self.processes[index] = process
             log.info("subworker %d started (pid %d)", index, process.pid)
-            code = await process.wait()
+            try:
+                code = await process.wait()
+                joined = _was_signalled(read_fd)
+            finally:
+                os.close(read_fd)
             if self.stopping:
                 return
             now = trio.current_time()
             if now - started > self.window:
                 backoff = 0.5
-            restarts.append(now)
-            while restarts and restarts[0] < now - self.window:
-                restarts.popleft()
-            if len(restarts) > self.max_restarts:
-                crashed.append(
-                    CrashLoop(
-                        f"subworker {index} crashed {len(restarts)} times in {self.window:g}s "
-                        f"(last exit code {code}); stopping the system. Run "
-                        f"'fastworker subworker --tasks {self.args.tasks}' to see why"
-                    )
+            how = _describe_exit(code)
+            if joined:
+                log.warning(
+                    "subworker %d (pid %d) %s while running tasks; restarting in %.1fs "
+                    "(its tasks are redelivered; one that keeps killing workers fails with "
+                    "WorkerLost)",
+                    index,
+                    process.pid,
+                    how,
+                    backoff,
                 )
-                shutdown.requested.set()
-                return
-            log.warning(
-                "subworker %d exited with code %s; restarting in %.1fs", index, code, backoff
-            )
+            else:
+                failed_starts.append(now)
+                while failed_starts and failed_starts[0] < now - self.window:
+                    failed_starts.popleft()
+                if len(failed_starts) > self.max_restarts:
+                    crashed.append(
+                        CrashLoop(
+                            f"subworker {index} failed to start {len(failed_starts)} times in "
+                            f"{self.window:g}s (last: {how}); stopping the system. Run "
+                            f"'fastworker subworker --tasks {self.args.tasks}' to see why"
+                        )
+                    )
+                    shutdown.requested.set()
+                    return
+                log.warning(
+                    "subworker %d %s before it joined; restarting in %.1fs", index, how, backoff
+                )
             await trio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
 
@@ -849,6 +904,25 @@ class _ChildSupervisor:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+
+
+def _was_signalled(read_fd: int) -> bool:
+    """True if the child wrote to its ready pipe (it joined the control plane)."""
+    os.set_blocking(read_fd, False)
+    try:
+        return bool(os.read(read_fd, 16))
+    except BlockingIOError:
+        return False
+
+
+def _describe_exit(code: int) -> str:
+    """'exited with code 1' or 'was killed by SIGKILL'."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 def _children_ca(args: argparse.Namespace) -> str:
@@ -901,6 +975,14 @@ async def cmd_subworker(args: argparse.Namespace) -> int:
         log.info(
             "subworker %s joined %s with %d slots", node.node_id[:8], node.url, args.concurrency
         )
+        if args.ready_fd is not None:
+            # Tell the supervisor we joined: a later death is a crash at run time (a task's
+            # doing), not a subworker that cannot start.
+            try:
+                os.write(args.ready_fd, b"1")
+                os.close(args.ready_fd)
+            except OSError as exc:
+                log.debug("could not signal readiness: %s", exc)
         if args.parent_pid is not None:
             nursery.start_soon(_exit_with_parent, args.parent_pid, shutdown)
         await shutdown.requested.wait()

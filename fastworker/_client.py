@@ -23,6 +23,7 @@ from ._errors import (
     ConfigurationError,
     ConnectionFailed,
     FastWorkerError,
+    JournalWriteFailed,
     NotSerializable,
     PayloadTooLarge,
     QueueFull,
@@ -66,6 +67,7 @@ _SUBMISSION_ERRORS: dict[str, type[SubmissionError]] = {
     "ShuttingDown": ShuttingDown,
     "PayloadTooLarge": PayloadTooLarge,
     "NotSerializable": NotSerializable,
+    "JournalWriteFailed": JournalWriteFailed,
 }
 
 

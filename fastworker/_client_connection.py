@@ -59,8 +59,13 @@ class ClientConnection(Actor):
         rest = []
         for delivery in batch:
             msg = delivery.message
-            if type(msg) is Submit:
+            kind = type(msg)
+            if kind is Submit:
                 groups.append((msg.tasks, delivery.reply, self.inbox if msg.watch else None))
+            elif kind is Cancel and delivery.reply is not None:
+                # The control plane answers the client itself: a cancel waiting for a
+                # running task to confirm must not hold up this client's other requests.
+                await self.control_plane.tell(CancelTask(msg.id, delivery.reply))
             else:
                 rest.append(delivery)
         if groups:

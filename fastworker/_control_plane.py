@@ -21,7 +21,7 @@ from actors._ref import Reply
 
 from ._clock import WallClock
 from ._errors import PayloadTooLarge, QueueFull, ShuttingDown
-from ._journal import JournaledTask, Persist, Record
+from ._journal import Durable, JournaledTask, Lost, NotDurable, Persist, Record, Started
 from ._messages import (
     CancelRun,
     ClusterStats,
@@ -103,9 +103,15 @@ class TaskInfo:
 
 @attrs.frozen
 class CancelTask:
-    """Cancel a task; answers True if it was not terminal."""
+    """Cancel a task; answers True if it was not terminal.
+
+    With ``reply`` (a client's pending request) the answer goes there and the sender
+    does not wait: a cancel that waits for a running task to confirm never holds up
+    the sender's other requests.
+    """
 
     id: str
+    reply: Reply | None = None
 
 
 @attrs.frozen
@@ -198,6 +204,18 @@ class WaitIdle:
 
 
 @attrs.frozen
+class Abandon:
+    """A drain ran out of time: end every unfinished task now, saying why.
+
+    Without a journal, running tasks fail with WorkerLost and waiting ones with
+    ShuttingDown, so clients waiting on them hear it; with a journal they stay on disk for
+    the next start. Answers (running, waiting) counts.
+    """
+
+    reason: str
+
+
+@attrs.frozen
 class ControlPlaneConfig:
     """Limits and policies of the control plane."""
 
@@ -206,6 +224,8 @@ class ControlPlaneConfig:
     worker_name: str = LOCAL_WORKER
     cancel_timeout: float = 5.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    max_worker_losses: int = 2
+    """A task in flight on this many lost workers ends ``failure`` with WorkerLost."""
 
 
 class TaskRecord:
@@ -215,6 +235,7 @@ class TaskRecord:
         "attempts",
         "enqueued_at",
         "id",
+        "losses",
         "name",
         "payload",
         "periodic",
@@ -222,6 +243,7 @@ class TaskRecord:
         "spec",
         "started_at",
         "status",
+        "suspect",
         "worker",
     )
 
@@ -239,6 +261,10 @@ class TaskRecord:
         self.worker: str | None = None
         self.started_at: float | None = None
         self.periodic = False
+        self.losses = 0
+        """Workers lost while this task was in flight on them."""
+        self.suspect = False
+        """In flight on a worker that died: it runs alone on a worker until it ends."""
 
 
 class WorkerSlot:
@@ -251,9 +277,11 @@ class WorkerSlot:
         "id",
         "local",
         "ref",
+        "reserved",
         "retiring",
         "running",
         "slots",
+        "solo",
     )
 
     def __init__(self, id: str, ref: ActorRef, slots: int, busy: int, local: bool) -> None:
@@ -266,6 +294,16 @@ class WorkerSlot:
         self.retiring = False
         self.running: set[str] = set()
         self.completed = 0
+        self.solo: str | None = None
+        """The suspect this worker runs alone (nothing else is sent to it meanwhile)."""
+        self.reserved = False
+        """Emptying for a waiting suspect: no new work until its running tasks end."""
+
+    def release(self, task_id: str) -> None:
+        """``task_id`` no longer runs here (finished, lost or given up on)."""
+        self.running.discard(task_id)
+        if self.solo == task_id:
+            self.solo = None
 
 
 class ControlPlane(Actor):
@@ -306,10 +344,18 @@ class ControlPlane(Actor):
         self._events: list[Event] = []
         self._outcomes: list[Outcome] = []
         self._periodic_seq = count(1)
+        self._self_ref: ActorRef | None = None
+        self._suspects: list[TaskRecord] = []
+        self._awaiting_durable: dict[str, float | None] = {}
+        """Accepted tasks waiting for their journal commit: id -> trio time to run (eta)."""
         self.submitted = self.completed = self.failed = self.retried = 0
-        self.redelivered = self.skipped_ticks = 0
+        self.redelivered = self.skipped_ticks = self.quarantined = self.refused = 0
 
     # -- the loop ---------------------------------------------------------------------
+    async def started(self, ctx: Context) -> None:
+        """Remember our own ref (the journal answers commits to it)."""
+        self._self_ref = ctx.self
+
     async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
         """Handle the batch, then dispatch and flush outcomes and events once."""
         try:
@@ -360,6 +406,10 @@ class ControlPlane(Actor):
             self._completed(message)
         elif kind is Accept:
             self._accept(message)
+        elif kind is Durable:
+            self._durable(message.ids)
+        elif kind is NotDurable:
+            self._not_durable(message)
         elif kind is Due:
             self._due(message.ids)
         elif kind is Restore:
@@ -372,7 +422,11 @@ class ControlPlane(Actor):
             rec = self.tasks.get(message.id)
             return rec.status.value if rec is not None else None
         elif kind is CancelTask:
-            return self._cancel(message.id, ctx)
+            answer = self._cancel(message.id, ctx, message.reply)
+            if message.reply is None:
+                return answer
+            if answer is not None:
+                message.reply.resolve(answer)
         elif kind is CancelDeadline:
             self._cancel_deadline_passed(message)
         elif kind is WorkerJoined:
@@ -410,6 +464,8 @@ class ControlPlane(Actor):
         elif kind is WaitIdle:
             if self._running_count():
                 self._idle_waiters.append(ctx.defer_reply())
+        elif kind is Abandon:
+            return self._abandon(message.reason)
         else:
             raise TypeError(f"ControlPlane does not handle {kind.__name__}")
         return None
@@ -433,7 +489,7 @@ class ControlPlane(Actor):
         if self.journal is not None and (durable or self._to_journal):
             # Acknowledged only once on disk: the journal answers after its commit.
             tasks, self._to_journal = self._to_journal, []
-            self.journal.tell_nowait(Persist(tasks, durable))
+            self.journal.tell_nowait(Persist(tasks, durable, self._self_ref))
 
     def _restore(self, tasks: list[JournaledTask], done: Iterable[str] = ()) -> None:
         """Queue (or schedule) tasks replayed from the journal, before serving anyone."""
@@ -454,7 +510,31 @@ class ControlPlane(Actor):
                 self._outcomes.append(self._unknown_task(sub))
                 continue
             rec = TaskRecord(task.id, task.name, task.payload, task.priority, spec, now)
+            rec.attempts = task.attempts
+            rec.losses = task.losses
             self.tasks[task.id] = rec
+            if task.losses:
+                if task.losses >= self._max_losses(rec) or not rec.spec.redeliver:
+                    self.quarantined += 1
+                    log.error(
+                        "task %s (%s) was running when this process died %d times: it fails "
+                        "with WorkerLost and is not run again",
+                        rec.name,
+                        rec.id,
+                        task.losses,
+                    )
+                    self._terminal(
+                        rec,
+                        TaskStatus.FAILURE,
+                        WireError(
+                            "WorkerLost",
+                            f"task {rec.name!r} was running when its process died "
+                            f"{task.losses} times: it is not run again (max_worker_losses)",
+                        ),
+                    )
+                else:
+                    self._suspect(rec)
+                continue
             if task.eta is not None and task.eta > wall:
                 rec.status = TaskStatus.SCHEDULED
                 scheduled.append((task.id, self.clock.to_trio(task.eta)))
@@ -505,7 +585,13 @@ class ControlPlane(Actor):
             self.tasks[sub.id] = rec
             eta = sub.eta if sub.countdown is None else wall + sub.countdown
             if self.journal is not None:
+                # It runs only once it is on disk (Durable): a failed commit refuses it,
+                # and a refused task must never have run.
                 self._to_journal.append(JournaledTask(sub.id, sub.name, sub.payload, priority, eta))
+                self._awaiting_durable[sub.id] = (
+                    self.clock.to_trio(eta) if eta is not None and eta > wall else None
+                )
+                continue
             if eta is not None and eta > wall:
                 rec.status = TaskStatus.SCHEDULED
                 scheduled.append((sub.id, self.clock.to_trio(eta)))
@@ -516,6 +602,75 @@ class ControlPlane(Actor):
         if scheduled:
             self._scheduler().tell_nowait(ScheduleAt(scheduled))
         return len(group)
+
+    def _durable(self, ids: list[str]) -> None:
+        """Journaled tasks are on disk: queue or schedule them now."""
+        awaiting = self._awaiting_durable
+        now = trio.current_time()
+        scheduled: list[tuple[str, float]] = []
+        for task_id in ids:
+            if task_id not in awaiting:
+                continue
+            at = awaiting.pop(task_id)
+            rec = self.tasks.get(task_id)
+            if rec is None or rec.status is not TaskStatus.PENDING:
+                continue
+            if at is not None and at > now:
+                rec.status = TaskStatus.SCHEDULED
+                scheduled.append((task_id, at))
+                self._event(rec)
+            else:
+                self._enqueue(rec, now=now)
+        if scheduled:
+            self._scheduler().tell_nowait(ScheduleAt(scheduled))
+
+    def _not_durable(self, msg: NotDurable) -> None:
+        """The journal could not record these tasks: they were refused and never run."""
+        awaiting = self._awaiting_durable
+        for task_id in msg.ids:
+            if awaiting.pop(task_id, False) is False:
+                continue
+            rec = self.tasks.get(task_id)
+            if rec is None or rec.status is not TaskStatus.PENDING:
+                continue
+            del self.tasks[task_id]
+            self.submitted -= 1
+            self.refused += 1
+
+    def _abandon(self, reason: str) -> tuple[int, int]:
+        running = waiting = 0
+        self.draining = True
+        for rec in list(self.tasks.values()):
+            if rec.status is TaskStatus.RUNNING:
+                running += 1
+                if self.journal is None:
+                    worker = self.workers.get(rec.worker) if rec.worker is not None else None
+                    if worker is not None:
+                        worker.release(rec.id)
+                    self._terminal(
+                        rec,
+                        TaskStatus.FAILURE,
+                        WireError(
+                            "WorkerLost",
+                            f"the control plane stopped while the task ran ({reason}); "
+                            "it had no journal, so the task is lost",
+                        ),
+                    )
+            else:
+                waiting += 1
+                if self.journal is None:
+                    if rec.status is TaskStatus.QUEUED and not rec.suspect:
+                        self.queue.discard()
+                    self._terminal(
+                        rec,
+                        TaskStatus.FAILURE,
+                        WireError(
+                            "ShuttingDown",
+                            f"the control plane stopped before the task started ({reason}); "
+                            "it had no journal, so the task is lost: submit it again",
+                        ),
+                    )
+        return running, waiting
 
     def _unknown_task(self, sub: Submission) -> Outcome:
         known = ", ".join(self.registry.names()) or "none"
@@ -581,37 +736,93 @@ class ControlPlane(Actor):
 
     # -- dispatch ---------------------------------------------------------------------
     def _dispatch(self) -> None:
-        if self.draining or not len(self.queue):
-            return
-        ready = [w for w in self.workers.values() if w.accepting and w.free > 0]
-        if not ready:
+        if self.draining:
             return
         batches: dict[str, list[Run]] = {}
-        pop = self.queue.pop
-        index = 0
-        while ready:
-            rec = pop()
-            if rec is None:
-                break
-            worker = ready[index % len(ready)]
-            rec.status = TaskStatus.RUNNING
-            rec.attempts += 1
-            rec.worker = worker.id
-            worker.free -= 1
-            worker.running.add(rec.id)
-            batches.setdefault(worker.id, []).append(
-                Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout)
-            )
-            if self._event_refs:
-                self._event(rec)
-            if worker.free == 0:
-                ready.remove(worker)
-            else:
-                index += 1
+        if self._suspects:
+            self._dispatch_suspects(batches)
+        if len(self.queue):
+            ready = [
+                w
+                for w in self.workers.values()
+                if w.accepting and w.free > 0 and w.solo is None and not w.reserved
+            ]
+            pop = self.queue.pop
+            index = 0
+            while ready:
+                rec = pop()
+                if rec is None:
+                    break
+                worker = ready[index % len(ready)]
+                self._start(rec, worker, batches)
+                if worker.free == 0:
+                    ready.remove(worker)
+                else:
+                    index += 1
         for worker_id, runs in batches.items():
-            self.workers[worker_id].ref.tell_nowait(RunTasks(runs))
+            self._send_runs(self.workers[worker_id], runs)
         if self.observer is not None:
             self._observed_runs.extend(batches.items())
+
+    def _start(self, rec: TaskRecord, worker: WorkerSlot, batches: dict[str, list[Run]]) -> None:
+        rec.status = TaskStatus.RUNNING
+        rec.attempts += 1
+        rec.worker = worker.id
+        worker.free -= 1
+        worker.running.add(rec.id)
+        batches.setdefault(worker.id, []).append(
+            Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout)
+        )
+        if self._event_refs:
+            self._event(rec)
+
+    def _send_runs(self, worker: WorkerSlot, runs: list[Run]) -> None:
+        """Hand runs to a worker; in-process runs are journaled first (see Journal.Started)."""
+        if worker.local and self.journal is not None:
+            # A task run in this very process may crash it: the mark is durable before the
+            # task starts, so a restart knows it was running and counts the loss.
+            self.journal.tell_nowait(Started([run.id for run in runs], worker.ref, RunTasks(runs)))
+        else:
+            worker.ref.tell_nowait(RunTasks(runs))
+
+    def _dispatch_suspects(self, batches: dict[str, list[Run]]) -> None:
+        """Start waiting suspects, each alone on an empty worker; reserve workers for them.
+
+        A worker reserved for a suspect gets no new work until its running tasks have
+        ended; at most half of the workers (at least one) are reserved at a time, so
+        the rest keep serving the queue while suspects are tried one by one.
+        """
+        suspects = self._suspects
+        suspects[:] = [r for r in suspects if r.status is TaskStatus.QUEUED and r.suspect]
+        if not suspects:
+            for worker in self.workers.values():
+                worker.reserved = False
+            return
+        candidates = [
+            w for w in self.workers.values() if w.accepting and w.solo is None and w.slots > 0
+        ]
+        for worker in candidates:
+            if not suspects:
+                break
+            if not worker.running and worker.free > 0:
+                worker.reserved = False
+                rec = suspects.pop(0)
+                self._start(rec, worker, batches)
+                worker.solo = rec.id
+        waiting = len(suspects)
+        reserved = [w for w in candidates if w.reserved and w.solo is None]
+        cap = max(1, len(candidates) // 2)
+        if waiting > len(reserved) and len(reserved) < cap:
+            # Empty the least busy workers for the suspects still waiting.
+            spare = sorted(
+                (w for w in candidates if not w.reserved and w.solo is None),
+                key=lambda w: len(w.running),
+            )
+            for worker in spare[: min(waiting, cap) - len(reserved)]:
+                worker.reserved = True
+        elif not waiting:
+            for worker in reserved:
+                worker.reserved = False
 
     def _running_count(self) -> int:
         return sum(len(w.running) for w in self.workers.values())
@@ -631,7 +842,7 @@ class ControlPlane(Actor):
             ):
                 continue  # fenced: a late result of an attempt that no longer counts
             if worker is not None:
-                worker.running.discard(rec.id)
+                worker.release(rec.id)
                 worker.completed += 1
             if (
                 outcome.status == "failure"
@@ -700,7 +911,7 @@ class ControlPlane(Actor):
         )
 
     # -- cancellation -----------------------------------------------------------------
-    def _cancel(self, task_id: str, ctx: Context) -> bool | None:
+    def _cancel(self, task_id: str, ctx: Context, reply: Reply | None = None) -> bool | None:
         """Cancel a task. A running one gets a request, an ack and a bounded wait.
 
         Queued, scheduled or retrying: removed at once (True). Running: the worker is
@@ -717,16 +928,17 @@ class ControlPlane(Actor):
             worker = self.workers.get(rec.worker)
             if worker is not None:
                 waiting = self._cancelling.get(task_id)
+                deferred = reply if reply is not None else ctx.defer_reply()
                 if waiting is None:
-                    self._cancelling[task_id] = [ctx.defer_reply()]
+                    self._cancelling[task_id] = [deferred]
                     worker.ref.tell_nowait(CancelRun(task_id, rec.attempts))
                     ctx.nursery.start_soon(
                         self._cancel_timer, ctx.self, CancelDeadline(task_id, rec.attempts)
                     )
                 else:
-                    waiting.append(ctx.defer_reply())
+                    waiting.append(deferred)
                 return None
-        if status is TaskStatus.QUEUED:
+        if status is TaskStatus.QUEUED and not rec.suspect:
             self.queue.discard()
         elif status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
             self._scheduler().tell_nowait(Unschedule([task_id]))
@@ -746,7 +958,7 @@ class ControlPlane(Actor):
             return
         worker = self.workers.get(rec.worker) if rec.worker is not None else None
         if worker is not None:
-            worker.running.discard(rec.id)
+            worker.release(rec.id)
         self._terminal(
             rec,
             TaskStatus.CANCELLED,
@@ -788,6 +1000,7 @@ class ControlPlane(Actor):
                 if task_id not in reported and task_id in self.tasks
             ]
         lost = 0
+        losses: list[tuple[str, int, int]] = []
         for task_id, attempt in running:
             rec = self.tasks.get(task_id)
             if rec is None or rec.status is not TaskStatus.RUNNING or rec.attempts != attempt:
@@ -795,19 +1008,15 @@ class ControlPlane(Actor):
             if rec.worker != msg.id:
                 continue
             lost += 1
+            rec.losses += 1
+            losses.append((rec.id, rec.attempts, rec.losses))
             if rec.id in self._cancelling:
                 self._terminal(
                     rec,
                     TaskStatus.CANCELLED,
                     WireError("TaskCancelled", "cancelled by request (its worker was lost)"),
                 )
-            elif rec.spec.redeliver:
-                self.redelivered += 1
-                if self.observer is not None:
-                    self._observed_requeued.append((rec.id, rec.name, "redelivered"))
-                rec.worker = None
-                self._enqueue(rec, front=True)
-            else:
+            elif not rec.spec.redeliver:
                 self._terminal(
                     rec,
                     TaskStatus.FAILURE,
@@ -817,6 +1026,25 @@ class ControlPlane(Actor):
                         "the task opted out of redelivery (redeliver=False)",
                     ),
                 )
+            elif rec.losses >= self._max_losses(rec):
+                self.quarantined += 1
+                log.error(
+                    "task %s (%s) was in flight on %d lost workers, the last one (%s) alone: "
+                    "it fails with WorkerLost and is not run again",
+                    rec.name,
+                    rec.id,
+                    rec.losses,
+                    msg.id,
+                )
+                self._terminal(rec, TaskStatus.FAILURE, self._worker_lost_error(rec, msg))
+            else:
+                self.redelivered += 1
+                if self.observer is not None:
+                    self._observed_requeued.append((rec.id, rec.name, "redelivered"))
+                rec.worker = None
+                self._suspect(rec)
+        if losses and self.journal is not None:
+            self.journal.tell_nowait(Lost(losses))
         if worker is not None:
             log.warning(
                 "worker %s left (%s); %d tasks in flight handled",
@@ -827,6 +1055,30 @@ class ControlPlane(Actor):
         self._update_local()
         if self._event_refs:
             self._events.append(Event("worker", msg.id, "left", at=self.clock.now()))
+
+    def _max_losses(self, rec: TaskRecord) -> int:
+        own = rec.spec.max_worker_losses
+        return self.config.max_worker_losses if own is None else own
+
+    def _worker_lost_error(self, rec: TaskRecord, msg: WorkerLeft) -> WireError:
+        return WireError(
+            "WorkerLost",
+            f"task {rec.name!r} took down its worker {rec.losses} times (the last: worker "
+            f"{msg.id}, {msg.reason or 'gone'}; it ran alone there, so it is the cause): it "
+            "is not run again. A task that kills its process (a crash in a C extension, "
+            "running out of memory, os._exit) or blocks its event loop fails this way; "
+            "max_worker_losses sets how many losses a task may cause",
+        )
+
+    def _suspect(self, rec: TaskRecord) -> None:
+        """Queue a task that was in flight on a lost worker: it will run alone."""
+        rec.suspect = True
+        rec.status = TaskStatus.QUEUED
+        suspects = self._suspects
+        suspects.append(rec)
+        suspects.sort(key=lambda r: r.priority)
+        if self._event_refs:
+            self._event(rec)
 
     def _update_local(self) -> None:
         """The local executor takes work only while no subworker is connected."""
@@ -875,4 +1127,8 @@ class ControlPlane(Actor):
             redelivered=self.redelivered,
             results_cached=results_cached,
             draining=self.draining,
+            suspects=sum(
+                1 for r in self._suspects if r.status is TaskStatus.QUEUED and r.suspect
+            ),
+            quarantined=self.quarantined,
         )

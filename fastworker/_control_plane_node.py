@@ -21,6 +21,7 @@ import actors
 from ._clock import WallClock
 from ._control_plane import (
     LOCAL_WORKER,
+    Abandon,
     BeginDrain,
     ControlPlane,
     ControlPlaneConfig,
@@ -111,9 +112,12 @@ class ControlPlaneNode:
         if self.executor is not None:
             await self.system.ref("executor").ask(Drain())
         await core.ask(WaitIdle())
+        # The last outcomes were told to the journal before WaitIdle was answered.
         if self.journal is not None:
-            # The last outcomes were told to the journal before WaitIdle was answered.
-            await self.system.ref("journal").ask(Sync())
+            try:
+                await self.system.ref("journal").ask(Sync())
+            except actors.ActorError as exc:
+                log.error("draining: the journal could not write the last outcomes: %s", exc)
         stats = await self.statistics()
         left = stats.queued.critical + stats.queued.high + stats.queued.normal + stats.queued.low
         if left or stats.scheduled:
@@ -125,6 +129,43 @@ class ControlPlaneNode:
                 if self.journal is not None
                 else "no journal: they are lost when the process exits",
             )
+
+
+    async def abandon(self, reason: str) -> tuple[int, int]:
+        """After a drain ran out of time: end every unfinished task and say so.
+
+        Without a journal, running tasks fail with WorkerLost and tasks that never
+        started with ShuttingDown, and clients waiting on them are told (this waits up
+        to a second for those results to leave); with a journal they stay on disk for
+        the next start. Returns (running, waiting) counts; logs what was lost.
+        """
+        running, waiting = await self.system.ref("control-plane-core").ask(Abandon(reason))
+        if self.journal is not None:
+            if running or waiting:
+                log.warning(
+                    "%s: %d running tasks were interrupted and %d never started; the journal "
+                    "keeps them: they run again at the next start",
+                    reason,
+                    running,
+                    waiting,
+                )
+            return running, waiting
+        if running or waiting:
+            log.error(
+                "%s: %d running tasks were killed and %d waiting tasks dropped (no journal: "
+                "they are lost; clients waiting on them get WorkerLost / ShuttingDown)",
+                reason,
+                running,
+                waiting,
+            )
+        # The failures reach the cache (which pushes them to watchers) before this answers.
+        await self.system.ref("result-cache").ask(GetCacheStatistics())
+        with trio.move_on_after(1.0):
+            for peer in list(self.system.peers().values()):
+                link = peer.link
+                if link is not None:
+                    await link.wait_outbox_taken()
+        return running, waiting
 
 
 @asynccontextmanager
@@ -147,6 +188,7 @@ async def open_control_plane(
     aging: float | None = 60.0,
     cancel_timeout: float = 5.0,
     max_payload: int = DEFAULT_MAX_PAYLOAD,
+    max_worker_losses: int = 2,
     sync_tasks_in_threads: bool = True,
     ssl_context: ssl.SSLContext | None = None,
     allow_unauthenticated_remote: bool = False,
@@ -170,7 +212,9 @@ async def open_control_plane(
     ``journal`` (a file path) makes accepted tasks durable (see the Journal); every
     ``journal_compact_interval`` seconds it drops results past ``result_ttl``;
     ``cancel_timeout`` bounds how long a cancel waits for a running task to confirm;
-    ``aging`` is how many seconds of waiting promote a queued task one priority level.
+    ``aging`` is how many seconds of waiting promote a queued task one priority level;
+    a task in flight on ``max_worker_losses`` lost workers (the last time alone on its
+    worker) fails with WorkerLost instead of being redelivered again.
 
     ``dashboard`` serves the dashboard, HTTP API and metrics: ``"HOST:PORT"`` (must be
     free; port 0 picks one), ``True`` for the default ``127.0.0.1:8766`` (skipped with a
@@ -199,6 +243,8 @@ async def open_control_plane(
     for label, value in (("result_cache_size", result_cache_size), ("max_queue", max_queue)):
         if value < 1:
             raise ConfigurationError(f"{label} must be at least 1, got {value}")
+    if max_worker_losses < 1:
+        raise ConfigurationError(f"max_worker_losses must be >= 1, got {max_worker_losses}")
     if local_concurrency < 0:
         raise ConfigurationError(f"local_concurrency must be >= 0, got {local_concurrency}")
     if result_ttl <= 0:
@@ -226,7 +272,11 @@ async def open_control_plane(
                 cache_ref,
                 clock,
                 ControlPlaneConfig(
-                    max_queue, aging, cancel_timeout=cancel_timeout, max_payload=max_payload
+                    max_queue,
+                    aging,
+                    cancel_timeout=cancel_timeout,
+                    max_payload=max_payload,
+                    max_worker_losses=max_worker_losses,
                 ),
             )
             core_ref = await system.spawn("control-plane-core", core, capacity=capacity)

@@ -82,3 +82,7 @@ class TaskTimeout(TaskFailed):
 
 class WorkerLost(TaskFailed):
     """The subworker running the task died and the task opted out of redelivery."""
+
+
+class JournalWriteFailed(SubmissionError):
+    """The journal could not record the submission (disk full, I/O error): it will not run."""

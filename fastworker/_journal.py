@@ -14,24 +14,25 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import msgpack
 import trio
 
-from actors import Actor, Context, Delivery
+from actors import Actor, ActorRef, Context, Delivery
 from actors._ref import Reply
 
-from ._errors import ConfigurationError, FastWorkerError
-from ._messages import Outcome, WireError
+from ._errors import ConfigurationError, FastWorkerError, JournalWriteFailed
+from ._messages import Outcome, RunTasks, WireError
 from ._node import run_blocking
 
 log = logging.getLogger("fastworker.journal")
 
 FORMAT = "fastworker-journal"
-VERSION = 1
+VERSION = 2
+"""2 added the attempts, losses and running columns of ``tasks`` (1 is migrated in place)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,7 +42,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     payload BLOB NOT NULL,
     priority INTEGER NOT NULL,
     eta REAL,
-    accepted_at REAL NOT NULL
+    accepted_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    losses INTEGER NOT NULL DEFAULT 0,
+    running INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS results (
     id TEXT PRIMARY KEY,
@@ -65,6 +69,9 @@ class JournaledTask:
     payload: bytes
     priority: int
     eta: float | None
+    attempts: int = 0
+    losses: int = 0
+    """Workers lost while it was in flight (a running mark found at replay counts too)."""
 
 
 def _pack_outcome(outcome: Outcome) -> bytes:
@@ -170,6 +177,9 @@ class JournalFile:
                 f"{self.path} is not a FastWorker journal; it was left untouched: move it away "
                 "or pass another --journal path"
             )
+        if rows.get("version") == "1":
+            self._migrate_from_1()
+            rows["version"] = str(VERSION)
         if rows.get("version") != str(VERSION):
             raise JournalError(
                 f"{self.path} is a FastWorker journal of version {rows.get('version')}, this "
@@ -182,6 +192,18 @@ class JournalFile:
                 "untouched: move it away (and keep it for recovery)"
             )
 
+    def _migrate_from_1(self) -> None:
+        """Add version 2's columns (attempts, losses, running) in one transaction."""
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(
+            "BEGIN IMMEDIATE;\n"
+            "ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;\n"
+            "ALTER TABLE tasks ADD COLUMN losses INTEGER NOT NULL DEFAULT 0;\n"
+            "ALTER TABLE tasks ADD COLUMN running INTEGER NOT NULL DEFAULT 0;\n"
+            f"UPDATE meta SET value = '{VERSION}' WHERE key = 'version';\n"
+            "COMMIT;"
+        )
+
     def load(
         self, now: float, max_results: int | None = None
     ) -> tuple[list[JournaledTask], list[Outcome]]:
@@ -191,10 +213,19 @@ class JournalFile:
         table may hold far more (everything within the TTL), and reading it all would
         only fill memory for the cache to evict again.
         """
+        # A task marked running in this process at the crash may have caused it: that
+        # counts as a worker lost while it was in flight (so a poison cannot crash every
+        # restart forever).
+        # The count is written back at once (and the mark cleared), so it adds up across
+        # any number of restarts.
+        self.db.execute(
+            "UPDATE tasks SET losses = losses + 1, running = 0 WHERE running = 1"
+        )
         tasks = [
-            JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4])
+            JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6])
             for row in self.db.execute(
-                "SELECT id, name, payload, priority, eta FROM tasks ORDER BY rowid"
+                "SELECT id, name, payload, priority, eta, attempts, losses FROM tasks"
+                " ORDER BY rowid"
             )
         ]
         limit = -1 if max_results is None else max(0, max_results)
@@ -214,8 +245,13 @@ class JournalFile:
         finished: list[Outcome],
         ttl: float,
         now: float,
+        started: Sequence[str] = (),
+        lost: Sequence[tuple[str, int, int]] = (),
     ) -> None:
         """One transaction: record accepted tasks, move finished ones to results.
+
+        ``started`` are tasks about to run in this process (marked running);
+        ``lost`` are (id, attempts, losses) of tasks whose worker was lost.
 
         Rows go in multi-row statements (a few per batch, not one per row): sqlite3
         releases the GIL around every statement step, and under load the event loop
@@ -225,6 +261,18 @@ class JournalFile:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
+            for part in _parts(list(started), 1):
+                db.execute(
+                    "UPDATE tasks SET running = 1 WHERE id IN ("
+                    + ",".join(["?"] * len(part))
+                    + ")",
+                    part,
+                )
+            if lost:
+                db.executemany(
+                    "UPDATE tasks SET attempts = ?, losses = ?, running = 0 WHERE id = ?",
+                    [(attempts, losses, task_id) for task_id, attempts, losses in lost],
+                )
             for part in _parts(accepted, 6):
                 db.execute(
                     "INSERT OR IGNORE INTO tasks (id, name, payload, priority, eta, accepted_at)"
@@ -244,7 +292,13 @@ class JournalFile:
                 )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (disk full): a second ROLLBACK
+            # would fail and hide the real reason.
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error as exc:
+                    log.debug("journal rollback failed: %s", exc)
             raise
 
     def compact(self, now: float) -> int:
@@ -262,10 +316,15 @@ class JournalFile:
 
 @attrs.frozen
 class Persist:
-    """Make these accepted tasks durable, then resolve ``replies`` with their values."""
+    """Make these accepted tasks durable, then resolve ``replies`` with their values.
+
+    ``notify`` (the control plane) is told Durable(ids) after the commit, or
+    NotDurable(ids, reason) if it failed: the tasks wait for that before they run.
+    """
 
     tasks: list[JournaledTask]
     replies: list[tuple[Reply, Any]]
+    notify: ActorRef | None = None
 
 
 @attrs.frozen
@@ -276,12 +335,70 @@ class Record:
 
 
 @attrs.frozen
+class Started:
+    """Mark these tasks running in this process, then hand ``runs`` to ``executor``.
+
+    The mark is durable before the task starts: if the task crashes the process, the
+    next start counts it as a worker lost (see JournalFile.load).
+    """
+
+    ids: list[str]
+    executor: ActorRef
+    runs: RunTasks
+
+
+@attrs.frozen
+class Lost:
+    """(id, attempts, losses) of tasks that were in flight on a lost worker."""
+
+    losses: list[tuple[str, int, int]]
+
+
+@attrs.frozen
 class Sync:
     """Answer once everything told to the journal before this is committed (for a drain)."""
 
 
+@attrs.frozen
+class Durable:
+    """To the control plane: these accepted tasks are on disk and may run."""
+
+    ids: list[str]
+
+
+@attrs.frozen
+class NotDurable:
+    """To the control plane: the commit of these tasks failed; they were refused."""
+
+    ids: list[str]
+    reason: str
+
+
+MAX_UNRECORDED = 100_000
+"""Outcomes kept in memory to record again while the journal cannot write."""
+
+
+def describe_failure(exc: BaseException, path: str) -> str:
+    """A journal write error as a sentence that says what to do."""
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "disk is full" in lowered or "disk full" in lowered:
+        return f"journal: {text} ({path}): free disk space; it recovers by itself"
+    if "readonly" in lowered or "read-only" in lowered:
+        return (
+            f"journal: {text} ({path}): the file or its file system is read-only; "
+            "make it writable or pass another --journal path"
+        )
+    return f"journal: {text} ({path})"
+
+
 class Journal(Actor):
-    """Group-commits Persist and Record messages; answers acknowledgements after commit.
+    """Group-commits journal messages; answers acknowledgements after commit.
+
+    A failed commit (disk full, I/O error, read-only file system) refuses exactly the
+    submissions in it with the real reason; outcomes and loss marks that could not be
+    written are kept (bounded) and written with the next commit, so the journal
+    recovers when the disk does. It never crashes the control plane.
 
     ``wall`` gives POSIX time (the cluster's WallClock), so TTLs agree with the cache.
     """
@@ -295,67 +412,144 @@ class Journal(Actor):
         wall: Callable[[], float],
         compact_interval: float = 60.0,
         threads: bool = True,
+        retry_interval: float = 1.0,
     ) -> None:
         self.file = file
         self.threads = threads
         self.ttl = ttl
         self.wall = wall
         self.compact_interval = compact_interval
+        self.retry_interval = retry_interval
         self.commits = 0
+        self.failures = 0
         self.tasks_written = 0
         self.outcomes_written = 0
         self.on_commit: Callable[[float], None] | None = None
         """Called with each commit's duration in seconds (the dashboard's metrics)."""
+        self.last_error: str | None = None
+        self._unrecorded: list[Outcome] = []
+        self._unrecorded_lost: list[tuple[str, int, int]] = []
         self._lock = trio.Lock()
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await run_blocking(self.threads, fn, *args)
 
     async def started(self, ctx: Context) -> None:
-        """Start compaction."""
+        """Start compaction and the retry of writes that failed."""
         ctx.nursery.start_soon(self._compact)
+        ctx.nursery.start_soon(self._retry, ctx.self)
 
     async def _compact(self) -> None:
         while True:
             await trio.sleep(self.compact_interval)
-            async with self._lock:
-                dropped = await self._blocking(self.file.compact, self.wall())
+            try:
+                async with self._lock:
+                    dropped = await self._blocking(self.file.compact, self.wall())
+            except Exception as exc:
+                log.warning("journal: compaction failed: %s", exc)
+                continue
             if dropped:
                 log.debug("journal: compacted %d expired results", dropped)
+
+    async def _retry(self, me: ActorRef) -> None:
+        while True:
+            await trio.sleep(self.retry_interval)
+            if self._unrecorded or self._unrecorded_lost:
+                me.tell_nowait(Record([]))
 
     async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
         """Everything ready is written in one transaction; then acknowledgements go out."""
         accepted: list[JournaledTask] = []
-        finished: list[Outcome] = []
+        finished: list[Outcome] = self._unrecorded
+        lost: list[tuple[str, int, int]] = self._unrecorded_lost
         replies: list[tuple[Reply, Any]] = []
+        syncs: list[Reply] = []
+        notify: list[tuple[ActorRef, list[str]]] = []
+        started: list[str] = []
+        forwards: list[tuple[ActorRef, RunTasks]] = []
         for delivery in batch:
             msg = delivery.message
-            if isinstance(msg, Persist):
+            kind = type(msg)
+            if kind is Persist:
                 accepted.extend(msg.tasks)
                 replies.extend(msg.replies)
-            elif isinstance(msg, Record):
+                if msg.notify is not None and msg.tasks:
+                    notify.append((msg.notify, [t.id for t in msg.tasks]))
+            elif kind is Record:
                 finished.extend(msg.outcomes)
+            elif kind is Started:
+                started.extend(msg.ids)
+                forwards.append((msg.executor, msg.runs))
+            elif kind is Lost:
+                lost.extend(msg.losses)
             if delivery.reply is not None:
-                replies.append((delivery.reply, None))
+                syncs.append(delivery.reply)
+        self._unrecorded, self._unrecorded_lost = [], []
         try:
             async with self._lock:
                 began = time.perf_counter()
                 await self._blocking(self.file.write, accepted, finished, self.ttl, self.wall())
                 if self.on_commit is not None:
                     self.on_commit(time.perf_counter() - began)
+                await self._blocking(
+                    self.file.write, accepted, finished, self.ttl, self.wall(), started, lost
+                )
         except Exception as exc:
-            log.exception("journal write failed")
-            error = FastWorkerError(
-                f"the journal could not record the submission ({exc}): it was not accepted"
+            self._failed(exc, accepted, finished, lost, replies, syncs, notify)
+        else:
+            if self.last_error is not None:
+                log.warning("journal: writing again (%s is over)", self.last_error)
+                self.last_error = None
+            self.commits += 1
+            self.tasks_written += len(accepted)
+            self.outcomes_written += len(finished)
+            for reply, value in replies:
+                reply.resolve(value)
+            for reply in syncs:
+                reply.resolve(None)
+            for ref, ids in notify:
+                ref.tell_nowait(Durable(ids))
+        # A run is started even if its mark failed: the task was accepted, and a full
+        # disk must not stop the work (only its crash protection is weaker meanwhile).
+        for ref, runs in forwards:
+            ref.tell_nowait(runs)
+
+    def _failed(
+        self,
+        exc: Exception,
+        accepted: list[JournaledTask],
+        finished: list[Outcome],
+        lost: list[tuple[str, int, int]],
+        replies: list[tuple[Reply, Any]],
+        syncs: list[Reply],
+        notify: list[tuple[ActorRef, list[str]]],
+    ) -> None:
+        reason = describe_failure(exc, self.file.path)
+        self.failures += 1
+        if reason != self.last_error:
+            log.error("%s; refusing submissions until it can write again", reason)
+            self.last_error = reason
+        error = JournalWriteFailed(
+            f"{reason}: the submission was not accepted and will not run; retry later"
+        )
+        for reply, _ in replies:
+            reply.fail(error)
+        for reply in syncs:
+            reply.fail(JournalWriteFailed(reason))
+        for ref, ids in notify:
+            ref.tell_nowait(NotDurable(ids, str(error)))
+        # Outcomes and loss marks are written with the next commit (bounded).
+        if len(finished) > MAX_UNRECORDED:
+            log.error(
+                "journal: %d outcomes could not be recorded and are dropped from the journal "
+                "(a restart runs those tasks again)",
+                len(finished) - MAX_UNRECORDED,
             )
-            for reply, _ in replies:
-                reply.fail(error)
-            raise
-        self.commits += 1
-        self.tasks_written += len(accepted)
-        self.outcomes_written += len(finished)
-        for reply, value in replies:
-            reply.resolve(value)
+            finished = finished[-MAX_UNRECORDED:]
+        self._unrecorded = finished
+        self._unrecorded_lost = lost[-MAX_UNRECORDED:]
+        if accepted:
+            log.warning("journal: refused %d submissions: %s", len(accepted), reason)
 
 
 def open_journal_file(path: str) -> JournalFile:
@@ -363,6 +557,17 @@ def open_journal_file(path: str) -> JournalFile:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ConfigurationError(f"the journal's directory {directory} does not exist")
+    if os.statvfs(directory).f_flag & os.ST_RDONLY:
+        raise ConfigurationError(
+            f"the journal {path} is on a read-only file system: the journal must write; "
+            "remount it read-write or pass a --journal path on a writable disk"
+        )
+    if not os.access(directory, os.W_OK):
+        raise ConfigurationError(
+            f"the journal's directory {directory} is not writable by this user (the journal "
+            "keeps its write-ahead files beside the database): fix its permissions or pass "
+            "another --journal path"
+        )
     try:
         return JournalFile(path)
     except JournalError as exc:

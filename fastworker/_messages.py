@@ -220,6 +220,10 @@ class ClusterStats:
     redelivered: int
     results_cached: int
     draining: bool
+    suspects: int = 0
+    """Tasks waiting to be redelivered alone (they were in flight on a lost worker)."""
+    quarantined: int = 0
+    """Tasks failed with WorkerLost because they kept taking down their workers."""
 
 
 # -- subworker <-> control plane ------------------------------------------------------

@@ -34,6 +34,8 @@ class TaskSpec:
     redeliver: bool = True
     repeat_interval: float | None = None
     cron: CronSchedule | None = None
+    max_worker_losses: int | None = None
+    """Lost workers this task may have been in flight on; None: the server's setting."""
 
     @property
     def periodic(self) -> bool:
@@ -121,6 +123,7 @@ def make_spec(
     repeat_interval: float | None = None,
     cron: str | None = None,
     timezone: str | None = None,
+    max_worker_losses: int | None = None,
 ) -> TaskSpec:
     """Validate options and build a TaskSpec; ConfigurationError says what is wrong."""
     if not callable(func):
@@ -153,6 +156,14 @@ def make_spec(
         isinstance(t, type) and issubclass(t, BaseException) for t in retry_types
     ):
         raise ConfigurationError(f"{where}: retry_on must be exception classes, got {retry_on!r}")
+    if max_worker_losses is not None and (
+        not isinstance(max_worker_losses, int)
+        or isinstance(max_worker_losses, bool)
+        or max_worker_losses < 1
+    ):
+        raise ConfigurationError(
+            f"{where}: max_worker_losses must be an int >= 1 or None, got {max_worker_losses!r}"
+        )
     if repeat_interval is not None and cron is not None:
         raise InvalidSchedule(f"{where}: give repeat_interval or cron, not both")
     if repeat_interval is not None and (not _number(repeat_interval) or repeat_interval <= 0):
@@ -180,6 +191,7 @@ def make_spec(
         redeliver=bool(redeliver),
         repeat_interval=float(repeat_interval) if repeat_interval is not None else None,
         cron=schedule,
+        max_worker_losses=max_worker_losses,
     )
 
 
@@ -205,6 +217,7 @@ def task(
     repeat_interval: float | None = None,
     cron: str | None = None,
     timezone: str | None = None,
+    max_worker_losses: int | None = None,
     registry: Registry | None = None,
 ) -> Callable[[F], F]: ...
 
@@ -214,7 +227,8 @@ def task(func: Any = None, /, *, registry: Registry | None = None, **options: An
 
     ``@task`` registers it under the function's name; ``@task(name=..., priority=...,
     retries=..., retry_backoff=..., retry_on=..., timeout=..., redeliver=...,
-    repeat_interval=..., cron=..., timezone=...)`` sets options. Invalid options raise
+    repeat_interval=..., cron=..., timezone=..., max_worker_losses=...)`` sets options.
+    Invalid options raise
     ConfigurationError (InvalidSchedule for schedules) here, at decoration time. The
     function itself is returned unchanged (still callable directly), with the spec
     at ``func.fastworker_task``.

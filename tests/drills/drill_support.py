@@ -145,6 +145,7 @@ async def start_system(
     journal: Path | None = None,
     extra: Sequence[str] = (),
     name: str = "system",
+    local_concurrency: int | None = 0,
 ) -> System:
     """Start ``fastworker run-actor-system`` in this folder (drill_tasks importable)."""
     port = port or free_port()
@@ -161,8 +162,7 @@ async def start_system(
         str(subworkers),
         "--concurrency",
         str(concurrency),
-        "--local-concurrency",
-        "0",
+        *(["--local-concurrency", str(local_concurrency)] if local_concurrency is not None else []),
         "--no-discovery",
         "--log-level",
         "warning",

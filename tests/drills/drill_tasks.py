@@ -18,3 +18,19 @@ async def slow_add(x: int, y: int) -> int:
     """Add two numbers after 20 ms, so thousands of tasks are in flight for seconds."""
     await trio.sleep(0.02)
     return x + y
+
+
+@task
+def poison() -> None:
+    """Kill the process running it at once (as a segfault or an OOM kill would)."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task
+async def nap(seconds: float) -> float:
+    """Sleep ``seconds`` in the trio loop."""
+    await trio.sleep(seconds)
+    return seconds

@@ -234,3 +234,16 @@ def slow_sync(seconds: float) -> float:
 async def unserializable_with_retries() -> object:
     """Return a value msgpack cannot carry, with retries configured."""
     return object()
+
+
+@task
+async def hold_stubborn(tag: str) -> str:
+    """Like ``hold``, but ignores cancellation until ``gate(tag)`` is set (a slow confirm)."""
+    with trio.CancelScope(shield=True):
+        return await _hold(tag)
+
+
+@task(max_worker_losses=1)
+async def hold_fragile(tag: str) -> str:
+    """Like ``hold``, with ``max_worker_losses=1``: the first lost worker fails it."""
+    return await _hold(tag)
