@@ -100,6 +100,22 @@ def collect(
                 value=waiting,
             )
         )
+    if isinstance(stats.get("suspects"), int):
+        out.append(
+            GaugeMetricFamily(
+                "fastworker_tasks_suspect",
+                "Tasks waiting to be redelivered alone (in flight on a lost worker).",
+                value=stats["suspects"],
+            )
+        )
+    if isinstance(stats.get("quarantined"), int):
+        out.append(
+            CounterMetricFamily(
+                "fastworker_tasks_quarantined",
+                "Tasks failed with WorkerLost because they kept taking down their workers.",
+                value=stats["quarantined"],
+            )
+        )
     workers = stats["workers"]
     out.append(GaugeMetricFamily("fastworker_workers", "Connected workers.", value=len(workers)))
     out.append(

@@ -61,6 +61,8 @@ async def test_metrics_exposition_parses_and_counts() -> None:
         assert samples[("fastworker_worker_slots", ())] >= 8
         assert samples[("fastworker_result_cache_entries", ())] >= 6
         assert samples[("fastworker_result_cache_bytes", ())] > 0
+        assert samples[("fastworker_tasks_suspect", ())] == 0
+        assert samples[("fastworker_tasks_quarantined_total", ())] == 0
         assert all(name.startswith("fastworker_") for name, _ in samples)
 
 
