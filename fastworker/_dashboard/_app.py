@@ -187,6 +187,7 @@ class _Snapshot:
     stats: dict[str, Any]
     at: float
     wall: float
+    version: int
 
 
 class DashboardApp:
@@ -244,7 +245,9 @@ class DashboardApp:
             now = time.monotonic()
             if self._snapshot is None or now - self._snapshot.at > max_age:
                 stats = await self.node.statistics()
-                self._snapshot = _Snapshot(attrs.asdict(stats), time.monotonic(), time.time())
+                self._snapshot = _Snapshot(
+                    attrs.asdict(stats), time.monotonic(), time.time(), self.hub.version
+                )
             return self._snapshot.stats, self._snapshot.wall
 
     async def schedules(self) -> list[dict[str, Any]]:
@@ -594,7 +597,10 @@ class DashboardApp:
             await send("retry: 2000\n\n")
             version = -1
             while True:
-                if version == hub.version:
+                fresh = self._snapshot is not None and self._snapshot.version >= version
+                if version == hub.version and fresh:
+                    # Nothing new, and the statistics shown already include the last
+                    # change (else one more update follows with fresher ones).
                     with trio.move_on_after(KEEPALIVE):
                         await hub.wait_changed()
                 version = hub.version

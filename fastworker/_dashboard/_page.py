@@ -141,11 +141,11 @@ def _extras(stats: dict[str, Any]) -> str:
         if key in _KNOWN_STATS:
             continue
         label = key.replace("_", " ")
-        text = (
-            json.dumps(value, default=repr) if not isinstance(value, int | float | str) else value
-        )
+        scalar = isinstance(value, int | float | str)
+        text = value if scalar else json.dumps(value, default=repr)
+        width = "" if scalar else " wide"
         out += (
-            f"<div class='card wide'><span class='label'>{escape(label)}</span>"
+            f"<div class='card{width}'><span class='label'>{escape(label)}</span>"
             f"<b data-extra='{_attr(key)}'>{escape(str(text))[:400]}</b></div>"
         )
     return out
