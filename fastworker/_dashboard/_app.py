@@ -13,7 +13,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from importlib import resources
 from itertools import count
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -219,7 +218,6 @@ class DashboardApp:
         routes = [
             Route("/", self.index),
             Route("/tasks/{task_id:path}", self.task_page),
-            Route("/static/{file}", self.static),
             Route("/ui/stream", self.page_stream),
             Route("/metrics", self.metrics),
             Route("/api/v1/tasks", self.submit, methods=["POST"]),
@@ -570,17 +568,6 @@ class DashboardApp:
         )
         return HTMLResponse(
             html, status_code=200 if found else 404, headers={"Cache-Control": "no-store"}
-        )
-
-    async def static(self, request: Request) -> Response:
-        """GET /static/{file}: the page's script and style sheet."""
-        name = request.path_params["file"]
-        types = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-        if name not in types:
-            return error_response(404, "NotFound", f"no static file {name!r}")
-        data = resources.files(__package__).joinpath("static", name).read_bytes()
-        return Response(
-            data, media_type=f"{types[name]}; charset=utf-8", headers={"Cache-Control": "no-cache"}
         )
 
     async def page_stream(self, request: Request) -> Response:
