@@ -106,6 +106,8 @@ class Hello:
     version: int
     nonce: bytes
     auth: bool
+    max_frame: int = 0
+    """The largest frame this node accepts (0: not said); the peer sends no larger."""
 
 
 @message("actors.Proof")
@@ -217,6 +219,7 @@ async def handshake(system: ActorSystem, connection: Connection) -> Hello:
         version=PROTOCOL_VERSION,
         nonce=nonce,
         auth=secret is not None,
+        max_frame=system.config.link.max_frame_size,
     )
     try:
         with trio.fail_after(system.config.link.handshake_timeout):
@@ -285,7 +288,10 @@ class _RemoteReply(Reply):
         self._done = True
         link = self._link
         try:
-            link.enqueue(link.codec.pack_envelope(Kind.REPLY, "", None, self._corr, value))
+            # Unbounded: a dropped reply would leave its asker waiting forever.
+            link.enqueue(
+                link.codec.pack_envelope(Kind.REPLY, "", None, self._corr, value), bounded=False
+            )
         except CodecError as exc:
             self._send_error(type(exc).__name__, f"the reply could not be encoded: {exc}")
         except (PeerDown, MailboxFull) as exc:
@@ -311,6 +317,10 @@ class Link:
         self.connection = connection
         self.peer = peer
         self.hello = hello
+        # Frames go out no larger than either side accepts: a peer with a smaller limit
+        # would close the link on an oversized frame (and a reconnect would resend it).
+        own = self.config.max_frame_size
+        self.max_frame = min(own, hello.max_frame) if hello.max_frame > 0 else own
         self.pending: dict[int, Future] = {}
         self._next_corr = 1
         self._sends = 0
@@ -335,17 +345,22 @@ class Link:
         self._next_corr = corr + 1
         return corr
 
-    def enqueue(self, packed: bytes) -> None:
-        """Queue one packed envelope for the writer; MailboxFull when the outbox is full."""
+    def enqueue(self, packed: bytes, *, bounded: bool = True) -> None:
+        """Queue one packed envelope for the writer; MailboxFull when the outbox is full.
+
+        MessageTooLarge for an envelope over the frame limit (the smaller of this node's
+        and the peer's): that send fails, the link carries on. ``bounded=False`` (for
+        replies, bounded by the asks that wait for them) ignores the outbox limit.
+        """
         if self.closed is not None:
             raise PeerDown(f"link to {self.peer.node_id[:8]} is closed: {self.closed}")
-        if len(packed) > self.config.max_frame_size - 16:
+        if len(packed) > self.max_frame - 16:
             raise MessageTooLarge(
                 f"message of {len(packed)} bytes exceeds the link's max frame size "
-                f"({self.config.max_frame_size} bytes): send a reference (a path, a key) "
+                f"({self.max_frame} bytes): send a reference (a path, a key) "
                 "instead of the data"
             )
-        if len(self._outbox) >= self.config.outbox_limit:
+        if bounded and len(self._outbox) >= self.config.outbox_limit:
             raise MailboxFull(
                 f"outbox of the link to {self.peer.node_id[:8]} is full "
                 f"({self.config.outbox_limit} messages)"
@@ -382,7 +397,10 @@ class Link:
     def send_error(self, corr: int, type_name: str, text: str) -> None:
         """Answer an ask with an error (type name and text)."""
         try:
-            self.enqueue(self.codec.pack_envelope(Kind.FAIL, "", None, corr, [type_name, text]))
+            self.enqueue(
+                self.codec.pack_envelope(Kind.FAIL, "", None, corr, [type_name, text]),
+                bounded=False,
+            )
         except (PeerDown, MailboxFull) as exc:
             log.debug("error reply %d not sent: %s", corr, exc)
 
@@ -397,7 +415,7 @@ class Link:
             await self._space.park()
 
     async def _writer(self) -> None:
-        max_frame = self.config.max_frame_size
+        max_frame = self.max_frame
         while True:
             while not self._outbox:
                 await self._writer_wake.park()

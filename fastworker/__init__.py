@@ -11,6 +11,7 @@ Public API::
         value = await client.call("add", 1, 2)
 """
 
+from ._canvas import Chain, Chord, Group, Signature, chain, chord, group, sig
 from ._client import Client, open_client
 from ._control_plane_node import ControlPlaneNode, open_control_plane, run_control_plane
 from ._errors import (
@@ -43,6 +44,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationFailed",
+    "Chain",
+    "Chord",
     "Client",
     "ClusterStats",
     "ConfigurationError",
@@ -51,6 +54,7 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "FastWorkerError",
+    "Group",
     "InvalidSchedule",
     "JournalWriteFailed",
     "NotSerializable",
@@ -60,6 +64,7 @@ __all__ = [
     "QueueStats",
     "Registry",
     "ShuttingDown",
+    "Signature",
     "SubmissionError",
     "SubworkerNode",
     "TaskCancelled",
@@ -74,11 +79,15 @@ __all__ = [
     "TaskTimeout",
     "WorkerLost",
     "WorkerStats",
+    "chain",
+    "chord",
     "default_registry",
+    "group",
     "open_client",
     "open_control_plane",
     "open_subworker",
     "run_control_plane",
     "run_subworker",
+    "sig",
     "task",
 ]

@@ -17,6 +17,7 @@ import trio
 import actors
 from actors import Actor, Context
 
+from ._canvas import FLOWS, Chain, Chord, Group, Signature, flatten
 from ._discovery import discover_control_plane
 from ._errors import (
     AuthenticationFailed,
@@ -32,6 +33,7 @@ from ._errors import (
     TaskCancelled,
     TaskFailed,
     TaskNotFound,
+    TaskNotRegistered,
     TaskTimeout,
     WorkerLost,
 )
@@ -49,6 +51,7 @@ from ._messages import (
     Results,
     Submission,
     Submit,
+    SubmitFlow,
     SubscribeEvents,
     Unknown,
     Watch,
@@ -61,6 +64,8 @@ log = logging.getLogger("fastworker.client")
 
 ROLE = "client"
 INBOX = "inbox"
+WATCH_CHUNK = 50_000
+"""Task ids per Watch message at most (a million ids would not fit one frame)."""
 
 _SUBMISSION_ERRORS: dict[str, type[SubmissionError]] = {
     "QueueFull": QueueFull,
@@ -228,7 +233,7 @@ class Client:
 
     async def delay(
         self,
-        name: str,
+        name: str | Signature | Chain | Group | Chord,
         /,
         *args: Any,
         priority: Priority | str | int | None = None,
@@ -241,9 +246,13 @@ class Client:
         ``priority`` overrides the task's default; ``countdown`` (seconds) or ``eta``
         (aware datetime or timestamp) schedule it. A task whose own keyword arguments are
         called priority, countdown or eta is submitted with ``submit()`` instead.
+        A workflow (``chain``, ``group``, ``chord``; ``fastworker.sig``) is submitted
+        whole and gets one id; ``priority`` is then the default of its members.
         Raises NotSerializable / PayloadTooLarge before sending, QueueFull or
         ShuttingDown if the control plane refuses, ConnectionFailed if unreachable.
         """
+        if isinstance(name, FLOWS):  # a workflow: one id for all of it
+            return await self._delay_flow(name, args, kwargs, priority, countdown, eta, False)
         sub = self._submission(name, args, kwargs, priority, countdown, eta, None)
         await self._submit([sub], watch=False)
         return sub.id
@@ -276,12 +285,16 @@ class Client:
             await self._submit(subs, watch=False)
         return [s.id for s in subs]
 
-    async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
-        """Submit ``name(*args, **kwargs)``, wait for it, return its value.
+    async def call(
+        self, name: str | Signature | Chain | Group | Chord, /, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Submit ``name(*args, **kwargs)`` (or a workflow), wait for it, return its value.
 
         Raises TaskFailed (TaskTimeout, WorkerLost) or TaskCancelled; the TaskResult is
-        on the exception's ``result``.
+        on the exception's ``result`` (a failed workflow's error is its failing member's).
         """
+        if isinstance(name, FLOWS):  # a workflow: its value, or its failing member's error
+            return await self._call_flow(name, args, kwargs)
         sub = self._submission(name, args, kwargs, None, None, None, None)
         future = self._waiter(sub.id)
         await self._submit([sub], watch=True)
@@ -305,7 +318,99 @@ class Client:
                     # Whether it was accepted is unknown: resubmit after the reconnect (the
                     # ids make a resubmission idempotent).
                     continue
+                except actors.MessageTooLarge as exc:
+                    if len(subs) > 1:
+                        raise PayloadTooLarge(
+                            f"a batch of {len(subs)} tasks is too large for one message "
+                            f"({exc}): submit it in smaller batches"
+                        ) from None
+                    raise self._translate(exc) from None
                 except actors.ActorError as exc:
+                    raise self._translate(exc) from None
+        finally:
+            self._submitting.difference_update(ids)
+
+    async def _call_flow(
+        self, flow: Signature | Chain | Group | Chord, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        flow_id = self.new_id()
+        future = self._waiter(flow_id)
+        try:
+            await self._delay_flow(flow, args, kwargs, None, None, None, True, flow_id)
+        except BaseException:
+            self._waiters.pop(flow_id, None)
+            raise
+        result = to_result(await future.wait())
+        raise_for(result)
+        return result.value
+
+    async def _delay_flow(
+        self,
+        flow: Signature | Chain | Group | Chord,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        priority: Priority | str | int | None,
+        countdown: float | None,
+        eta: datetime | float | None,
+        watch: bool,
+        flow_id: str | None = None,
+    ) -> str:
+        """Submit a workflow as one SubmitFlow message; returns its id once accepted."""
+        if args or kwargs:
+            raise ConfigurationError(
+                "a workflow takes its arguments in its signatures: sig(task, *args, **kwargs)"
+            )
+        if isinstance(flow, Signature):
+            sub = self._submission(
+                flow.name,
+                flow.args,
+                flow.kwargs,
+                flow.priority if priority is None else priority,
+                flow.countdown if countdown is None and eta is None else countdown,
+                eta,
+                flow_id,
+            )
+            await self._submit([sub], watch=watch)
+            return sub.id
+        if not isinstance(flow, Chain | Group | Chord):
+            raise ConfigurationError(
+                f"delay() takes a task name, a @task function or a workflow, got {flow!r}"
+            )
+        if countdown is not None or eta is not None:
+            raise ConfigurationError(
+                "a workflow has no countdown or eta of its own: set it on a member, "
+                "sig(task, ...).set(countdown=...)"
+            )
+        prio = None
+        if priority is not None:
+            try:
+                prio = int(Priority.parse(priority))
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
+        packed = flatten(flow, limit=self.max_payload, priority=prio)
+        if len(packed) > self.max_payload:
+            raise PayloadTooLarge(
+                f"the workflow packs to {len(packed)} bytes, over the {self.max_payload}-byte "
+                "message limit: pass references (paths, keys) instead of data, split it into "
+                "several workflows, or raise max_payload on the client and the control plane"
+            )
+        message = SubmitFlow(flow_id or self.new_id(), packed, watch)
+        ids = [message.id] if watch else []
+        self._submitting.update(ids)
+        try:
+            while True:
+                connection = await self._connection_ref()
+                try:
+                    await connection.ask(message)
+                    return message.id
+                except actors.PeerDown:
+                    continue  # resubmitted after the reconnect: the id makes it idempotent
+                except actors.ActorError as exc:
+                    if isinstance(exc, actors.RemoteError):
+                        if exc.type_name == "TaskNotRegistered":
+                            raise TaskNotRegistered(exc.message) from None
+                        if exc.type_name == "FastWorkerError":
+                            raise FastWorkerError(exc.message) from None
                     raise self._translate(exc) from None
         finally:
             self._submitting.difference_update(ids)
@@ -369,7 +474,7 @@ class Client:
         futures = [self._waiter(task_id) for task_id in task_ids]
         try:
             if task_ids:
-                await self._tell(Watch(list(dict.fromkeys(task_ids))))
+                await self._watch(list(dict.fromkeys(task_ids)))
             for future in futures:
                 if not future.done:
                     await future.wait()
@@ -382,6 +487,19 @@ class Client:
                     waiters.remove(future)
                     if not waiters:
                         del self._waiters[task_id]
+
+    async def _watch(self, ids: list[str]) -> None:
+        """Watch many ids: in several messages, each small enough for the link's frames."""
+        parts = [ids[start : start + WATCH_CHUNK] for start in range(0, len(ids), WATCH_CHUNK)]
+        while parts:
+            part = parts.pop()
+            try:
+                await self._tell(Watch(part))
+            except actors.MessageTooLarge:
+                if len(part) < 2:
+                    raise
+                half = len(part) // 2
+                parts += [part[half:], part[:half]]
 
     async def get_result(self, task_id: str) -> TaskResult | None:
         """The TaskResult if the task is terminal; None if unknown, unfinished or expired."""
@@ -522,8 +640,11 @@ class Client:
             if not first:
                 # Waiting calls resume: re-watch what they wait for, re-subscribe events.
                 rewatch = [i for i in self._waiters if i not in self._submitting]
-                if rewatch:
-                    self._connection.tell_nowait(Watch(rewatch))
+                try:
+                    for start in range(0, len(rewatch), WATCH_CHUNK):
+                        await self._connection.tell(Watch(rewatch[start : start + WATCH_CHUNK]))
+                except actors.PeerDown:
+                    pass  # down again already: the next registration re-watches
                 if self._event_channels:
                     self._connection.tell_nowait(SubscribeEvents(True))
             self._ready.set()

@@ -20,6 +20,7 @@ from ._control_plane import (
     StatusOf,
     WatchIds,
 )
+from ._control_plane_flows import AcceptFlow
 from ._messages import (
     Cancel,
     GetResult,
@@ -27,6 +28,7 @@ from ._messages import (
     GetStatus,
     Submission,
     Submit,
+    SubmitFlow,
     SubscribeEvents,
     Watch,
 )
@@ -77,6 +79,10 @@ class ClientConnection(Actor):
         kind = type(message)
         if kind is Watch:
             await self.control_plane.tell(WatchIds(message.ids, self.inbox))
+        elif kind is SubmitFlow:
+            # Answered by the control plane once accepted (durable with a journal).
+            watcher = self.inbox if message.watch else None
+            await self.control_plane.tell(AcceptFlow(message, ctx.defer_reply(), watcher))
         elif kind is GetResult:
             return await self.cache.ask(Lookup(message.id))
         elif kind is GetStatus:

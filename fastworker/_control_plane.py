@@ -16,10 +16,11 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from actors import Actor, ActorRef, Context, Delivery
+from actors import Actor, ActorRef, Context, Delivery, MailboxFull
 from actors._ref import Reply
 
 from ._clock import WallClock
+from ._control_plane_flows import AcceptFlow, FlowTable, RestoreFlows
 from ._errors import PayloadTooLarge, QueueFull, ShuttingDown
 from ._journal import Durable, JournaledTask, Lost, NotDurable, Persist, Record, Started
 from ._messages import (
@@ -350,17 +351,28 @@ class ControlPlane(Actor):
         """Accepted tasks waiting for their journal commit: id -> trio time to run (eta)."""
         self.submitted = self.completed = self.failed = self.retried = 0
         self.redelivered = self.skipped_ticks = self.quarantined = self.refused = 0
+        # -- workflows (see _control_plane_flows) --
+        self.flows = FlowTable(self)
+        self._ctx: Context | None = None
+
+    def _context(self) -> Context:
+        """The context (workflow steps cancel members outside any request)."""
+        if self._ctx is None:
+            raise RuntimeError("the control plane has not started")
+        return self._ctx
 
     # -- the loop ---------------------------------------------------------------------
     async def started(self, ctx: Context) -> None:
-        """Remember our own ref (the journal answers commits to it)."""
+        """Remember our own ref (the journal answers commits to it) and the context."""
         self._self_ref = ctx.self
+        self._ctx = ctx
 
     async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
         """Handle the batch, then dispatch and flush outcomes and events once."""
         try:
             await super().handle_batch(ctx, batch)
         finally:
+            self.flows.settle()  # members of failed or cancelled workflows
             self._dispatch()
             self._flush()
 
@@ -390,9 +402,12 @@ class ControlPlane(Actor):
             events, self._events = self._events, []
             for ref in list(self._event_refs):
                 try:
-                    ref.tell_nowait(Events(events))
+                    for start in range(0, len(events), 10_000):  # each message fits a frame
+                        ref.tell_nowait(Events(events[start : start + 10_000]))
+                except MailboxFull as exc:  # a slow follower loses events, not its feed
+                    log.warning("%d events not sent to %r: %s", len(events), ref, exc)
                 except Exception as exc:
-                    log.debug("event subscriber %r dropped: %s", ref, exc)
+                    log.warning("event subscriber %r dropped: %s", ref, exc)
                     self._event_refs.remove(ref)
         if self._idle_waiters and not self._running_count():
             waiters, self._idle_waiters = self._idle_waiters, []
@@ -408,8 +423,12 @@ class ControlPlane(Actor):
             self._accept(message)
         elif kind is Durable:
             self._durable(message.ids)
+            if self.flows:
+                self.flows.durable(message.ids)
         elif kind is NotDurable:
             self._not_durable(message)
+            if self.flows:
+                self.flows.not_durable(message.ids, message.reason)
         elif kind is Due:
             self._due(message.ids)
         elif kind is Restore:
@@ -420,6 +439,8 @@ class ControlPlane(Actor):
             self._watch(message)
         elif kind is StatusOf:
             rec = self.tasks.get(message.id)
+            if rec is None and self.flows:
+                return self.flows.status(message.id)
             return rec.status.value if rec is not None else None
         elif kind is CancelTask:
             answer = self._cancel(message.id, ctx, message.reply)
@@ -429,6 +450,10 @@ class ControlPlane(Actor):
                 message.reply.resolve(answer)
         elif kind is CancelDeadline:
             self._cancel_deadline_passed(message)
+        elif kind is AcceptFlow:
+            self.flows.accept(message)
+        elif kind is RestoreFlows:
+            self.flows.restore(message.flows)
         elif kind is WorkerJoined:
             self._worker_joined(message)
         elif kind is WorkerLeft:
@@ -894,6 +919,8 @@ class ControlPlane(Actor):
             self._events.append(
                 Event("task", rec.id, outcome.status, rec.name, outcome.worker, self.clock.now())
             )
+        if self.flows:
+            self.flows.member_finished(rec.id, outcome)  # a workflow member: move its flow on
 
     def _terminal(self, rec: TaskRecord, status: TaskStatus, error: WireError) -> None:
         self._finish(
@@ -911,31 +938,35 @@ class ControlPlane(Actor):
         )
 
     # -- cancellation -----------------------------------------------------------------
-    def _cancel(self, task_id: str, ctx: Context, reply: Reply | None = None) -> bool | None:
+    def _cancel(
+        self, task_id: str, ctx: Context, reply: Reply | None = None, *, quiet: bool = False
+    ) -> bool | None:
         """Cancel a task. A running one gets a request, an ack and a bounded wait.
 
         Queued, scheduled or retrying: removed at once (True). Running: the worker is
         asked to cancel and the answer waits for its confirmation (the task's ``finally``
         has run), at most ``cancel_timeout``; a sync task in a thread cannot be
         interrupted, so past the bound it is marked cancelled and its late result
-        discarded.
+        discarded. ``quiet`` (a workflow cancelling its members): no one waits for an answer.
         """
         rec = self.tasks.get(task_id)
         if rec is None:
+            if task_id in self.flows:  # a workflow: answered once it is over
+                return self.flows.cancel(task_id, reply if reply is not None else ctx.defer_reply())
             return False
         status = rec.status
         if status is TaskStatus.RUNNING and rec.worker is not None:
             worker = self.workers.get(rec.worker)
             if worker is not None:
                 waiting = self._cancelling.get(task_id)
-                deferred = reply if reply is not None else ctx.defer_reply()
+                deferred = None if quiet else (reply if reply is not None else ctx.defer_reply())
                 if waiting is None:
-                    self._cancelling[task_id] = [deferred]
+                    self._cancelling[task_id] = [deferred] if deferred is not None else []
                     worker.ref.tell_nowait(CancelRun(task_id, rec.attempts))
                     ctx.nursery.start_soon(
                         self._cancel_timer, ctx.self, CancelDeadline(task_id, rec.attempts)
                     )
-                else:
+                elif deferred is not None:
                     waiting.append(deferred)
                 return None
         if status is TaskStatus.QUEUED and not rec.suspect:
@@ -1089,8 +1120,12 @@ class ControlPlane(Actor):
     def _watch(self, msg: WatchIds) -> None:
         # Outcomes finished earlier in this batch must reach the cache before the watch.
         self._flush_outcomes()
-        known = [i for i in msg.ids if i in self.tasks]
-        unknown = [i for i in msg.ids if i not in self.tasks]
+        if self.flows:  # a workflow, or a member whose turn has not come, is known too
+            known = [i for i in msg.ids if i in self.tasks or self.flows.knows(i)]
+            unknown = [i for i in msg.ids if i not in self.tasks and not self.flows.knows(i)]
+        else:
+            known = [i for i in msg.ids if i in self.tasks]
+            unknown = [i for i in msg.ids if i not in self.tasks]
         if known:
             self.cache.tell_nowait(Subscribe(known, msg.ref))
         if unknown:

@@ -31,6 +31,7 @@ from ._control_plane import (
     WorkerCompleted,
     WorkerJoined,
 )
+from ._control_plane_flows import JournaledFlow, RestoreFlows
 from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
 from ._errors import ConfigurationError
 from ._executor import Executor
@@ -297,6 +298,9 @@ async def open_control_plane(
                     threads=sync_tasks_in_threads,
                 )
                 core.journal = await system.spawn("journal", journal_actor, capacity=capacity)
+                unfinished = await _restore_workflows(
+                    core_ref, journal_file, unfinished, sync_tasks_in_threads
+                )
                 if unfinished or results:
                     await core_ref.ask(Restore(unfinished, [o.id for o in results]))
                 log.info(
@@ -354,6 +358,29 @@ async def open_control_plane(
     finally:
         if journal_file is not None:
             journal_file.close()
+
+
+async def _restore_workflows(
+    core: actors.ActorRef,
+    journal_file: Any,
+    unfinished: list[Any],
+    threads: bool,
+) -> list[Any]:
+    """Replay the journal's workflows; returns the unfinished tasks that are not members."""
+    rows = await run_blocking(threads, journal_file.load_workflows)
+    if not rows:
+        return unfinished
+    flows = {flow_id: JournaledFlow(flow_id, nodes, results) for flow_id, nodes, results in rows}
+    rest = []
+    for task in unfinished:
+        flow = flows.get(task.id.rpartition(":")[0])
+        if flow is not None:
+            flow.tasks.append(task)
+        else:
+            rest.append(task)
+    await core.ask(RestoreFlows(list(flows.values())))
+    log.info("journal: replayed %d unfinished workflows", len(flows))
+    return rest
 
 
 async def _beacon(

@@ -9,6 +9,15 @@
   out at once, its late result is discarded, and its slot is freed only when the thread
   really returns.
 - Outcomes finished together are reported together (one ``Completed``).
+- A redelivered attempt of a task still running here (the link dropped and came back)
+  does not start a second run: the running one adopts the new attempt number, so its
+  outcome counts. One whose old run was already reported (timed out, cancelled) starts
+  when the old run's thread lets go of the task.
+- A success is remembered for a while (bounded): a redelivered attempt of a task that
+  already succeeded here (its report was lost with the link) is answered with that
+  result under the new attempt number instead of running again.
+- Each failed attempt is logged at WARNING with its traceback, at most one full
+  traceback per task name per ``FAILURE_LOG_WINDOW`` seconds (then a count).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +49,42 @@ THREAD_BUDGET = 0.002
 FAST_TASK = 0.0005
 """A sync task whose average run is shorter than this counts as trivial."""
 
+RECENT_ENTRIES = 1024
+RECENT_BYTES = 32 * 1024 * 1024
+RECENT_TTL = 300.0
+"""Successes kept for redelivered attempts: at most this many, bytes, seconds."""
+
+FAILURE_LOG_WINDOW = 60.0
+"""Seconds between two full failure tracebacks logged for the same task name."""
+
+
+class FailureLog:
+    """Rate limit for failure logs: one full entry per task name per ``window`` seconds.
+
+    ``admit(name, now)`` answers None (suppress) or how many failures of that name were
+    suppressed since the last full entry.
+    """
+
+    def __init__(self, window: float = FAILURE_LOG_WINDOW, max_names: int = 10_000) -> None:
+        self.window = window
+        self.max_names = max_names
+        self._last: dict[str, tuple[float, int]] = {}
+        self.logged = 0
+        self.suppressed = 0
+
+    def admit(self, name: str, now: float) -> int | None:
+        """None to suppress this failure, else the count suppressed before it."""
+        entry = self._last.get(name)
+        if entry is not None and now - entry[0] < self.window:
+            self._last[name] = (entry[0], entry[1] + 1)
+            self.suppressed += 1
+            return None
+        if entry is None and len(self._last) >= self.max_names:
+            self._last.clear()  # many distinct names: forget, rather than grow
+        self._last[name] = (now, 0)
+        self.logged += 1
+        return entry[1] if entry is not None else 0
+
 
 @attrs.frozen
 class ExecutorStatistics:
@@ -52,6 +97,10 @@ class ExecutorStatistics:
     failed: int
     cancelled: int
     timed_out: int
+    adopted: int = 0
+    """Redelivered attempts that took over the run still in progress here."""
+    reused: int = 0
+    """Redelivered attempts answered with the success this worker already had."""
 
 
 class _Attempt:
@@ -59,6 +108,7 @@ class _Attempt:
         "args",
         "cancel_requested",
         "kwargs",
+        "late_error",
         "run",
         "scope",
         "spec",
@@ -75,6 +125,8 @@ class _Attempt:
         self.started_at = 0.0
         self.timed_out = False
         self.cancel_requested = False
+        self.late_error: WireError | None = None
+        """A periodic sync task's timeout, reported when its thread returns."""
 
 
 def _error(exc: BaseException, tb: bool = True) -> WireError:
@@ -125,7 +177,13 @@ class Executor(Actor):
         self._limiter = trio.CapacityLimiter(concurrency)
         self._cost: dict[str, float] = {}
         self._idle_waiters: list[Any] = []
+        # Redelivered attempts waiting for an earlier run of the same task to let go.
+        self._deferred: dict[str, Run] = {}
+        self.failure_log = FailureLog()
+        self._recent: OrderedDict[str, tuple[Outcome, float]] = OrderedDict()
+        self._recent_bytes = 0
         self.runs_started = self.succeeded = self.failed = self.cancelled = self.timed_out = 0
+        self.adopted = self.reused = 0
 
     def statistics(self) -> ExecutorStatistics:
         """Slots, running attempts and counters."""
@@ -137,6 +195,8 @@ class Executor(Actor):
             self.failed,
             self.cancelled,
             self.timed_out,
+            self.adopted,
+            self.reused,
         )
 
     @property
@@ -175,8 +235,12 @@ class Executor(Actor):
 
     # -- starting ---------------------------------------------------------------------
     def _start(self, run: Run) -> None:
-        if run.id in self._running:
-            return  # a duplicate dispatch of an attempt already running here
+        current = self._running.get(run.id)
+        if current is not None:
+            self._redelivered(current, run)
+            return
+        if self._recent and self._reuse(run):
+            return
         self.runs_started += 1
         spec = self.registry.lookup(run.name)
         now = self.clock()
@@ -209,8 +273,74 @@ class Executor(Actor):
             if attempt.run.timeout is not None:
                 self._nursery.start_soon(self._sync_deadline, attempt)
 
+    def _redelivered(self, current: _Attempt, run: Run) -> None:
+        """A newer attempt of a task that is still here (the control plane lost sight of it)."""
+        if run.attempt <= current.run.attempt:
+            return  # the same dispatch twice: it runs once
+        if current.timed_out or current.cancel_requested:
+            # The old run was already reported; its thread still holds the task. The new
+            # attempt starts once it lets go (the slot the control plane gave it waits).
+            self._deferred[run.id] = run
+            return
+        # Run it once: the running attempt takes the new number, so its outcome counts.
+        # The control plane counted that run busy when we re-registered and gave the new
+        # attempt a slot of its own: that second slot comes back now.
+        log.info(
+            "task %s (%s) is still running here: attempt %d continues as attempt %d",
+            run.name,
+            run.id,
+            current.run.attempt,
+            run.attempt,
+        )
+        current.run = run
+        self.adopted += 1
+        self._emit(None, credits=1)
+
+    def _reuse(self, run: Run) -> bool:
+        """Answer a redelivered attempt of a task that already succeeded here."""
+        entry = self._recent.pop(run.id, None)
+        if entry is None:
+            return False
+        outcome, _ = entry
+        self._recent_bytes -= len(outcome.value or b"")
+        if outcome.attempt >= run.attempt:
+            return False
+        log.info(
+            "task %s (%s) already succeeded here as attempt %d: reported again as attempt %d",
+            run.name,
+            run.id,
+            outcome.attempt,
+            run.attempt,
+        )
+        self.reused += 1
+        self._emit(attrs.evolve(outcome, attempt=run.attempt), credits=1)
+        return True
+
+    def _remember(self, outcome: Outcome) -> None:
+        size = len(outcome.value or b"")
+        if size > RECENT_BYTES // 4:
+            return
+        recent = self._recent
+        now = trio.current_time()
+        previous = recent.pop(outcome.id, None)
+        if previous is not None:
+            self._recent_bytes -= len(previous[0].value or b"")
+        recent[outcome.id] = (outcome, now + RECENT_TTL)
+        self._recent_bytes += size
+        while recent:
+            task_id, (old, expires) = next(iter(recent.items()))
+            if (
+                len(recent) <= RECENT_ENTRIES
+                and self._recent_bytes <= RECENT_BYTES
+                and expires > now
+            ):
+                break
+            del recent[task_id]
+            self._recent_bytes -= len(old.value or b"")
+
     def _finish_early(self, run: Run, now: float, error: WireError) -> None:
         self.failed += 1
+        self._log_failure(run.name, run.id, run.attempt, error)
         self._emit(
             Outcome(
                 run.id,
@@ -229,6 +359,18 @@ class Executor(Actor):
 
     # -- async tasks ------------------------------------------------------------------
     async def _run_async(self, attempt: _Attempt) -> None:
+        try:
+            await self._step_async(attempt)
+        finally:
+            self._start_deferred(attempt.run.id)
+
+    @staticmethod
+    def attempt_code() -> Any:
+        """The code object of the frame that runs an async attempt (its local ``attempt``
+        names it): how the loop watchdog tells which task holds the loop."""
+        return Executor._step_async.__code__
+
+    async def _step_async(self, attempt: _Attempt) -> None:
         run = attempt.run
         with trio.CancelScope() as scope:
             attempt.scope = scope
@@ -296,11 +438,24 @@ class Executor(Actor):
         if self._running.get(attempt.run.id) is not attempt:
             return
         if attempt.timed_out:
-            # Reported when it timed out; only its slot comes back now.
+            # Reported when it timed out (a periodic task: now); its slot comes back now.
             del self._running[attempt.run.id]
-            self._emit(None, credits=1)
+            late = attempt.late_error
+            outcome = None
+            if late is not None:
+                outcome = self._outcome(attempt, TaskStatus.FAILURE, error=late)
+            self._emit(outcome, credits=1)
+            self._start_deferred(attempt.run.id)
             return
         self._done(attempt, value=value, error=error)
+        self._start_deferred(attempt.run.id)
+
+    def _start_deferred(self, task_id: str) -> None:
+        if self._deferred:
+            run = self._deferred.pop(task_id, None)
+            if run is not None and task_id not in self._running:
+                self._start(run)
+                self._wake_lanes()
 
     async def _sync_deadline(self, attempt: _Attempt) -> None:
         assert attempt.run.timeout is not None
@@ -309,27 +464,30 @@ class Executor(Actor):
             if attempt in self._sync_ready:
                 self._sync_ready.remove(attempt)
                 self._timed_out(attempt)
+                self._start_deferred(attempt.run.id)
                 return
             attempt.timed_out = True
             self.timed_out += 1
             self.failed += 1
-            self._emit(
-                self._outcome(
-                    attempt,
-                    TaskStatus.FAILURE,
-                    error=self._timeout_error(
-                        attempt,
-                        " (a sync task cannot be interrupted: its thread runs on and its "
-                        "result will be discarded)",
-                    ),
-                ),
-                credits=0,
+            error = self._timeout_error(
+                attempt,
+                " (a sync task cannot be interrupted: its thread runs on and its "
+                "result will be discarded)",
             )
+            self._log_failure(attempt.run.name, attempt.run.id, attempt.run.attempt, error)
+            if attempt.spec.periodic:
+                # A periodic task never overlaps itself: it counts as running (and its
+                # next tick is skipped) until its thread really returns; the timeout is
+                # reported then.
+                attempt.late_error = error
+                return
+            self._emit(self._outcome(attempt, TaskStatus.FAILURE, error=error), credits=0)
 
     def _cancel_waiting_sync(self, attempt: _Attempt) -> None:
         if attempt in self._sync_ready:
             self._sync_ready.remove(attempt)
             self._cancelled(attempt)
+            self._start_deferred(attempt.run.id)
         # A sync task already in a thread cannot be interrupted; the control plane has
         # already marked it cancelled and will ignore its result.
 
@@ -369,13 +527,39 @@ class Executor(Actor):
                 error, retryable = exc, False
             else:
                 self.succeeded += 1
-                self._emit(self._outcome(attempt, TaskStatus.SUCCESS, value=packed), credits=1)
+                outcome = self._outcome(attempt, TaskStatus.SUCCESS, value=packed)
+                self._remember(outcome)
+                self._emit(outcome, credits=1)
                 return
         self.failed += 1
         retryable = retryable and isinstance(error, attempt.spec.retry_on)
+        wire = _error(error)
+        self._log_failure(attempt.run.name, attempt.run.id, attempt.run.attempt, wire)
         self._emit(
-            self._outcome(attempt, TaskStatus.FAILURE, error=_error(error), retryable=retryable),
+            self._outcome(attempt, TaskStatus.FAILURE, error=wire, retryable=retryable),
             credits=1,
+        )
+
+    def _log_failure(self, name: str, task_id: str, attempt: int, error: WireError) -> None:
+        """One WARNING per failed attempt, a full one per name per window (then counted)."""
+        suppressed = self.failure_log.admit(name, trio.current_time())
+        if suppressed is None:
+            return
+        note = (
+            f" ({suppressed} more failures of {name} not logged in the last "
+            f"{self.failure_log.window:g}s)"
+            if suppressed
+            else ""
+        )
+        detail = error.traceback.rstrip() or f"{error.type}: {error.message}"
+        log.warning(
+            "task %s (%s) attempt %d failed on worker %s%s:\n%s",
+            name,
+            task_id,
+            attempt,
+            self.worker,
+            note,
+            detail,
         )
 
     def _timeout_error(self, attempt: _Attempt, note: str = "") -> WireError:
@@ -389,10 +573,10 @@ class Executor(Actor):
             return
         self.timed_out += 1
         self.failed += 1
+        error = self._timeout_error(attempt)
+        self._log_failure(attempt.run.name, attempt.run.id, attempt.run.attempt, error)
         self._emit(
-            self._outcome(
-                attempt, TaskStatus.FAILURE, error=self._timeout_error(attempt), retryable=False
-            ),
+            self._outcome(attempt, TaskStatus.FAILURE, error=error, retryable=False),
             credits=1,
         )
 

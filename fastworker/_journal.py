@@ -55,6 +55,16 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
 """
 
+# -- workflows: the graph of each unfinished workflow (its members are rows of tasks and
+# results like any task's; a workflow's row goes when its own result is recorded) --
+_WORKFLOW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+    id TEXT PRIMARY KEY,
+    nodes BLOB NOT NULL,
+    accepted_at REAL NOT NULL
+);
+"""
+
 
 class JournalError(FastWorkerError):
     """The journal file cannot be used (foreign, corrupt, or from another version)."""
@@ -140,6 +150,7 @@ class JournalFile:
             else:
                 self._check_existing()
                 self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.executescript(_WORKFLOW_SCHEMA)  # journals made before workflows
             self.db.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as exc:
             self.db.close()
@@ -163,6 +174,7 @@ class JournalFile:
         self.db.executescript(
             "BEGIN IMMEDIATE;\n"
             + _SCHEMA
+            + _WORKFLOW_SCHEMA
             + f"INSERT INTO meta (key, value) VALUES ('format', '{FORMAT}'), "
             f"('version', '{VERSION}');\nCOMMIT;"
         )
@@ -239,6 +251,26 @@ class JournalFile:
         results.reverse()
         return tasks, results
 
+    def load_workflows(self) -> list[tuple[str, bytes, list[Outcome]]]:
+        """Unfinished workflows (in acceptance order): id, nodes, their members' results.
+
+        Members' results are read whatever ``load``'s limit: a workflow needs them all.
+        """
+        flows = []
+        for flow_id, nodes in self.db.execute(
+            "SELECT id, nodes FROM workflows ORDER BY rowid"
+        ).fetchall():
+            # Member ids are "<flow id>:<index>": one range of the results' key.
+            results = [
+                _unpack_outcome(bytes(row[0]))
+                for row in self.db.execute(
+                    "SELECT outcome FROM results WHERE id >= ? AND id < ?",
+                    (flow_id + ":", flow_id + ";"),
+                )
+            ]
+            flows.append((flow_id, bytes(nodes), results))
+        return flows
+
     def write(
         self,
         accepted: list[JournaledTask],
@@ -247,6 +279,7 @@ class JournalFile:
         now: float,
         started: Sequence[str] = (),
         lost: Sequence[tuple[str, int, int]] = (),
+        flows: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """One transaction: record accepted tasks, move finished ones to results.
 
@@ -290,6 +323,7 @@ class JournalFile:
                     + ",".join(["(?, ?, ?)"] * len(part)),
                     [v for o in part for v in (o.id, _pack_outcome(o), expires)],
                 )
+            self._write_workflows(flows or [], finished, now)
             db.execute("COMMIT")
         except BaseException:
             # SQLite rolls back by itself on some errors (disk full): a second ROLLBACK
@@ -300,6 +334,33 @@ class JournalFile:
                 except sqlite3.Error as exc:
                     log.debug("journal rollback failed: %s", exc)
             raise
+
+    def _write_workflows(
+        self, flows: list[tuple[str, bytes]], finished: list[Outcome], now: float
+    ) -> None:
+        """Record accepted workflows; drop those whose own result is in ``finished``."""
+        db = self.db
+        for part in _parts(flows, 3):
+            db.execute(
+                "INSERT OR IGNORE INTO workflows (id, nodes, accepted_at) VALUES "
+                + ",".join(["(?, ?, ?)"] * len(part)),
+                [v for flow_id, nodes in part for v in (flow_id, nodes, now)],
+            )
+        if self._workflows_possible(flows):
+            for part in _parts(finished, 1):
+                db.execute(
+                    "DELETE FROM workflows WHERE id IN (" + ",".join(["?"] * len(part)) + ")",
+                    [o.id for o in part],
+                )
+
+    def _workflows_possible(self, flows: list[tuple[str, bytes]]) -> bool:
+        """False while the table is known to be empty (skips a delete per commit)."""
+        if flows:
+            self._has_workflows = True
+        elif getattr(self, "_has_workflows", None) is None:
+            row = self.db.execute("SELECT 1 FROM workflows LIMIT 1").fetchone()
+            self._has_workflows = row is not None
+        return bool(self._has_workflows)
 
     def compact(self, now: float) -> int:
         """Delete results past their TTL; returns how many."""
@@ -325,6 +386,7 @@ class Persist:
     tasks: list[JournaledTask]
     replies: list[tuple[Reply, Any]]
     notify: ActorRef | None = None
+    flows: list[tuple[str, bytes]] = attrs.field(factory=list)  # (workflow id, nodes)
 
 
 @attrs.frozen
@@ -467,12 +529,14 @@ class Journal(Actor):
         notify: list[tuple[ActorRef, list[str]]] = []
         started: list[str] = []
         forwards: list[tuple[ActorRef, RunTasks]] = []
+        flows: list[tuple[str, bytes]] = []
         for delivery in batch:
             msg = delivery.message
             kind = type(msg)
             if kind is Persist:
                 accepted.extend(msg.tasks)
                 replies.extend(msg.replies)
+                flows.extend(msg.flows)
                 if msg.notify is not None and msg.tasks:
                     notify.append((msg.notify, [t.id for t in msg.tasks]))
             elif kind is Record:
@@ -492,7 +556,14 @@ class Journal(Actor):
                 if self.on_commit is not None:
                     self.on_commit(time.perf_counter() - began)
                 await self._blocking(
-                    self.file.write, accepted, finished, self.ttl, self.wall(), started, lost
+                    self.file.write,
+                    accepted,
+                    finished,
+                    self.ttl,
+                    self.wall(),
+                    started,
+                    lost,
+                    flows,
                 )
         except Exception as exc:
             self._failed(exc, accepted, finished, lost, replies, syncs, notify)

@@ -281,3 +281,22 @@ class Retire:
 @attrs.frozen
 class Drain:
     """Stop taking work; answer once running tasks finished (or the caller gives up)."""
+
+
+# -- workflows (client -> control plane) ------------------------------------------------
+
+
+@message("fw.SubmitFlow")
+@attrs.frozen
+class SubmitFlow:
+    """Accept a workflow under the id ``id``.
+
+    ``nodes`` is the graph packed compactly (see ``fastworker._workflow``: a list of
+    nodes, root first; each task member only its name, its own packed arguments and its
+    options). Answered once accepted (with a journal, once durable). With ``watch`` its
+    result is pushed back like a task's.
+    """
+
+    id: str
+    nodes: bytes
+    watch: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
@@ -9,9 +10,12 @@ from typing import Any
 import attrs
 import trio
 
-from actors import Actor, ActorRef, Context, Delivery
+from actors import Actor, ActorRef, Context, Delivery, PeerDown
 
 from ._messages import Outcome, Results, Unknown
+from ._wire import Sender, drop_outcome_value, outcome_size
+
+log = logging.getLogger("fastworker.result_cache")
 
 _OVERHEAD = 200  # rough bytes per entry beyond the value and error text
 
@@ -193,10 +197,19 @@ class ResultCache(Actor):
         self.sweep_interval = sweep_interval
         # Usually one subscriber per task: a list is cheaper than a set here.
         self._waiters: dict[str, list[ActorRef]] = {}
+        # Pushes are split to fit the link's frames and wait for room when the
+        # watcher's link is busy; a result too big for the watcher's link reaches it as
+        # that task's PayloadTooLarge failure (the stored result stays for get_result).
+        self._pushes: Sender[Outcome] = Sender(
+            "results", _results, outcome_size, drop_outcome_value, on_lost=_lost_push
+        )
+        self._unknown: Sender[str] = Sender("unknown ids", _unknown, _id_size, _no_refit)
 
     async def started(self, ctx: Context) -> None:
-        """Start the TTL sweeper."""
+        """Start the TTL sweeper and the senders of pushes that wait for room."""
         ctx.nursery.start_soon(self._sweep)
+        self._pushes.start(ctx.nursery)
+        self._unknown.start(ctx.nursery)
 
     async def _sweep(self) -> None:
         while True:
@@ -235,10 +248,7 @@ class ResultCache(Actor):
             if delivery.reply is not None:
                 delivery.reply.resolve(None)
         for ref, outcomes in pushes.items():
-            try:
-                ref.tell_nowait(Results(outcomes))
-            except Exception:  # a subscriber that cannot take it is dead-lettered by its ref
-                pass
+            self._pushes.send_nowait(ref, outcomes)
 
     def _store(self, outcomes: list[Outcome], pushes: dict[ActorRef, list[Outcome]]) -> None:
         store = self.store
@@ -283,10 +293,7 @@ class ResultCache(Actor):
         if found:
             pushes.setdefault(ref, []).extend(found)
         if unknown:
-            try:
-                ref.tell_nowait(Unknown(unknown))
-            except Exception:
-                pass
+            self._unknown.send_nowait(ref, unknown)
 
     async def receive(self, ctx: Context, message: Any) -> Any:
         """Lookups, statistics and unsubscribes."""
@@ -305,3 +312,26 @@ class ResultCache(Actor):
         if isinstance(message, GetCacheStatistics):
             return self.statistics()
         raise TypeError(f"ResultCache does not handle {type(message).__name__}")
+
+
+def _results(outcomes: list[Outcome], last: bool, extra: Any) -> Results:
+    return Results(outcomes)
+
+
+def _unknown(ids: list[str], last: bool, extra: Any) -> Unknown:
+    return Unknown(ids)
+
+
+def _id_size(task_id: str) -> int:
+    return 8 + len(task_id)
+
+
+def _no_refit(task_id: str, exc: Exception) -> None:
+    return None
+
+
+def _lost_push(ref: ActorRef, outcomes: list[Outcome], exc: Exception) -> None:
+    # A watcher whose link went down re-watches after it reconnects; anything else is a
+    # fault worth seeing.
+    level = logging.INFO if isinstance(exc, PeerDown) else logging.WARNING
+    log.log(level, "could not push %d results to %r: %s", len(outcomes), ref, exc)

@@ -10,10 +10,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from actors import Actor, ActorRef, Context, LinkDown, Peer
+from actors import (
+    Actor,
+    ActorError,
+    ActorRef,
+    Context,
+    LinkDown,
+    MessageTooLarge,
+    Peer,
+    PeerDown,
+)
 
 from ._control_plane import WorkerCompleted, WorkerJoined, WorkerLeft, WorkerRetiring
-from ._messages import CancelRun, Completed, Retire, RunTasks
+from ._messages import CancelRun, Completed, Outcome, Retire, Run, RunTasks, WireError
+from ._model import TaskStatus
+from ._wire import Sender, run_size, run_tasks
 
 log = logging.getLogger("fastworker.subworker_connection")
 
@@ -40,9 +51,15 @@ class SubworkerConnection(Actor):
         self.slots = slots
         self.busy = busy
         self.in_flight: dict[str, int] = {}
+        # Runs are split to fit the link's frames and wait for room in its outbox; a
+        # run too big for the subworker's link fails with PayloadTooLarge.
+        self._runs: Sender[Run] = Sender(
+            "runs", run_tasks, run_size, self._undeliverable, on_lost=self._runs_lost
+        )
 
     async def started(self, ctx: Context) -> None:
         """Watch the link and announce the worker's slots."""
+        self._runs.start(ctx.nursery)
         ctx.system.monitor_peers(ctx.self)
         await self.control_plane.tell(WorkerJoined(self.worker_id, ctx.self, self.slots, self.busy))
         if not self.peer.connected:
@@ -54,7 +71,7 @@ class SubworkerConnection(Actor):
         if kind is RunTasks:
             for run in message.runs:
                 self.in_flight[run.id] = run.attempt
-            self.executor.tell_nowait(message)
+            self._runs.send_nowait(self.executor, message.runs)
         elif kind is Completed:
             for outcome in message.outcomes:
                 if self.in_flight.get(outcome.id) == outcome.attempt:
@@ -64,13 +81,50 @@ class SubworkerConnection(Actor):
             )
         elif kind is CancelRun:
             self.in_flight.pop(message.id, None)
-            self.executor.tell_nowait(message)
+            try:
+                self.executor.tell_nowait(message)
+            except ActorError as exc:
+                log.warning(
+                    "cancel of %s not sent to worker %s: %s", message.id, self.worker_id, exc
+                )
         elif kind is Retire:
             await self.control_plane.ask(WorkerRetiring(self.worker_id))
         elif kind is LinkDown:
             if message.node_id == self.node_id:
                 self._leave(ctx, message.reason)
         return None
+
+    def _undeliverable(self, run: Run, exc: Exception) -> None:
+        """A run the subworker's link cannot take fails with PayloadTooLarge."""
+        if self.in_flight.get(run.id) == run.attempt:
+            del self.in_flight[run.id]
+            self._fail(
+                run,
+                WireError(
+                    "PayloadTooLarge",
+                    f"the arguments of task {run.name} ({len(run.payload)} bytes) could not "
+                    f"be sent to worker {self.worker_id}: {exc}; pass a reference instead "
+                    "of the data",
+                ),
+            )
+
+    def _runs_lost(self, ref: ActorRef, runs: list[Run], exc: Exception) -> None:
+        # The link is down (LinkDown hands these back for redelivery) or the message
+        # could not be encoded at all: then nothing would ever report them.
+        if isinstance(exc, MessageTooLarge):
+            return  # failed with PayloadTooLarge by _undeliverable
+        if isinstance(exc, PeerDown):
+            log.info("%d runs not sent to worker %s: %s", len(runs), self.worker_id, exc)
+            return
+        log.error("%d runs not sent to worker %s: %s", len(runs), self.worker_id, exc)
+        for run in runs:
+            if self.in_flight.get(run.id) == run.attempt:
+                del self.in_flight[run.id]
+                self._fail(run, WireError(type(exc).__name__, f"could not be sent: {exc}"))
+
+    def _fail(self, run: Run, error: WireError) -> None:
+        outcome = Outcome(run.id, TaskStatus.FAILURE.value, run.attempt, None, error, name=run.name)
+        self.control_plane.tell_nowait(WorkerCompleted(self.worker_id, [outcome], 1))
 
     def _leave(self, ctx: Context, reason: str) -> None:
         ctx.system.demonitor_peers(ctx.self)

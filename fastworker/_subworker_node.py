@@ -27,6 +27,8 @@ from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._watchdog import DEFAULT_THRESHOLD, LoopWatchdog
+from ._wire import Sender, drop_outcome_value, outcome_size
 
 log = logging.getLogger("fastworker.subworker")
 
@@ -42,8 +44,10 @@ class SubworkerNode:
     executor: Executor
     peer: actors.Peer
     registrations: int = 0
+    watchdog: LoopWatchdog | None = None
     _registered: trio.Event = attrs.field(factory=trio.Event)
     _target: actors.ActorRef | None = None
+    _sender: Sender[Outcome] = attrs.field(factory=lambda: _outcome_sender())
 
     @property
     def node_id(self) -> str:
@@ -80,8 +84,36 @@ class SubworkerNode:
     def _report(self, outcomes: list[Outcome], credits: int) -> None:
         target = self._target
         if target is None:
-            return  # not registered: the control plane redelivers what we held
-        target.tell_nowait(Completed(outcomes, credits))
+            if outcomes:
+                log.warning(
+                    "%d outcomes not reported: not registered with the control plane "
+                    "(it redelivers what this worker held when the link dropped)",
+                    len(outcomes),
+                )
+            return
+        # Split to fit the link's frames; what finds the link's outbox full is sent in
+        # order as soon as there is room; a result too big for the link becomes that
+        # task's PayloadTooLarge failure.
+        self._sender.send_nowait(target, outcomes, credits)
+
+
+def _completed(outcomes: list[Outcome], last: bool, credits: int) -> Completed:
+    # The slots come back with the last part, after every outcome they held.
+    return Completed(outcomes, credits if last else 0)
+
+
+def _lost_outcomes(ref: actors.ActorRef, outcomes: list[Outcome], exc: Exception) -> None:
+    log.error(
+        "could not report %d outcomes to the control plane (%s): %s; it redelivers them "
+        "when this worker's link drops",
+        len(outcomes),
+        ", ".join(o.id for o in outcomes[:5]) + (", ..." if len(outcomes) > 5 else ""),
+        exc,
+    )
+
+
+def _outcome_sender() -> Sender[Outcome]:
+    return Sender("outcomes", _completed, outcome_size, drop_outcome_value, on_lost=_lost_outcomes)
 
 
 @asynccontextmanager
@@ -99,13 +131,16 @@ async def open_subworker(
     discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
     clock: Callable[[], float] | None = None,
     sync_tasks_in_threads: bool = True,
+    loop_watchdog: float | None = DEFAULT_THRESHOLD,
 ) -> AsyncIterator[SubworkerNode]:
     """Run a subworker for the duration of the block; it yields once registered.
 
     ``url`` None discovers the control plane by UDP beacon (same ``cluster`` and
     ``secret``). ``clock`` (POSIX seconds) stamps results; the test harness passes the
-    cluster's clock so virtual time and ``start_time`` agree everywhere. The caller owns
-    the timeout for finding and joining it:
+    cluster's clock so virtual time and ``start_time`` agree everywhere.
+    ``loop_watchdog`` (seconds, None: off) is how long the trio loop may be held before
+    a watchdog thread logs which task holds it (an ``async def`` task that blocks).
+    The caller owns the timeout for finding and joining it:
     ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
     """
     if concurrency < 1:
@@ -142,9 +177,16 @@ async def open_subworker(
         )
         await system.spawn("executor", executor, capacity=100_000)
         node = SubworkerNode(url, system, executor, peer)
+        node._sender.start(system.nursery)
         holder["node"] = node
-        await system.nursery.start(_keep_registered, node, registry, concurrency)
-        yield node
+        if loop_watchdog is None:
+            await system.nursery.start(_keep_registered, node, registry, concurrency)
+            yield node
+            return
+        node.watchdog = LoopWatchdog(loop_watchdog, attempt_code=Executor.attempt_code())
+        async with node.watchdog.running():
+            await system.nursery.start(_keep_registered, node, registry, concurrency)
+            yield node
 
 
 async def _keep_registered(

@@ -9,9 +9,18 @@ runs a trivial ``add`` task and checks every result, and prints one table:
 - pipelined: single ``delay`` calls from 64 concurrent senders, then all results
   (tasks/s);
 - sequential: ``call`` one at a time, round-trip latency p50/p99 (ms);
-- peak RSS of each process, and the control plane's RSS when idle.
+- peak RSS of each process, and the control plane's RSS when idle;
+- with ``--burst N``: N tasks each returning ``--burst-size`` bytes finish at the same
+  moment (more than one frame holds); the time from that moment until every result
+  reached the client, checked.
 
 Run it for 0, 1 and 2 subworkers with ``--subworkers 0,1,2`` (the default).
+
+``--workflows`` measures workflows instead: a chord of ``--n`` trivial members (one
+submission, the callback sums the values) against the batched throughput of as many
+independent tasks on the same system, and the control plane's memory per pending
+workflow member (``--memory-members`` members queued with no worker to run them),
+next to its memory per pending independent task.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ import trio
 
 BENCH_TASKS = "fastworker._bench_tasks"
 ADD = "bench.add"
+TOTAL = "bench.total"
+BLOB = "bench.blob"
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,12 +60,30 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--local-concurrency", type=int, default=8, help="control plane slots (0 subworkers)"
     )
     parser.add_argument("--journal", action="store_true", help="run with a journal")
+    parser.add_argument(
+        "--workflows",
+        action="store_true",
+        help="measure a chord of --n members against --n independent tasks, and memory "
+        "per pending workflow member",
+    )
+    parser.add_argument(
+        "--memory-members",
+        type=int,
+        default=50_000,
+        help="pending members for the memory figure (--workflows)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--dashboard",
         action="store_true",
         help="run each row twice, without and with the dashboard open (a reader of the "
-        "page's live stream), and print the throughput drop",
+        "page's live stream), and print the change",
+    )
+    parser.add_argument(
+        "--burst", type=int, default=0, help="also: N large results finishing at once (0: off)"
+    )
+    parser.add_argument(
+        "--burst-size", type=int, default=1024 * 1024 - 1024, help="bytes per burst result"
     )
 
 
@@ -76,6 +105,7 @@ class BenchRow:
     cp_peak_rss_mib: float = 0.0
     subworker_peak_rss_mib: list[float] = attrs.field(factory=list)
     client_peak_rss_mib: float = 0.0
+    burst_seconds: float = 0.0
 
     @property
     def total_peak_rss_mib(self) -> float:
@@ -187,6 +217,18 @@ async def _sequential(client: Any, seconds: float) -> list[float]:
     return latencies
 
 
+async def _burst(client: Any, n: int, size: int) -> float:
+    """Seconds from the moment ``n`` results of ``size`` bytes are ready to all received."""
+    at = time.time() + 1.0 + n * 0.002
+    ids = await client.delay_batch([(BLOB, (size, at)) for _ in range(n)])
+    results = await client.gather(ids)
+    elapsed = time.time() - at
+    bad = [r for r in results if r.value is None or len(r.value) != size]
+    if bad:
+        raise AssertionError(f"{len(bad)} of {n} burst results missing or wrong: {bad[0]}")
+    return elapsed
+
+
 async def _dashboard_cpu(base: str) -> float:
     """fastworker_dashboard_cpu_seconds_total from /metrics."""
     import httpx
@@ -225,43 +267,11 @@ async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool =
     from ._client import open_client
 
     port = _free_port()
-    dashboard_port = _free_port()
     url = f"ws://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "fastworker",
-        "run-actor-system",
-        "--tasks",
-        BENCH_TASKS,
-        "--port",
-        str(port),
-        "--subworkers",
-        str(subworkers),
-        "--concurrency",
-        str(args.concurrency),
-        "--local-concurrency",
-        str(args.local_concurrency),
-        "--max-queue",
-        str(max(100_000, 2 * args.n)),
-        "--result-cache-size",
-        str(max(10_000, 2 * args.n + 1000)),
-        "--no-discovery",
-        "--log-level",
-        "warning",
-        *(["--dashboard", f"127.0.0.1:{dashboard_port}"] if dashboard else ["--no-dashboard"]),
-    ]
-    journal_dir = None
-    if args.journal:
-        import tempfile
-
-        journal_dir = tempfile.mkdtemp(prefix="fastworker-bench-")
-        cmd += ["--journal", os.path.join(journal_dir, "journal.db")]
-    # The system under test is configured by the flags above only: FASTWORKER_* settings
-    # meant for the user's own cluster (a secret file, a host, a journal...) would make it
-    # differ from what this client expects (e.g. refuse it for want of the secret).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTWORKER_")}
-    process = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL, env=env)
+    dashboard_port = _free_port() if dashboard else None
+    process, journal_dir = await _start(
+        args, port, subworkers, args.local_concurrency, dashboard_port=dashboard_port
+    )
     row = BenchRow(subworkers, dashboard)
     base = f"http://127.0.0.1:{dashboard_port}"
     updates = [0]
@@ -284,6 +294,8 @@ async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool =
             row.cp_cpu_us_per_task = spent / (2 * args.n) * 1e6
             if dashboard and spent > 0:
                 row.dashboard_cpu_share = (await _dashboard_cpu(base) - dashboard_cpu) / spent
+            if args.burst:
+                row.burst_seconds = await _burst(client, args.burst, args.burst_size)
             latencies = await _sequential(client, args.seconds)
             latencies.sort()
             row.seq_calls = len(latencies)
@@ -297,6 +309,73 @@ async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool =
                 raise AssertionError("the dashboard's live stream sent no update")
             page.cancel_scope.cancel()
     finally:
+        await _stop(process, journal_dir)
+    row.client_peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row
+
+
+async def _start(
+    args: argparse.Namespace,
+    port: int,
+    subworkers: int,
+    local_concurrency: int,
+    log_level: str = "warning",
+    dashboard_port: int | None = None,
+) -> tuple[trio.Process, str | None]:
+    """Start ``run-actor-system`` on ``port``; returns the process and its journal dir.
+
+    The dashboard is off unless ``dashboard_port`` is given.
+    """
+    concurrency = args.concurrency
+    if getattr(args, "burst", 0):
+        # Room for the whole burst at once (on one subworker or on the control plane).
+        concurrency = max(concurrency, -(-args.burst // max(1, subworkers)))
+        local_concurrency = max(local_concurrency, args.burst)
+    cmd = [
+        sys.executable,
+        "-m",
+        "fastworker",
+        "run-actor-system",
+        "--tasks",
+        BENCH_TASKS,
+        "--port",
+        str(port),
+        "--subworkers",
+        str(subworkers),
+        "--concurrency",
+        str(concurrency),
+        "--local-concurrency",
+        str(local_concurrency),
+        "--max-queue",
+        str(max(100_000, 2 * args.n)),
+        "--result-cache-size",
+        str(max(10_000, 2 * args.n + 1000)),
+        "--no-discovery",
+        "--log-level",
+        log_level,
+        *(
+            ["--dashboard", f"127.0.0.1:{dashboard_port}"]
+            if dashboard_port is not None
+            else ["--no-dashboard"]
+        ),
+    ]
+    journal_dir = None
+    if args.journal:
+        import tempfile
+
+        journal_dir = tempfile.mkdtemp(prefix="fastworker-bench-")
+        cmd += ["--journal", os.path.join(journal_dir, "journal.db")]
+    # The system under test is configured by the flags above only: FASTWORKER_* settings
+    # meant for the user's own cluster (a secret file, a host, a journal...) would make it
+    # differ from what this client expects (e.g. refuse it for want of the secret).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTWORKER_")}
+    process = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL, env=env)
+    return process, journal_dir
+
+
+async def _stop(process: trio.Process, journal_dir: str | None) -> None:
+    """Stop the system (SIGINT, then SIGKILL past 15 s) and remove its journal."""
+    with trio.CancelScope(shield=True):
         if process.returncode is None:
             process.send_signal(signal.SIGINT)
             with trio.move_on_after(15):
@@ -308,27 +387,156 @@ async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool =
             import shutil
 
             shutil.rmtree(journal_dir, ignore_errors=True)
-    row.client_peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- workflows (--workflows) ------------------------------------------------------------
+
+
+@attrs.define
+class WorkflowRow:
+    """Workflow figures for one subworker count."""
+
+    subworkers: int
+    n: int
+    batched: float = 0.0
+    chord: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        """Chord throughput as a fraction of the batched throughput."""
+        return self.chord / self.batched if self.batched else 0.0
+
+
+@attrs.define
+class PendingMemory:
+    """The control plane's RSS growth per pending (queued, unrun) task or member."""
+
+    members: int
+    member_bytes: float = 0.0
+    task_bytes: float = 0.0
+
+
+CHORD_SIZE = 10_000
+"""Members per chord in the memory figure (one submission must fit the message limit)."""
+
+
+def _chord(n: int, base: int = 0) -> Any:
+    from ._canvas import chord, group, sig
+
+    return chord(group(sig(ADD, base + i, 1) for i in range(n)), sig(TOTAL))
+
+
+async def _chord_rate(client: Any, n: int) -> float:
+    start = time.perf_counter()
+    result = await client.result(await client.delay(_chord(n)))
+    elapsed = time.perf_counter() - start
+    expected = sum(i + 1 for i in range(n))
+    if result.value != expected:
+        raise AssertionError(f"chord returned {result.value!r} ({result.status}), not {expected}")
+    return n / elapsed
+
+
+async def bench_workflows(args: argparse.Namespace, subworkers: int) -> WorkflowRow:
+    """A chord of n members and n independent batched tasks, alternately, best of 3."""
+    from ._client import open_client
+
+    port = _free_port()
+    process, journal_dir = await _start(args, port, subworkers, args.local_concurrency)
+    row = WorkflowRow(subworkers, args.n)
+    try:
+        async with open_client(f"ws://127.0.0.1:{port}", connect_timeout=30.0) as client:
+            with trio.fail_after(60):
+                await _wait_for_workers(client, subworkers)
+            await client.gather(await client.delay_batch([(ADD, (i, 0)) for i in range(500)]))
+            await _chord_rate(client, 500)
+            for _ in range(3):
+                row.batched = max(row.batched, await _batched(client, args.n, args.chunk))
+                row.chord = max(row.chord, await _chord_rate(client, args.n))
+    finally:
+        await _stop(process, journal_dir)
     return row
+
+
+async def _pending_growth(args: argparse.Namespace, members: int, flows: bool) -> float:
+    """Bytes of control-plane RSS per pending task (or workflow member) with no worker."""
+    from ._client import open_client
+
+    port = _free_port()
+    # Its pending work is dropped at the end on purpose: no log about that.
+    process, journal_dir = await _start(args, port, 0, 0, log_level="critical")
+    try:
+        async with open_client(f"ws://127.0.0.1:{port}", connect_timeout=30.0) as client:
+            # Warm-up: code paths and buffers, then the baseline.
+            if flows:
+                await client.delay(_chord(100, -100))
+            else:
+                await client.delay_batch([(ADD, (i, 1)) for i in range(100)])
+            await trio.sleep(0.5)
+            before = _status_kib(process.pid, "VmRSS")
+            for base in range(0, members, CHORD_SIZE):
+                size = min(CHORD_SIZE, members - base)
+                if flows:
+                    await client.delay(_chord(size, base))
+                else:
+                    await client.delay_batch([(ADD, (base + i, 1)) for i in range(size)])
+            while True:
+                q = (await client.stats()).queued
+                if q.critical + q.high + q.normal + q.low >= members + 100:
+                    break
+                await trio.sleep(0.05)
+            await trio.sleep(0.5)
+            after = _status_kib(process.pid, "VmRSS")
+    finally:
+        await _stop(process, journal_dir)
+    return (after - before) * 1024 / members
+
+
+async def run_workflow_bench(args: argparse.Namespace, counts: list[int]) -> int:
+    """``fastworker bench --workflows``: print the workflow table (or JSON)."""
+    rows = []
+    for count in counts:
+        print(f"bench: workflows, {count} subworker(s), n={args.n} ...", file=sys.stderr)
+        rows.append(await bench_workflows(args, count))
+    memory = PendingMemory(args.memory_members)
+    print(f"bench: memory, {args.memory_members} pending ...", file=sys.stderr, flush=True)
+    memory.member_bytes = await _pending_growth(args, args.memory_members, True)
+    memory.task_bytes = await _pending_growth(args, args.memory_members, False)
+    if args.json:
+        data = {
+            "throughput": [attrs.asdict(r) | {"ratio": r.ratio} for r in rows],
+            "pending_memory": attrs.asdict(memory),
+        }
+        print(json.dumps(data, indent=2))
+        return 0
+    header = f"{'subworkers':>10} {'n':>7} {'batched/s':>11} {'chord/s':>11} {'chord/batched':>14}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r.subworkers:>10} {r.n:>7} {r.batched:>11,.0f} {r.chord:>11,.0f} {r.ratio:>14.0%}"
+        )
+    lines.append(
+        f"control plane memory per pending member: {memory.member_bytes:,.0f} bytes "
+        f"(per pending independent task: {memory.task_bytes:,.0f} bytes; "
+        f"{memory.members:,} pending, RSS growth)"
+    )
+    print("\n".join(lines))
+    return 0
 
 
 def format_table(rows: list[BenchRow]) -> str:
     """The results as a plain-text table."""
     header = (
         f"{'subworkers':>10} {'dashboard':>9} {'batched/s':>11} {'pipelined/s':>12} "
-        f"{'seq p50 ms':>11} "
-        f"{'seq p99 ms':>11} {'CP us/task':>10} {'CP idle MiB':>12} {'CP peak MiB':>12} "
-        f"{'SW peak MiB':>14} "
-        f"{'total MiB':>10}"
+        f"{'seq p50 ms':>11} {'seq p99 ms':>11} {'CP us/task':>10} {'CP idle MiB':>12} "
+        f"{'CP peak MiB':>12} {'SW peak MiB':>14} {'total MiB':>10}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         sw = "/".join(f"{x:.0f}" for x in r.subworker_peak_rss_mib) or "-"
         lines.append(
             f"{r.subworkers:>10} {'open' if r.dashboard else 'off':>9} {r.batched:>11,.0f} "
-            f"{r.pipelined:>12,.0f} {r.seq_p50_ms:>11.3f} "
-            f"{r.seq_p99_ms:>11.3f} {r.cp_cpu_us_per_task:>10.1f} {r.cp_idle_rss_mib:>12.1f} "
-            f"{r.cp_peak_rss_mib:>12.1f} "
+            f"{r.pipelined:>12,.0f} {r.seq_p50_ms:>11.3f} {r.seq_p99_ms:>11.3f} "
+            f"{r.cp_cpu_us_per_task:>10.1f} {r.cp_idle_rss_mib:>12.1f} {r.cp_peak_rss_mib:>12.1f} "
             f"{sw:>14} {r.total_peak_rss_mib:>10.1f}"
         )
     return "\n".join(lines)
@@ -342,6 +550,8 @@ async def run_bench(args: argparse.Namespace) -> int:
         from ._cli import UsageError
 
         raise UsageError("--subworkers takes comma-separated numbers, e.g. 0,1,2") from None
+    if args.workflows:
+        return await run_workflow_bench(args, counts)
     rows = []
     for count in counts:
         print(f"bench: {count} subworker(s), n={args.n} ...", file=sys.stderr, flush=True)
@@ -358,6 +568,13 @@ async def run_bench(args: argparse.Namespace) -> int:
         )
     else:
         print(format_table(rows))
+        for r in rows:
+            if r.burst_seconds:
+                print(
+                    f"burst, {r.subworkers} subworker(s): {args.burst} results of "
+                    f"{args.burst_size} bytes finishing at once, all received in "
+                    f"{r.burst_seconds:.2f} s"
+                )
         if args.dashboard:
             for off, on in zip(rows[::2], rows[1::2], strict=True):
                 print(

@@ -97,7 +97,7 @@ class Cluster:
                 **{
                     k: v
                     for k, v in self._options.items()
-                    if k in ("registry", "sync_tasks_in_threads")
+                    if k in ("registry", "sync_tasks_in_threads", "loop_watchdog")
                 },
                 clock=self.control_plane.clock.now,
             ) as node:
@@ -138,7 +138,8 @@ async def open_cluster(
     """Run a control plane, ``subworkers`` subworkers and a client in this trio run.
 
     ``control_plane_options`` go to ``open_control_plane`` (``max_queue=``,
-    ``result_ttl=``, ``local_concurrency=``, ``start_time=`` for calendar tests, ...).
+    ``result_ttl=``, ``local_concurrency=``, ``start_time=`` for calendar tests, ...);
+    ``loop_watchdog=`` goes to the subworkers (off under the autojump clock).
     Leaving the block stops everything.
     """
     if transport not in ("memory", "websocket"):
@@ -159,7 +160,12 @@ async def open_cluster(
             # leaps to the next deadline; sync tasks run in the loop instead, so virtual
             # time stands still while they work.
             options.setdefault("sync_tasks_in_threads", False)
-    async with open_control_plane(tasks, **options) as cp, trio.open_nursery() as nursery:
+            # The watchdog measures real time; virtual time leaps would make it tick
+            # needlessly (and nothing under this clock may block the loop anyway).
+            options.setdefault("loop_watchdog", None)
+    subworker_only = ("loop_watchdog",)
+    cp_options = {k: v for k, v in options.items() if k not in subworker_only}
+    async with open_control_plane(tasks, **cp_options) as cp, trio.open_nursery() as nursery:
         client_options = {k: options[k] for k in ("cluster", "secret", "link") if k in options}
         async with open_client(cp.url, **client_options) as client:
             cluster = Cluster(

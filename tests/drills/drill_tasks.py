@@ -34,3 +34,26 @@ async def nap(seconds: float) -> float:
     """Sleep ``seconds`` in the trio loop."""
     await trio.sleep(seconds)
     return seconds
+
+
+# -- workflows (test_workflow_durability.py) ------------------------------------------
+
+
+def _log(path: str, line: str) -> None:
+    with open(path, "a") as handle:
+        handle.write(line + "\n")
+
+
+@task
+async def flow_step(value: int, tag: str, log: str, seconds: float) -> int:
+    """Log ``tag`` when it starts, take ``seconds``, return ``value + 1``."""
+    _log(log, tag)
+    await trio.sleep(seconds)
+    return value + 1
+
+
+@task
+async def flow_sum(values: list[int], tag: str, log: str) -> int:
+    """Log ``tag`` and return the sum of ``values``."""
+    _log(log, tag)
+    return sum(values)
