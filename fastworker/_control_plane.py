@@ -171,11 +171,12 @@ class Observer(Protocol):
     """Told after each batch what the control plane did (read-only; the dashboard).
 
     ``submissions`` accepted; ``dispatched`` (worker id, runs) sent to workers;
-    ``requeued`` (id, name, why) with why "retry", "redelivered" or "periodic" (a new
-    periodic run); ``outcomes`` terminal (the list the cache gets). The lists are the
-    control plane's own (no copies): an observer must not change them, must not block
-    and should be quick: it runs in the control plane's turn, a plain call rather than
-    a message, so feeding it costs no task switch.
+    ``requeued`` (id, name, why) with why "retry", "redelivered", "periodic" (a new
+    periodic run) or "refused" (the journal could not record it: it never runs);
+    ``outcomes`` terminal (the list the cache gets). The lists are the control plane's
+    own (no copies): an observer must not change them, must not block and should be
+    quick: it runs in the control plane's turn, a plain call rather than a message, so
+    feeding it costs no task switch.
     """
 
     def __call__(
@@ -661,6 +662,8 @@ class ControlPlane(Actor):
             del self.tasks[task_id]
             self.submitted -= 1
             self.refused += 1
+            if self.observer is not None:
+                self._observed_requeued.append((task_id, rec.name, "refused"))
 
     def _abandon(self, reason: str) -> tuple[int, int]:
         running = waiting = 0

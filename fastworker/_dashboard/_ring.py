@@ -319,11 +319,19 @@ class RecentTasks:
 
     def requeued(self, items: Iterable[tuple[str, str, str]], at: float) -> None:
         """(id, name, why): "retry" (backing off), "redelivered" (its worker was lost,
-        queued again) or "periodic" (a new run of a periodic task, queued)."""
+        queued again), "periodic" (a new run of a periodic task, queued) or "refused"
+        (the journal could not record it: it is forgotten)."""
         tasks = self._tasks
         for task_id, name, why in items:
             counters = self._counters(name)
             entry = tasks.get(task_id)
+            if why == "refused":
+                # Never accepted after all (the journal failed): the submitter was told.
+                if entry is not None and entry[_OUTCOME] is None:
+                    del tasks[task_id]
+                    self.bytes -= entry[_SIZE]
+                    self._changed(task_id)
+                continue
             if why == "periodic":
                 counters.submitted += 1
                 if entry is None:

@@ -152,6 +152,10 @@ def test_ring_follows_dispatches_requeues_and_outcomes() -> None:
     ring.requeued([("job@1-1", "tick", "periodic")], 20.0)
     assert ring.get("job@1-1").status == "queued" and ring.names["tick"].submitted == 1
 
+    ring.submitted([_sub(77)], 21.0)
+    ring.requeued([("t77", "job", "refused")], 21.5)
+    assert ring.get("t77") is None
+
     small = RecentTasks(max_entries=1)
     small.submitted([_sub(1), _sub(2)], 1.0)
     small.dispatched("w", [Run("t1", "job", b"", 1)], 2.0)
