@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actors._ref import Future
 
-from .._control_plane import Accept, CancelTask, TaskInfo
+from .._control_plane import Accept, CancelTask, StatusOf, TaskInfo
 from .._errors import NotSerializable, PayloadTooLarge
 from .._messages import Event, Outcome, Submission
 from .._model import Priority
@@ -287,6 +287,22 @@ class DashboardApp:
                 "completed_at": None,
             }
         outcome: Outcome | None = await self.cache.ask(Lookup(task_id))
+        if outcome is None:
+            # Not a queued or running task: perhaps a workflow (or a member waiting for
+            # its turn), which the control plane knows by status only.
+            status = await self.core.ask(StatusOf(task_id))
+            if status is not None:
+                return {
+                    "id": task_id,
+                    "name": summary.name if summary is not None else "",
+                    "status": status,
+                    "value": None,
+                    "error": None,
+                    "attempts": summary.attempts if summary is not None else 0,
+                    "worker": None,
+                    "started_at": None,
+                    "completed_at": None,
+                }
         if outcome is not None:
             error = outcome.error
             return {

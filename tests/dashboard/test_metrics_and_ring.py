@@ -248,3 +248,29 @@ async def test_a_client_that_never_reads_events_does_not_slow_the_control_plane(
 @fastworker.task(name="docs.slow.add")
 def _slow_add(x: int, y: int) -> int:
     return x + y
+
+
+@fastworker.task(name="docs.flow.inc")
+def _inc(x: int) -> int:
+    return x + 1
+
+
+async def test_a_workflow_is_readable_and_waitable_over_http() -> None:
+    """GET /api/v1/tasks/{workflow id}?wait= long-polls a workflow like a task and
+    answers its value; while it runs it is not a 404."""
+    from fastworker import chain, sig
+
+    async with fastworker.open_control_plane(
+        dashboard="127.0.0.1:0", discovery=False, local_concurrency=2
+    ) as node:
+        assert node.dashboard_url is not None
+        async with (
+            fastworker.open_client(node.url) as client,
+            httpx.AsyncClient(base_url=node.dashboard_url, timeout=30) as http,
+        ):
+            flow_id = await client.delay(
+                chain(sig("docs.flow.inc", 1), sig("docs.flow.inc"), sig("docs.flow.inc"))
+            )
+            read = await http.get(f"/api/v1/tasks/{flow_id}", params={"wait": 20})
+            assert read.status_code == 200, read.text
+            assert read.json()["status"] == "success" and read.json()["value"] == 4
