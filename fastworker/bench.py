@@ -80,6 +80,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "page's live stream), and print the change",
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="with --dashboard: alternate the off/on pair this many times; the changes "
+        "printed are medians (a shared machine is noisy)",
+    )
+    parser.add_argument(
         "--burst", type=int, default=0, help="also: N large results finishing at once (0: off)"
     )
     parser.add_argument(
@@ -557,8 +564,13 @@ async def run_bench(args: argparse.Namespace) -> int:
         print(f"bench: {count} subworker(s), n={args.n} ...", file=sys.stderr, flush=True)
         rows.append(await bench_one(args, count))
         if args.dashboard:
-            print(f"bench: {count} subworker(s), dashboard open ...", file=sys.stderr, flush=True)
-            rows.append(await bench_one(args, count, dashboard=True))
+            for turn in range(max(1, args.repeat)):
+                if turn:
+                    rows.append(await bench_one(args, count))
+                print(
+                    f"bench: {count} subworker(s), dashboard open ...", file=sys.stderr, flush=True
+                )
+                rows.append(await bench_one(args, count, dashboard=True))
     if args.json:
         print(
             json.dumps(
@@ -576,17 +588,24 @@ async def run_bench(args: argparse.Namespace) -> int:
                     f"{r.burst_seconds:.2f} s"
                 )
         if args.dashboard:
-            for off, on in zip(rows[::2], rows[1::2], strict=True):
+            pairs = list(zip(rows[::2], rows[1::2], strict=True))
+            for count in counts:
+                mine = [(off, on) for off, on in pairs if off.subworkers == count]
+
+                def median(field: str, pairs: list[tuple[BenchRow, BenchRow]] = mine) -> str:
+                    changes = [
+                        (getattr(on, field) - getattr(off, field)) / getattr(off, field) * 100
+                        for off, on in pairs
+                        if getattr(off, field)
+                    ]
+                    return f"{statistics.median(changes):+.1f}%" if changes else "n/a"
+
+                share = statistics.median(on.dashboard_cpu_share for _, on in mine) * 100
                 print(
-                    f"dashboard open, {off.subworkers} subworker(s): batched "
-                    f"{_change(off.batched, on.batched)}, pipelined "
-                    f"{_change(off.pipelined, on.pipelined)}, control plane CPU per task "
-                    f"{_change(off.cp_cpu_us_per_task, on.cp_cpu_us_per_task)} (the dashboard's "
-                    f"own share of it: {on.dashboard_cpu_share * 100:.1f}%), idle RSS "
-                    f"{off.cp_idle_rss_mib:.1f} -> {on.cp_idle_rss_mib:.1f} MiB"
+                    f"dashboard open, {count} subworker(s), median of {len(mine)}: batched "
+                    f"{median('batched')}, pipelined {median('pipelined')}, control plane CPU "
+                    f"per task {median('cp_cpu_us_per_task')} (the dashboard's own share of "
+                    f"it: {share:.1f}%), idle RSS {mine[0][0].cp_idle_rss_mib:.1f} -> "
+                    f"{mine[0][1].cp_idle_rss_mib:.1f} MiB"
                 )
     return 0
-
-
-def _change(before: float, after: float) -> str:
-    return f"{(after - before) / before * 100:+.1f}%" if before else "n/a"
