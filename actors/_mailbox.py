@@ -224,16 +224,6 @@ class Mailbox:
             self._senders.unpark(count=len(batch))
         return batch
 
-    async def get(self) -> Delivery:
-        """Wait for and take one message."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._queue and not self._system:
-            await self._receivers.park()
-        delivery = self._system.popleft() if self._system else self._queue.popleft()
-        if self._senders:
-            self._senders.unpark()
-        return delivery
-
     def give_back(self, deliveries: list[Delivery]) -> None:
         """Return taken but unhandled messages to the front, in order (after a crash)."""
         self._queue.extendleft(reversed(deliveries))

@@ -136,9 +136,9 @@ def _tasks_flag(parser: argparse.ArgumentParser, required: bool) -> None:
     )
 
 
-def _server_flags(parser: argparse.ArgumentParser) -> None:
+def _server_flags(parser: argparse.ArgumentParser, tasks_required: bool = True) -> None:
     _common(parser)
-    _tasks_flag(parser, required=True)
+    _tasks_flag(parser, required=tasks_required)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=_positive_int, default=DEFAULT_PORT, help="port")
     parser.add_argument(
@@ -252,13 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run_actor_system)
 
-    p = sub.add_parser("control-plane", help="run only the control plane")
-    _server_flags(p)
+    p = sub.add_parser(
+        "control-plane",
+        help="run only the control plane (--tasks optional: it routes what workers announce)",
+    )
+    _server_flags(p, tasks_required=False)
     p.set_defaults(func=cmd_control_plane)
 
     p = sub.add_parser("subworker", help="run a subworker that joins a control plane")
     _common(p)
     _tasks_flag(p, required=True)
+    p.add_argument(
+        "--queues",
+        help="serve only tasks of these queues, comma-separated (default: every queue)",
+    )
     p.add_argument("--join", help="control plane URL (default: discover by beacon)")
     p.add_argument("--concurrency", type=_positive_int, default=8, help="slots")
     p.add_argument("--connect-timeout", type=_seconds, default=30.0, help="seconds to join")
@@ -543,6 +550,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "retries": spec.retries,
                 "timeout": spec.timeout,
                 "redeliver": spec.redeliver,
+                "queue": spec.queue,
+                "max_concurrency": spec.max_concurrency,
+                "rate_limit": spec.rate_limit,
                 "schedule": spec.describe_schedule() or None,
                 "next_fire": datetime.fromtimestamp(next_fire, UTC).isoformat()
                 if next_fire
@@ -559,15 +569,20 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"tasks in {args.tasks}")
-    for column in ("name", "kind", "priority", "retries", "timeout", "schedule", "next fire (UTC)"):
+    columns = ("name", "kind", "priority", "retries", "timeout", "queue", "limits")
+    for column in (*columns, "schedule", "next fire (UTC)"):
         table.add_column(column)
     for row in rows:
+        limits = [f"{row['max_concurrency']} at once"] if row["max_concurrency"] else []
+        limits += [row["rate_limit"]] if row["rate_limit"] else []
         table.add_row(
             row["name"],
             row["kind"],
             row["priority"],
             str(row["retries"]),
             f"{row['timeout']:g}s" if row["timeout"] else "-",
+            row["queue"],
+            ", ".join(limits) or "-",
             row["schedule"] or "-",
             (row["next_fire"] or "-").replace("+00:00", ""),
         )
@@ -726,7 +741,9 @@ async def _serve_until_stopped(
     async with trio.open_nursery() as nursery:
         await nursery.start(shutdown.watch, nursery.cancel_scope.cancel)
         async with open_control_plane(**_server_options(args)) as node:
-            names = ", ".join(default_registry.names()) or "(none)"
+            names = ", ".join(default_registry.names()) or (
+                "none of its own: it runs what subworkers announce"
+            )
             secret_flag = f" --secret-file {args.secret_file}" if args.secret_file else ""
             if args.cluster != "default":
                 secret_flag += f" --cluster {args.cluster}"
@@ -960,6 +977,7 @@ async def cmd_subworker(args: argparse.Namespace) -> int:
                     run_subworker,
                     url=args.join,
                     tasks=args.tasks,
+                    queues=args.queues,
                     concurrency=args.concurrency,
                     cluster=args.cluster,
                     secret=read_secret(args.secret_file),

@@ -29,7 +29,6 @@ from ._errors import (
     PayloadTooLarge,
     QueueFull,
     ShuttingDown,
-    SubmissionError,
     TaskCancelled,
     TaskFailed,
     TaskNotFound,
@@ -67,7 +66,8 @@ INBOX = "inbox"
 WATCH_CHUNK = 50_000
 """Task ids per Watch message at most (a million ids would not fit one frame)."""
 
-_SUBMISSION_ERRORS: dict[str, type[SubmissionError]] = {
+_SUBMISSION_ERRORS: dict[str, type[FastWorkerError]] = {
+    "TaskNotRegistered": TaskNotRegistered,
     "QueueFull": QueueFull,
     "ShuttingDown": ShuttingDown,
     "PayloadTooLarge": PayloadTooLarge,
@@ -180,6 +180,7 @@ class Client:
         countdown: float | None,
         eta: datetime | float | None,
         task_id: str | None,
+        unique_key: str | None = None,
     ) -> Submission:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"a task name must be a non-empty string, got {name!r}")
@@ -213,7 +214,9 @@ class Client:
                 prio = int(Priority.parse(priority))
             except ValueError as exc:
                 raise ConfigurationError(str(exc)) from None
-        return Submission(task_id or self.new_id(), name, payload, prio, when, delay)
+        if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
+            raise ConfigurationError(f"unique_key must be a non-empty string, got {unique_key!r}")
+        return Submission(task_id or self.new_id(), name, payload, prio, when, delay, unique_key)
 
     async def submit(
         self,
@@ -225,11 +228,15 @@ class Client:
         countdown: float | None = None,
         eta: datetime | float | None = None,
         task_id: str | None = None,
+        unique_key: str | None = None,
     ) -> str:
-        """Submit one task with explicit args and kwargs; returns its id once accepted."""
-        sub = self._submission(name, args, kwargs, priority, countdown, eta, task_id)
-        await self._submit([sub], watch=False)
-        return sub.id
+        """Submit one task with explicit args and kwargs; returns its id once accepted.
+
+        With ``unique_key``, while a task submitted with that key is not terminal, or
+        its result is still cached, the existing task's id is returned and nothing runs.
+        """
+        sub = self._submission(name, args, kwargs, priority, countdown, eta, task_id, unique_key)
+        return (await self._submit([sub], watch=False))[0]
 
     async def delay(
         self,
@@ -239,23 +246,35 @@ class Client:
         priority: Priority | str | int | None = None,
         countdown: float | None = None,
         eta: datetime | float | None = None,
+        unique_key: str | None = None,
         **kwargs: Any,
     ) -> str:
         """Submit ``name(*args, **kwargs)``; returns the task id once the control plane accepted it.
 
         ``priority`` overrides the task's default; ``countdown`` (seconds) or ``eta``
         (aware datetime or timestamp) schedule it. A task whose own keyword arguments are
-        called priority, countdown or eta is submitted with ``submit()`` instead.
+        called priority, countdown, eta or unique_key is submitted with ``submit()``
+        instead. With ``unique_key``, while a task submitted with that key is not
+        terminal, or its result is still cached, its id is returned and nothing runs.
         A workflow (``chain``, ``group``, ``chord``; ``fastworker.sig``) is submitted
         whole and gets one id; ``priority`` is then the default of its members.
-        Raises NotSerializable / PayloadTooLarge before sending, QueueFull or
-        ShuttingDown if the control plane refuses, ConnectionFailed if unreachable.
+
+        Raises:
+            NotSerializable, PayloadTooLarge: before sending.
+            ConfigurationError: a bad option (``unique_key`` with a workflow, too).
+            TaskNotRegistered: no worker and not the control plane has the task.
+            QueueFull, ShuttingDown: the control plane refused it.
+            ConnectionFailed: the control plane cannot be reached.
         """
         if isinstance(name, FLOWS):  # a workflow: one id for all of it
+            if unique_key is not None:
+                raise ConfigurationError(
+                    "unique_key applies to single tasks, not to workflows: give it to "
+                    "delay() of a task"
+                )
             return await self._delay_flow(name, args, kwargs, priority, countdown, eta, False)
-        sub = self._submission(name, args, kwargs, priority, countdown, eta, None)
-        await self._submit([sub], watch=False)
-        return sub.id
+        sub = self._submission(name, args, kwargs, priority, countdown, eta, None, unique_key)
+        return (await self._submit([sub], watch=False))[0]
 
     async def delay_batch(
         self,
@@ -267,7 +286,7 @@ class Client:
 
         Each item is ``(name, args)`` or ``(name, args, kwargs)``. Everything is validated
         and packed before anything is sent; the control plane accepts the whole batch
-        or none of it (QueueFull).
+        or none of it (QueueFull; TaskNotRegistered if any name is unknown).
         """
         subs = []
         for index, item in enumerate(items):
@@ -282,8 +301,8 @@ class Client:
             except FastWorkerError as exc:
                 raise type(exc)(f"batch item {index} ({name!r}): {exc}") from None
         if subs:
-            await self._submit(subs, watch=False)
-        return [s.id for s in subs]
+            return await self._submit(subs, watch=False)
+        return []
 
     async def call(
         self, name: str | Signature | Chain | Group | Chord, /, *args: Any, **kwargs: Any
@@ -302,7 +321,9 @@ class Client:
         raise_for(result)
         return result.value
 
-    async def _submit(self, subs: list[Submission], *, watch: bool) -> None:
+    async def _submit(self, subs: list[Submission], *, watch: bool) -> list[str]:
+        """Send and wait for the acknowledgement; the ids the tasks have (unique keys
+        may map a submission to the id of an earlier task)."""
         message = Submit(subs, watch)
         ids = [s.id for s in subs] if watch else []
         # A watched submission subscribes its own ids; the re-watch after a reconnect
@@ -312,8 +333,10 @@ class Client:
             while True:
                 connection = await self._connection_ref()
                 try:
-                    await connection.ask(message)
-                    return
+                    answer = await connection.ask(message)
+                    if isinstance(answer, list):
+                        return [str(task_id) for task_id in answer]
+                    return [s.id for s in subs]
                 except actors.PeerDown:
                     # Whether it was accepted is unknown: resubmit after the reconnect (the
                     # ids make a resubmission idempotent).

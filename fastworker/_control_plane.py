@@ -21,8 +21,17 @@ from actors._ref import Reply
 
 from ._clock import WallClock
 from ._control_plane_flows import AcceptFlow, FlowTable, RestoreFlows
-from ._errors import PayloadTooLarge, QueueFull, ShuttingDown
-from ._journal import Durable, JournaledTask, Lost, NotDurable, Persist, Record, Started
+from ._errors import PayloadTooLarge, QueueFull, ShuttingDown, TaskNotRegistered
+from ._journal import (
+    Announce,
+    Durable,
+    JournaledTask,
+    Lost,
+    NotDurable,
+    Persist,
+    Record,
+    Started,
+)
 from ._messages import (
     CancelRun,
     ClusterStats,
@@ -33,13 +42,14 @@ from ._messages import (
     Run,
     RunTasks,
     Submission,
+    TaskInfo,
     WireError,
     WorkerStats,
 )
 from ._model import TaskStatus
-from ._queue import PriorityQueues
 from ._registry import Registry, TaskSpec
 from ._result_cache import Store, Subscribe
+from ._routing import Routable, Router, WorkerCapabilities
 from ._scheduler import Due, ScheduleAt, Tick, Unschedule
 from ._serialization import DEFAULT_MAX_PAYLOAD
 
@@ -74,6 +84,8 @@ class Restore:
 
     tasks: list[JournaledTask]
     done: list[str] = attrs.field(factory=list)
+    known: list[TaskInfo] = attrs.field(factory=list)
+    """Task names workers announced before the restart (the journal's catalogue)."""
 
 
 @attrs.frozen
@@ -92,7 +104,7 @@ class StatusOf:
 
 
 @attrs.frozen
-class TaskInfo:
+class TaskDetail:
     """Answer what is known of a non-terminal task (read-only), or None.
 
     The answer is a dict: ``name``, ``status``, ``priority``, ``attempts``, ``worker``,
@@ -125,13 +137,25 @@ class CancelDeadline:
 
 @attrs.frozen
 class WorkerJoined:
-    """A worker with ``slots`` slots (``busy`` of them already taken) can take work."""
+    """A worker with ``slots`` slots (``busy`` of them already taken) can take work.
+
+    ``tasks`` are the names it has (None: every task), ``queues`` the queues it serves
+    (None: all), ``infos`` the options of its tasks (for names the registry lacks).
+    """
 
     id: str
     ref: ActorRef
     slots: int
     busy: int = 0
     local: bool = False
+    tasks: list[str] | None = None
+    queues: list[str] | None = None
+    infos: list[TaskInfo] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class RateWake:
+    """A rate-limited task may start again: dispatch."""
 
 
 @attrs.frozen
@@ -226,6 +250,10 @@ class ControlPlaneConfig:
     worker_name: str = LOCAL_WORKER
     cancel_timeout: float = 5.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    result_ttl: float = 3600.0
+    """How long a finished task's unique key still answers with its id (its result's TTL)."""
+    unique_keys: int = 100_000
+    """Finished tasks' unique keys remembered at most (the oldest are forgotten first)."""
     max_worker_losses: int = 2
     """A task in flight on this many lost workers ends ``failure`` with WorkerLost."""
 
@@ -250,7 +278,7 @@ class TaskRecord:
     )
 
     def __init__(
-        self, id: str, name: str, payload: bytes, priority: int, spec: TaskSpec, now: float
+        self, id: str, name: str, payload: bytes, priority: int, spec: TaskInfo, now: float
     ) -> None:
         self.id = id
         self.name = name
@@ -335,9 +363,18 @@ class ControlPlane(Actor):
         self._recent_done: dict[str, None] = {}
         self._cancelling: dict[str, list[Reply]] = {}
         self.tasks: dict[str, TaskRecord] = {}
-        self.queue: PriorityQueues[TaskRecord] = PriorityQueues(
-            config.aging, is_live=lambda rec: rec.status is TaskStatus.QUEUED
+        self.announced: dict[str, TaskInfo] = {}
+        self._infos: dict[str, tuple[TaskSpec, TaskInfo]] = {}
+        self.queue: Router[TaskRecord] = Router(
+            self._policy,
+            config.aging,
+            is_live=lambda rec: rec.status is TaskStatus.QUEUED,
+            is_running=self._still_running,
+            clock=trio.current_time,
         )
+        self._wake_at: float | None = None
+        self._unique: dict[str, tuple[str, float]] = {}
+        self._key_of: dict[str, str] = {}
         self.workers: dict[str, WorkerSlot] = {}
         self.periodic_active: dict[str, str] = {}
         self.draining = False
@@ -376,6 +413,123 @@ class ControlPlane(Actor):
             self.flows.settle()  # members of failed or cancelled workflows
             self._dispatch()
             self._flush()
+            self._wake_for_rate_limits(ctx)
+
+    def _wake_for_rate_limits(self, ctx: Context) -> None:
+        """A rate-limited task waits: dispatch again when its window lets it start."""
+        at = self.queue.next_wake
+        self.queue.next_wake = None  # consumed: the next pass sets it again if still held
+        if at is None or (self._wake_at is not None and self._wake_at <= at):
+            return
+        self._wake_at = at
+        ctx.nursery.start_soon(self._wake_timer, ctx.self, at)
+
+    async def _wake_timer(self, me: ActorRef, at: float) -> None:
+        await trio.sleep_until(at)
+        if self._wake_at == at:
+            self._wake_at = None
+        await me.tell(RateWake())
+
+    # -- dispatch policy --------------------------------------------------------------
+    def _policy(self, name: str) -> TaskInfo:
+        """A name's options: the registry's, else what a worker announced, else defaults."""
+        spec = self.registry.lookup(name)
+        if spec is not None:
+            cached = self._infos.get(name)
+            if cached is None or cached[0] is not spec:
+                cached = self._infos[name] = (spec, spec.info())
+            return cached[1]
+        info = self.announced.get(name)
+        return info if info is not None else TaskInfo(name)
+
+    def _still_running(self, rec: Routable) -> bool:
+        """A limiter's question: is the task's dispatched attempt still running?"""
+        current = self.tasks.get(rec.id)
+        return current is rec and current.status is TaskStatus.RUNNING
+
+    def _known(self, name: str) -> bool:
+        return name in self.announced or self.registry.lookup(name) is not None
+
+    def _unknown_names(self, names: set[str]) -> TaskNotRegistered:
+        known = sorted(set(self.registry.names()) | set(self.announced))
+        listed = ", ".join(known[:50]) + (" ..." if len(known) > 50 else "") or "none"
+        missing = ", ".join(repr(n) for n in sorted(names))
+        return TaskNotRegistered(
+            f"no task named {missing} is registered on the control plane or announced by any "
+            f"worker (known tasks: {listed}); check the name, or start a worker that has it "
+            "(a subworker with the right --tasks modules); nothing was queued"
+        )
+
+    def _announce(self, infos: list[TaskInfo], names: Iterable[str]) -> None:
+        """Remember the names a worker has, with their options; re-route changed ones."""
+        by_name = {info.name: info for info in infos}
+        new: list[TaskInfo] = []
+        for name in names:
+            if self.registry.lookup(name) is not None:
+                continue
+            info = by_name.get(name, TaskInfo(name))
+            old = self.announced.get(name)
+            if old == info:
+                continue
+            self.announced[name] = info
+            new.append(info)
+            if old is not None:
+                log.warning(
+                    "task %r: a worker announced other options (%s) than before (%s); "
+                    "the newest apply",
+                    name,
+                    info,
+                    old,
+                )
+                self.queue.policy_changed(name)
+        if new and self.journal is not None:
+            self.journal.tell_nowait(Announce(new))
+
+    def _unique_id(self, key: str) -> str | None:
+        """The id of the task holding ``key``: not terminal, or its result still kept."""
+        entry = self._unique.get(key)
+        if entry is None:
+            return None
+        task_id, expires = entry
+        if task_id in self.tasks or expires > self.clock.now():
+            return task_id
+        del self._unique[key]
+        return None
+
+    def _dedupe(
+        self, group: list[Submission], new: list[Submission]
+    ) -> tuple[list[Submission], list[str]]:
+        """Leave out submissions whose unique key is held; answer the ids the group maps to."""
+        fresh: list[Submission] = []
+        mapped: dict[str, str] = {}
+        claimed: dict[str, str] = {}
+        for sub in new:
+            key = sub.unique_key
+            if key is not None:
+                holder = self._unique_id(key) or claimed.get(key)
+                if holder is not None:
+                    mapped[sub.id] = holder
+                    continue
+                claimed[key] = sub.id
+            fresh.append(sub)
+        return fresh, [mapped.get(s.id, s.id) for s in group]
+
+    def _hold_key(self, task_id: str, key: str) -> None:
+        self._unique[key] = (task_id, float("inf"))
+        self._key_of[task_id] = key
+
+    def _release_key(self, task_id: str) -> None:
+        key = self._key_of.pop(task_id, None)
+        if key is None:
+            return
+        entry = self._unique.pop(key, None)
+        if entry is not None and entry[0] == task_id:
+            # Kept (at the end, as the newest) while the result is cached.
+            self._unique[key] = (task_id, self.clock.now() + self.config.result_ttl)
+            if len(self._unique) > self.config.unique_keys + len(self._key_of):
+                oldest = next(iter(self._unique))
+                if self._unique[oldest][1] != float("inf"):
+                    del self._unique[oldest]
 
     def _flush_outcomes(self) -> None:
         if self._outcomes:
@@ -420,6 +574,8 @@ class ControlPlane(Actor):
         kind = type(message)
         if kind is WorkerCompleted:
             self._completed(message)
+        elif kind is RateWake:
+            pass  # handle_batch dispatches after every batch
         elif kind is Accept:
             self._accept(message)
         elif kind is Durable:
@@ -433,6 +589,9 @@ class ControlPlane(Actor):
         elif kind is Due:
             self._due(message.ids)
         elif kind is Restore:
+            for info in message.known:  # already in the journal: remembered, not re-written
+                if self.registry.lookup(info.name) is None:
+                    self.announced[info.name] = info
             self._restore(message.tasks, message.done)
         elif kind is Tick:
             self._tick(message)
@@ -472,7 +631,7 @@ class ControlPlane(Actor):
                 self._event_refs.remove(message.ref)
         elif kind is GetClusterStats:
             return self.statistics(message.results_cached)
-        elif kind is TaskInfo:
+        elif kind is TaskDetail:
             rec = self.tasks.get(message.id)
             if rec is None:
                 return None
@@ -502,7 +661,7 @@ class ControlPlane(Actor):
         for group, reply, watcher in msg.groups:
             try:
                 accepted = self._accept_group(group, watcher)
-            except (QueueFull, ShuttingDown, PayloadTooLarge) as exc:
+            except (QueueFull, ShuttingDown, PayloadTooLarge, TaskNotRegistered) as exc:
                 if reply is not None:
                     reply.fail(exc)
                 continue
@@ -530,15 +689,17 @@ class ControlPlane(Actor):
         for task in tasks:
             if task.id in self.tasks:
                 continue
-            spec = self.registry.lookup(task.name)
-            if spec is None:
-                sub = Submission(task.id, task.name, task.payload, task.priority)
-                self._outcomes.append(self._unknown_task(sub))
-                continue
+            if not self._known(task.name):
+                # A journal from before routing remembered no names: the task waits for a
+                # worker that has it, as it would have been accepted then.
+                self._announce([], [task.name])
+            spec = self._policy(task.name)
             rec = TaskRecord(task.id, task.name, task.payload, task.priority, spec, now)
             rec.attempts = task.attempts
             rec.losses = task.losses
             self.tasks[task.id] = rec
+            if task.unique_key is not None:
+                self._hold_key(task.id, task.unique_key)
             if task.losses:
                 if task.losses >= self._max_losses(rec) or not rec.spec.redeliver:
                     self.quarantined += 1
@@ -570,7 +731,8 @@ class ControlPlane(Actor):
         if scheduled:
             self._scheduler().tell_nowait(ScheduleAt(scheduled))
 
-    def _accept_group(self, group: list[Submission], watcher: ActorRef | None) -> int:
+    def _accept_group(self, group: list[Submission], watcher: ActorRef | None) -> int | list[str]:
+        """Accept a group: its size, or (with unique keys) the id each submission maps to."""
         if self.draining:
             raise ShuttingDown("the control plane is shutting down and takes no new work")
         # A resubmission (after a dropped link) is idempotent: ids already accepted,
@@ -587,6 +749,17 @@ class ControlPlane(Actor):
                     f"over the control plane's {limit}-byte limit: pass a reference (a path, "
                     "a URL, a database key) instead of the data"
                 )
+        policies: dict[str, TaskInfo] = {}
+        policy = self._policy
+        known = self._known
+        for name in {s.name for s in new}:
+            if known(name):
+                policies[name] = policy(name)
+        if len(policies) < len({s.name for s in new}):
+            raise self._unknown_names({s.name for s in new} - set(policies))
+        ids: list[str] | None = None
+        if any(s.unique_key is not None for s in new):
+            new, ids = self._dedupe(group, new)
         if len(self.tasks) + len(new) > self.config.max_queue:
             raise QueueFull(
                 f"the queue is full ({self.config.max_queue} tasks waiting or running): "
@@ -594,26 +767,29 @@ class ControlPlane(Actor):
             )
         if watcher is not None and group:
             self._flush_outcomes()
-            self.cache.tell_nowait(Subscribe([s.id for s in group], watcher))
+            watched = ids if ids is not None else [s.id for s in group]
+            self.cache.tell_nowait(Subscribe(list(dict.fromkeys(watched)), watcher))
         if self.observer is not None:
             self._observed.extend(new)
         now = trio.current_time()
         wall = self.clock.now()
-        lookup = self.registry.lookup
         scheduled: list[tuple[str, float]] = []
         for sub in new:
-            spec = lookup(sub.name)
-            if spec is None:
-                self._outcomes.append(self._unknown_task(sub))
-                continue
-            priority = sub.priority if sub.priority is not None else int(spec.priority)
+            spec = policies[sub.name]
+            priority = sub.priority if sub.priority is not None else spec.priority
             rec = TaskRecord(sub.id, sub.name, sub.payload, priority, spec, now)
             self.tasks[sub.id] = rec
+            if sub.unique_key is not None:
+                self._hold_key(sub.id, sub.unique_key)
             eta = sub.eta if sub.countdown is None else wall + sub.countdown
             if self.journal is not None:
                 # It runs only once it is on disk (Durable): a failed commit refuses it,
                 # and a refused task must never have run.
-                self._to_journal.append(JournaledTask(sub.id, sub.name, sub.payload, priority, eta))
+                self._to_journal.append(
+                    JournaledTask(
+                        sub.id, sub.name, sub.payload, priority, eta, unique_key=sub.unique_key
+                    )
+                )
                 self._awaiting_durable[sub.id] = (
                     self.clock.to_trio(eta) if eta is not None and eta > wall else None
                 )
@@ -627,7 +803,7 @@ class ControlPlane(Actor):
         self.submitted += len(new)
         if scheduled:
             self._scheduler().tell_nowait(ScheduleAt(scheduled))
-        return len(group)
+        return ids if ids is not None else len(group)
 
     def _durable(self, ids: list[str]) -> None:
         """Journaled tasks are on disk: queue or schedule them now."""
@@ -662,6 +838,9 @@ class ControlPlane(Actor):
             del self.tasks[task_id]
             self.submitted -= 1
             self.refused += 1
+            key = self._key_of.pop(task_id, None)
+            if key is not None and self._unique.get(key, ("",))[0] == task_id:
+                del self._unique[key]  # refused: as if never submitted
             if self.observer is not None:
                 self._observed_requeued.append((task_id, rec.name, "refused"))
 
@@ -688,7 +867,7 @@ class ControlPlane(Actor):
                 waiting += 1
                 if self.journal is None:
                     if rec.status is TaskStatus.QUEUED and not rec.suspect:
-                        self.queue.discard()
+                        self.queue.discard(rec)
                     self._terminal(
                         rec,
                         TaskStatus.FAILURE,
@@ -700,21 +879,6 @@ class ControlPlane(Actor):
                     )
         return running, waiting
 
-    def _unknown_task(self, sub: Submission) -> Outcome:
-        known = ", ".join(self.registry.names()) or "none"
-        self.failed += 1
-        return Outcome(
-            id=sub.id,
-            status=TaskStatus.FAILURE.value,
-            attempt=0,
-            error=WireError(
-                "TaskNotRegistered",
-                f"no task named {sub.name!r} is registered (known tasks: {known})",
-            ),
-            completed_at=self.clock.now(),
-            name=sub.name,
-        )
-
     def _enqueue(self, rec: TaskRecord, front: bool = False, now: float | None = None) -> None:
         rec.status = TaskStatus.QUEUED
         if front:
@@ -724,6 +888,10 @@ class ControlPlane(Actor):
             self.queue.push(rec)
         if self._event_refs:
             self._event(rec)
+            if not self.queue.eligible_workers(rec.name):
+                self._events[-1] = attrs.evolve(
+                    self._events[-1], detail=f"waiting for a worker that has {rec.name}"
+                )
 
     def _scheduler(self) -> ActorRef:
         if self.scheduler is None:
@@ -747,12 +915,12 @@ class ControlPlane(Actor):
                 "periodic task %r: previous run %s still active, tick skipped", tick.name, active
             )
             return
-        spec = self.registry.lookup(tick.name)
-        if spec is None:
+        if self.registry.lookup(tick.name) is None:
             return
+        spec = self._policy(tick.name)
         task_id = f"{tick.name}@{int(tick.fire_at)}-{next(self._periodic_seq)}"
         rec = TaskRecord(
-            task_id, tick.name, b"\x92\x90\x80", int(spec.priority), spec, trio.current_time()
+            task_id, tick.name, b"\x92\x90\x80", spec.priority, spec, trio.current_time()
         )
         rec.periodic = True
         if self.observer is not None:
@@ -775,18 +943,23 @@ class ControlPlane(Actor):
                 for w in self.workers.values()
                 if w.accepting and w.free > 0 and w.solo is None and not w.reserved
             ]
-            pop = self.queue.pop
+            router = self.queue
+            router.begin_pass()
+            pop = router.pop_for
             index = 0
             while ready:
-                rec = pop()
-                if rec is None:
-                    break
                 worker = ready[index % len(ready)]
+                rec = pop(worker.id)
+                if rec is None:
+                    # Nothing this worker may run now; others may still have work.
+                    ready.remove(worker)
+                    continue
                 self._start(rec, worker, batches)
                 if worker.free == 0:
                     ready.remove(worker)
                 else:
                     index += 1
+            router.end_pass()
         for worker_id, runs in batches.items():
             self._send_runs(self.workers[worker_id], runs)
         if self.observer is not None:
@@ -829,21 +1002,33 @@ class ControlPlane(Actor):
         candidates = [
             w for w in self.workers.values() if w.accepting and w.solo is None and w.slots > 0
         ]
+        can_run = self.queue.can_run
         for worker in candidates:
             if not suspects:
                 break
             if not worker.running and worker.free > 0:
+                # The most urgent suspect this worker has the task for (capability routing).
+                rec = next((r for r in suspects if can_run(worker.id, r.name)), None)
+                if rec is None:
+                    continue
                 worker.reserved = False
-                rec = suspects.pop(0)
+                suspects.remove(rec)
                 self._start(rec, worker, batches)
+                self.queue.note_started(rec)
                 worker.solo = rec.id
         waiting = len(suspects)
         reserved = [w for w in candidates if w.reserved and w.solo is None]
         cap = max(1, len(candidates) // 2)
         if waiting > len(reserved) and len(reserved) < cap:
-            # Empty the least busy workers for the suspects still waiting.
+            # Empty the least busy workers (that can run a waiting suspect) for them.
             spare = sorted(
-                (w for w in candidates if not w.reserved and w.solo is None),
+                (
+                    w
+                    for w in candidates
+                    if not w.reserved
+                    and w.solo is None
+                    and any(can_run(w.id, r.name) for r in suspects)
+                ),
                 key=lambda w: len(w.running),
             )
             for worker in spare[: min(waiting, cap) - len(reserved)]:
@@ -899,6 +1084,8 @@ class ControlPlane(Actor):
 
     def _finish(self, rec: TaskRecord, outcome: Outcome) -> None:
         del self.tasks[rec.id]
+        if self._key_of:
+            self._release_key(rec.id)
         replies = self._cancelling.pop(rec.id, None)
         if replies:
             # A cancel was waiting: it succeeded if the task ended cancelled; a task that
@@ -973,7 +1160,7 @@ class ControlPlane(Actor):
                     waiting.append(deferred)
                 return None
         if status is TaskStatus.QUEUED and not rec.suspect:
-            self.queue.discard()
+            self.queue.discard(rec)
         elif status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
             self._scheduler().tell_nowait(Unschedule([task_id]))
         rec.status = TaskStatus.CANCELLED
@@ -1016,6 +1203,15 @@ class ControlPlane(Actor):
                 )
             )
         self.workers[msg.id] = WorkerSlot(msg.id, msg.ref, msg.slots, msg.busy, msg.local)
+        if msg.tasks is not None:
+            self._announce(msg.infos, msg.tasks)
+        self.queue.set_worker(
+            msg.id,
+            WorkerCapabilities(
+                None if msg.tasks is None else frozenset(msg.tasks),
+                None if msg.queues is None else frozenset(msg.queues),
+            ),
+        )
         self._update_local()
         log.info("worker %s joined with %d slots", msg.id, msg.slots)
         if self._event_refs:
@@ -1023,6 +1219,7 @@ class ControlPlane(Actor):
 
     def _worker_left(self, msg: WorkerLeft) -> None:
         worker = self.workers.pop(msg.id, None)
+        self.queue.remove_worker(msg.id)
         running = list(msg.running)
         if worker is not None:
             # Work dispatched after the connection took its in-flight snapshot (it was
@@ -1145,9 +1342,15 @@ class ControlPlane(Actor):
         """A snapshot for ``top``, tests and the bench."""
         depths = [0, 0, 0, 0]
         scheduled = 0
+        waiting_names = set(self.queue.waiting_names())
+        waiting: dict[str, int] = {}
         for rec in self.tasks.values():
             if rec.status is TaskStatus.QUEUED:
                 depths[rec.priority] += 1
+                if rec.name in waiting_names or (
+                    rec.suspect and not self.queue.eligible_workers(rec.name)
+                ):
+                    waiting[rec.name] = waiting.get(rec.name, 0) + 1
             elif rec.status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
                 scheduled += 1
         return ClusterStats(
@@ -1165,8 +1368,7 @@ class ControlPlane(Actor):
             redelivered=self.redelivered,
             results_cached=results_cached,
             draining=self.draining,
-            suspects=sum(
-                1 for r in self._suspects if r.status is TaskStatus.QUEUED and r.suspect
-            ),
+            waiting=waiting,
+            suspects=sum(1 for r in self._suspects if r.status is TaskStatus.QUEUED and r.suspect),
             quarantined=self.quarantined,
         )

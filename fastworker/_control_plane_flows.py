@@ -144,13 +144,13 @@ class FlowTable:
         self._apply(flow, attrs.evolve(fx, starts=[]))
 
     def _check_names(self, flow: Workflow) -> None:
-        lookup = self.cp.registry.lookup
+        known_name = self.cp._known  # the registry's names and those workers announced
         for name in set(flow.names):
-            if name and lookup(name) is None:
-                known = ", ".join(self.cp.registry.names()) or "none"
+            if name and not known_name(name):
+                known = ", ".join(sorted(set(self.cp.registry.names()) | set(self.cp.announced)))
                 raise TaskNotRegistered(
                     f"workflow member {name!r} is not a registered task (known tasks: "
-                    f"{known}); nothing of the workflow was queued"
+                    f"{known or 'none'}); nothing of the workflow was queued"
                 )
 
     def _watch(self, ids: list[str], watcher: ActorRef | None) -> None:
@@ -173,7 +173,7 @@ class FlowTable:
         draining, cp.draining = cp.draining, False
         try:
             cp._accept_group(subs, None)
-        except (QueueFull, PayloadTooLarge, ShuttingDown) as exc:
+        except (QueueFull, PayloadTooLarge, ShuttingDown, TaskNotRegistered) as exc:
             if first:
                 raise
             error = WireError(type(exc).__name__, f"workflow {flow.id}: {exc}")

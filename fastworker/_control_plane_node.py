@@ -131,7 +131,6 @@ class ControlPlaneNode:
                 else "no journal: they are lost when the process exits",
             )
 
-
     async def abandon(self, reason: str) -> tuple[int, int]:
         """After a drain ran out of time: end every unfinished task and say so.
 
@@ -277,6 +276,7 @@ async def open_control_plane(
                     aging,
                     cancel_timeout=cancel_timeout,
                     max_payload=max_payload,
+                    result_ttl=result_ttl,
                     max_worker_losses=max_worker_losses,
                 ),
             )
@@ -288,6 +288,7 @@ async def open_control_plane(
                 unfinished, results = await run_blocking(
                     sync_tasks_in_threads, journal_file.load, clock.now(), result_cache_size
                 )
+                known = await run_blocking(sync_tasks_in_threads, journal_file.catalogue)
                 if results:
                     await cache_ref.ask(Store(results))
                 journal_actor = Journal(
@@ -301,8 +302,8 @@ async def open_control_plane(
                 unfinished = await _restore_workflows(
                     core_ref, journal_file, unfinished, sync_tasks_in_threads
                 )
-                if unfinished or results:
-                    await core_ref.ask(Restore(unfinished, [o.id for o in results]))
+                if unfinished or results or known:
+                    await core_ref.ask(Restore(unfinished, [o.id for o in results], known))
                 log.info(
                     "journal %s: replayed %d unfinished tasks and %d results",
                     journal_file.path,
@@ -328,7 +329,14 @@ async def open_control_plane(
                 )
                 executor_ref = await system.spawn("executor", executor, capacity=capacity)
                 await core_ref.tell(
-                    WorkerJoined(LOCAL_WORKER, executor_ref, local_concurrency, local=True)
+                    WorkerJoined(
+                        LOCAL_WORKER,
+                        executor_ref,
+                        local_concurrency,
+                        local=True,
+                        tasks=registry.names(),
+                        infos=registry.infos(),
+                    )
                 )
             public_url = await system.listen(listen_url, ssl_context=ssl_context)
             node = ControlPlaneNode(

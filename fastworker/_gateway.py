@@ -63,13 +63,13 @@ class Gateway(Actor):
                 raise ShuttingDown("the control plane is shutting down: no new subworkers")
             if message.concurrency < 1:
                 raise ValueError("a subworker needs concurrency >= 1")
+            if message.queues is not None and not message.queues:
+                raise ValueError("a subworker serving queues must name at least one queue")
             peer = self._peer_of(ctx, message.node_id)
-            missing = sorted(set(self.registry.names()) - set(message.tasks))
-            if missing:
+            if not message.tasks:
                 log.warning(
-                    "subworker %s lacks tasks %s: those will fail there (same tasks= modules?)",
+                    "subworker %s has no tasks: it will never be sent work (check --tasks)",
                     message.node_id[:8],
-                    ", ".join(missing),
                 )
             worker_id = f"{message.node_id[:8]}/{next(self._seq)}"
             name = f"worker/{worker_id}"
@@ -82,6 +82,9 @@ class Gateway(Actor):
                     self.control_plane,
                     message.concurrency,
                     message.busy,
+                    list(message.tasks),
+                    message.queues,
+                    message.infos,
                 ),
                 restart=Restart.TEMPORARY,
                 capacity=self.connection_mailbox,

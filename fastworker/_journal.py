@@ -25,7 +25,7 @@ from actors import Actor, ActorRef, Context, Delivery
 from actors._ref import Reply
 
 from ._errors import ConfigurationError, FastWorkerError, JournalWriteFailed
-from ._messages import Outcome, RunTasks, WireError
+from ._messages import Outcome, RunTasks, TaskInfo, WireError
 from ._node import run_blocking
 
 log = logging.getLogger("fastworker.journal")
@@ -34,7 +34,13 @@ FORMAT = "fastworker-journal"
 VERSION = 2
 """2 added the attempts, losses and running columns of ``tasks`` (1 is migrated in place)."""
 
-_SCHEMA = """
+_CATALOGUE = """
+CREATE TABLE IF NOT EXISTS catalogue (name TEXT PRIMARY KEY, info BLOB NOT NULL);
+"""
+"""Every task name a worker ever announced, with its options (routing remembers them)."""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY,
@@ -45,7 +51,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     accepted_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     losses INTEGER NOT NULL DEFAULT 0,
-    running INTEGER NOT NULL DEFAULT 0
+    running INTEGER NOT NULL DEFAULT 0,
+    unique_key TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     id TEXT PRIMARY KEY,
@@ -54,6 +61,8 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
 """
+    + _CATALOGUE
+)
 
 # -- workflows: the graph of each unfinished workflow (its members are rows of tasks and
 # results like any task's; a workflow's row goes when its own result is recorded) --
@@ -82,6 +91,15 @@ class JournaledTask:
     attempts: int = 0
     losses: int = 0
     """Workers lost while it was in flight (a running mark found at replay counts too)."""
+    unique_key: str | None = None
+
+
+def _pack_info(info: TaskInfo) -> bytes:
+    return msgpack.packb(attrs.astuple(info), use_bin_type=True)
+
+
+def _unpack_info(data: bytes) -> TaskInfo:
+    return TaskInfo(*msgpack.unpackb(data, raw=False))
 
 
 def _pack_outcome(outcome: Outcome) -> bytes:
@@ -151,6 +169,7 @@ class JournalFile:
                 self._check_existing()
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.executescript(_WORKFLOW_SCHEMA)  # journals made before workflows
+                self._upgrade()
             self.db.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as exc:
             self.db.close()
@@ -204,6 +223,22 @@ class JournalFile:
                 "untouched: move it away (and keep it for recovery)"
             )
 
+    def _upgrade(self) -> None:
+        """Add what journals written before routing lack (unique keys, the catalogue)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
+        if "unique_key" not in columns:
+            self.db.execute("ALTER TABLE tasks ADD COLUMN unique_key TEXT")
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master")}
+        if "catalogue" not in tables:
+            self.db.executescript(_CATALOGUE)
+
+    def catalogue(self) -> list[TaskInfo]:
+        """Every task name workers ever announced, with the options last announced."""
+        return [
+            _unpack_info(bytes(row[0]))
+            for row in self.db.execute("SELECT info FROM catalogue ORDER BY name")
+        ]
+
     def _migrate_from_1(self) -> None:
         """Add version 2's columns (attempts, losses, running) in one transaction."""
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -230,14 +265,12 @@ class JournalFile:
         # restart forever).
         # The count is written back at once (and the mark cleared), so it adds up across
         # any number of restarts.
-        self.db.execute(
-            "UPDATE tasks SET losses = losses + 1, running = 0 WHERE running = 1"
-        )
+        self.db.execute("UPDATE tasks SET losses = losses + 1, running = 0 WHERE running = 1")
         tasks = [
-            JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6])
+            JournaledTask(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6], row[7])
             for row in self.db.execute(
-                "SELECT id, name, payload, priority, eta, attempts, losses FROM tasks"
-                " ORDER BY rowid"
+                "SELECT id, name, payload, priority, eta, attempts, losses, unique_key"
+                " FROM tasks ORDER BY rowid"
             )
         ]
         limit = -1 if max_results is None else max(0, max_results)
@@ -280,6 +313,7 @@ class JournalFile:
         started: Sequence[str] = (),
         lost: Sequence[tuple[str, int, int]] = (),
         flows: list[tuple[str, bytes]] | None = None,
+        catalogue: Sequence[TaskInfo] = (),
     ) -> None:
         """One transaction: record accepted tasks, move finished ones to results.
 
@@ -294,6 +328,11 @@ class JournalFile:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
+            if catalogue:
+                db.executemany(
+                    "INSERT OR REPLACE INTO catalogue (name, info) VALUES (?, ?)",
+                    [(info.name, _pack_info(info)) for info in catalogue],
+                )
             for part in _parts(list(started), 1):
                 db.execute(
                     "UPDATE tasks SET running = 1 WHERE id IN ("
@@ -306,11 +345,16 @@ class JournalFile:
                     "UPDATE tasks SET attempts = ?, losses = ?, running = 0 WHERE id = ?",
                     [(attempts, losses, task_id) for task_id, attempts, losses in lost],
                 )
-            for part in _parts(accepted, 6):
+            for part in _parts(accepted, 7):
                 db.execute(
-                    "INSERT OR IGNORE INTO tasks (id, name, payload, priority, eta, accepted_at)"
-                    " VALUES " + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(part)),
-                    [v for t in part for v in (t.id, t.name, t.payload, t.priority, t.eta, now)],
+                    "INSERT OR IGNORE INTO tasks"
+                    " (id, name, payload, priority, eta, accepted_at, unique_key)"
+                    " VALUES " + ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(part)),
+                    [
+                        v
+                        for t in part
+                        for v in (t.id, t.name, t.payload, t.priority, t.eta, now, t.unique_key)
+                    ],
                 )
             for part in _parts(finished, 3):
                 db.execute(
@@ -417,6 +461,13 @@ class Lost:
 
 
 @attrs.frozen
+class Announce:
+    """Remember these task names and options (announced by workers) across restarts."""
+
+    infos: list[TaskInfo]
+
+
+@attrs.frozen
 class Sync:
     """Answer once everything told to the journal before this is committed (for a drain)."""
 
@@ -491,6 +542,7 @@ class Journal(Actor):
         self.last_error: str | None = None
         self._unrecorded: list[Outcome] = []
         self._unrecorded_lost: list[tuple[str, int, int]] = []
+        self._unrecorded_catalogue: list[TaskInfo] = []
         self._lock = trio.Lock()
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -525,6 +577,7 @@ class Journal(Actor):
         finished: list[Outcome] = self._unrecorded
         lost: list[tuple[str, int, int]] = self._unrecorded_lost
         replies: list[tuple[Reply, Any]] = []
+        catalogue: list[TaskInfo] = self._unrecorded_catalogue
         syncs: list[Reply] = []
         notify: list[tuple[ActorRef, list[str]]] = []
         started: list[str] = []
@@ -533,7 +586,9 @@ class Journal(Actor):
         for delivery in batch:
             msg = delivery.message
             kind = type(msg)
-            if kind is Persist:
+            if kind is Announce:
+                catalogue.extend(msg.infos)
+            elif kind is Persist:
                 accepted.extend(msg.tasks)
                 replies.extend(msg.replies)
                 flows.extend(msg.flows)
@@ -549,6 +604,7 @@ class Journal(Actor):
             if delivery.reply is not None:
                 syncs.append(delivery.reply)
         self._unrecorded, self._unrecorded_lost = [], []
+        self._unrecorded_catalogue = []
         try:
             async with self._lock:
                 began = time.perf_counter()
@@ -564,8 +620,10 @@ class Journal(Actor):
                     started,
                     lost,
                     flows,
+                    catalogue,
                 )
         except Exception as exc:
+            self._unrecorded_catalogue = catalogue  # names are few: kept for the next commit
             self._failed(exc, accepted, finished, lost, replies, syncs, notify)
         else:
             if self.last_error is not None:

@@ -39,6 +39,7 @@ class Submission:
     priority: int | None = None
     eta: float | None = None
     countdown: float | None = None
+    unique_key: str | None = None
 
 
 @message("fw.Run")
@@ -171,6 +172,7 @@ class Event:
     name: str = ""
     worker: str | None = None
     at: float = 0.0
+    detail: str = ""
 
 
 @message("fw.Events")
@@ -220,6 +222,8 @@ class ClusterStats:
     redelivered: int
     results_cached: int
     draining: bool
+    waiting: dict[str, int] = attrs.field(factory=dict)
+    """Queued tasks no connected worker can run, by task name."""
     suspects: int = 0
     """Tasks waiting to be redelivered alone (they were in flight on a lost worker)."""
     quarantined: int = 0
@@ -227,6 +231,27 @@ class ClusterStats:
 
 
 # -- subworker <-> control plane ------------------------------------------------------
+
+
+@message("fw.TaskInfo")
+@attrs.frozen
+class TaskInfo:
+    """What the control plane needs to know of a task a worker has (its dispatch policy).
+
+    ``rate_limit`` is the ``"N/s"`` text; ``max_concurrency`` None means unlimited.
+    """
+
+    name: str
+    queue: str = "default"
+    priority: int = 2
+    retries: int = 0
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 600.0
+    timeout: float | None = None
+    redeliver: bool = True
+    max_concurrency: int | None = None
+    rate_limit: str | None = None
+    max_worker_losses: int | None = None
 
 
 @message("fw.RegisterWorker")
@@ -239,6 +264,10 @@ class RegisterWorker:
     tasks: list[str]
     executor: str = "executor"
     busy: int = 0
+    infos: list[TaskInfo] = attrs.field(factory=list)
+    """The options of each of ``tasks`` (older subworkers send none: defaults apply)."""
+    queues: list[str] | None = None
+    """The queues it serves; None: every queue of the tasks it has."""
 
 
 @message("fw.RunTasks")

@@ -13,7 +13,9 @@ import attrs
 
 from ._cron import CronSchedule
 from ._errors import ConfigurationError, InvalidSchedule, TaskModuleError, TaskNotRegistered
+from ._messages import TaskInfo
 from ._model import Priority
+from ._routing import DEFAULT_QUEUE, parse_rate
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,6 +38,25 @@ class TaskSpec:
     cron: CronSchedule | None = None
     max_worker_losses: int | None = None
     """Lost workers this task may have been in flight on; None: the server's setting."""
+    queue: str = DEFAULT_QUEUE
+    max_concurrency: int | None = None
+    rate_limit: str | None = None
+
+    def info(self) -> TaskInfo:
+        """The dispatch policy a worker announces for this task."""
+        return TaskInfo(
+            self.name,
+            self.queue,
+            int(self.priority),
+            self.retries,
+            self.retry_backoff,
+            self.retry_backoff_max,
+            self.timeout,
+            self.redeliver,
+            self.max_concurrency,
+            self.rate_limit,
+            self.max_worker_losses,
+        )
 
     @property
     def periodic(self) -> bool:
@@ -94,6 +115,24 @@ class Registry:
         """Specs with a repeat_interval or cron schedule."""
         return [s for s in self.specs() if s.periodic]
 
+    def infos(self) -> list[TaskInfo]:
+        """The dispatch policy of every registered task, sorted by name."""
+        return [spec.info() for spec in self.specs()]
+
+    def subset(self, modules: Iterable[str]) -> Registry:
+        """A registry of the tasks defined in ``modules`` (or their submodules).
+
+        In one process every task module registers into the default registry; this is
+        how an in-process subworker (the test harness) has only its own service's tasks.
+        """
+        prefixes = tuple(modules)
+        sub = Registry()
+        for spec in self.specs():
+            module = getattr(spec.func, "__module__", "") or ""
+            if any(module == m or module.startswith(m + ".") for m in prefixes):
+                sub.add(spec)
+        return sub
+
     def __contains__(self, name: object) -> bool:
         return name in self._tasks
 
@@ -123,6 +162,9 @@ def make_spec(
     repeat_interval: float | None = None,
     cron: str | None = None,
     timezone: str | None = None,
+    queue: str = DEFAULT_QUEUE,
+    max_concurrency: int | None = None,
+    rate_limit: str | None = None,
     max_worker_losses: int | None = None,
 ) -> TaskSpec:
     """Validate options and build a TaskSpec; ConfigurationError says what is wrong."""
@@ -178,6 +220,23 @@ def make_spec(
             raise InvalidSchedule(f"{where}: {exc}") from None
     elif timezone is not None:
         raise InvalidSchedule(f"{where}: timezone only applies to cron schedules")
+    if not isinstance(queue, str) or not queue.strip() or "," in queue:
+        raise ConfigurationError(
+            f"{where}: queue must be a non-empty name without commas, got {queue!r}"
+        )
+    if max_concurrency is not None and (
+        not isinstance(max_concurrency, int)
+        or isinstance(max_concurrency, bool)
+        or max_concurrency < 1
+    ):
+        raise ConfigurationError(
+            f"{where}: max_concurrency must be an int >= 1 or None, got {max_concurrency!r}"
+        )
+    if rate_limit is not None:
+        try:
+            parse_rate(rate_limit)
+        except ValueError as exc:
+            raise ConfigurationError(f"{where}: {exc}") from None
     return TaskSpec(
         name=task_name,
         func=func,
@@ -191,6 +250,9 @@ def make_spec(
         redeliver=bool(redeliver),
         repeat_interval=float(repeat_interval) if repeat_interval is not None else None,
         cron=schedule,
+        queue=queue,
+        max_concurrency=max_concurrency,
+        rate_limit=rate_limit,
         max_worker_losses=max_worker_losses,
     )
 
@@ -217,6 +279,9 @@ def task(
     repeat_interval: float | None = None,
     cron: str | None = None,
     timezone: str | None = None,
+    queue: str = DEFAULT_QUEUE,
+    max_concurrency: int | None = None,
+    rate_limit: str | None = None,
     max_worker_losses: int | None = None,
     registry: Registry | None = None,
 ) -> Callable[[F], F]: ...
@@ -227,11 +292,12 @@ def task(func: Any = None, /, *, registry: Registry | None = None, **options: An
 
     ``@task`` registers it under the function's name; ``@task(name=..., priority=...,
     retries=..., retry_backoff=..., retry_on=..., timeout=..., redeliver=...,
-    repeat_interval=..., cron=..., timezone=..., max_worker_losses=...)`` sets options.
-    Invalid options raise
-    ConfigurationError (InvalidSchedule for schedules) here, at decoration time. The
-    function itself is returned unchanged (still callable directly), with the spec
-    at ``func.fastworker_task``.
+    repeat_interval=..., cron=..., timezone=..., max_worker_losses=..., queue=...,
+    max_concurrency=..., rate_limit=...)`` sets options (``queue``, ``max_concurrency``
+    and ``rate_limit`` are the cluster-wide dispatch policy: see docs/semantics.md,
+    "Routing and limits"). Invalid options raise ConfigurationError (InvalidSchedule for
+    schedules) here, at decoration time. The function itself is returned unchanged
+    (still callable directly), with the spec at ``func.fastworker_task``.
     """
     target = registry if registry is not None else default_registry
 

@@ -22,7 +22,16 @@ from actors import (
 )
 
 from ._control_plane import WorkerCompleted, WorkerJoined, WorkerLeft, WorkerRetiring
-from ._messages import CancelRun, Completed, Outcome, Retire, Run, RunTasks, WireError
+from ._messages import (
+    CancelRun,
+    Completed,
+    Outcome,
+    Retire,
+    Run,
+    RunTasks,
+    TaskInfo,
+    WireError,
+)
 from ._model import TaskStatus
 from ._wire import Sender, run_size, run_tasks
 
@@ -42,6 +51,9 @@ class SubworkerConnection(Actor):
         control_plane: ActorRef,
         slots: int,
         busy: int = 0,
+        tasks: list[str] | None = None,
+        queues: list[str] | None = None,
+        infos: list[TaskInfo] | None = None,
     ) -> None:
         self.peer = peer
         self.node_id = peer.node_id
@@ -50,6 +62,9 @@ class SubworkerConnection(Actor):
         self.control_plane = control_plane
         self.slots = slots
         self.busy = busy
+        self.tasks = tasks
+        self.queues = queues
+        self.infos = infos or []
         self.in_flight: dict[str, int] = {}
         # Runs are split to fit the link's frames and wait for room in its outbox; a
         # run too big for the subworker's link fails with PayloadTooLarge.
@@ -61,7 +76,17 @@ class SubworkerConnection(Actor):
         """Watch the link and announce the worker's slots."""
         self._runs.start(ctx.nursery)
         ctx.system.monitor_peers(ctx.self)
-        await self.control_plane.tell(WorkerJoined(self.worker_id, ctx.self, self.slots, self.busy))
+        await self.control_plane.tell(
+            WorkerJoined(
+                self.worker_id,
+                ctx.self,
+                self.slots,
+                self.busy,
+                tasks=self.tasks,
+                queues=self.queues,
+                infos=self.infos,
+            )
+        )
         if not self.peer.connected:
             self._leave(ctx, "the link dropped during registration")
 

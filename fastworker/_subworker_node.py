@@ -132,6 +132,7 @@ async def open_subworker(
     clock: Callable[[], float] | None = None,
     sync_tasks_in_threads: bool = True,
     loop_watchdog: float | None = DEFAULT_THRESHOLD,
+    queues: Iterable[str] | str | None = None,
 ) -> AsyncIterator[SubworkerNode]:
     """Run a subworker for the duration of the block; it yields once registered.
 
@@ -140,13 +141,18 @@ async def open_subworker(
     cluster's clock so virtual time and ``start_time`` agree everywhere.
     ``loop_watchdog`` (seconds, None: off) is how long the trio loop may be held before
     a watchdog thread logs which task holds it (an ``async def`` task that blocks).
-    The caller owns the timeout for finding and joining it:
+    ``queues`` (names, or a comma-separated string) limits it to tasks of those queues;
+    without, it serves every queue of the tasks it has. It announces its task names,
+    their options and its queues when it joins; the control plane sends it only those
+    tasks. ``registry`` (default: every ``@task`` imported in this process) is what it
+    has. The caller owns the timeout for finding and joining it:
     ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
     """
     if concurrency < 1:
         raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
     import_task_modules(tasks)
     registry = registry if registry is not None else default_registry
+    queue_names = _queue_names(queues)
     secret_key = secret_bytes(secret)
     if url is None:
         url = await discover_control_plane(cluster, secret_key, discovery_port)
@@ -180,17 +186,38 @@ async def open_subworker(
         node._sender.start(system.nursery)
         holder["node"] = node
         if loop_watchdog is None:
-            await system.nursery.start(_keep_registered, node, registry, concurrency)
+            await system.nursery.start(
+                _keep_registered, node, registry, concurrency, queue_names
+            )
             yield node
             return
         node.watchdog = LoopWatchdog(loop_watchdog, attempt_code=Executor.attempt_code())
         async with node.watchdog.running():
-            await system.nursery.start(_keep_registered, node, registry, concurrency)
+            await system.nursery.start(
+                _keep_registered, node, registry, concurrency, queue_names
+            )
             yield node
 
 
+def _queue_names(queues: Iterable[str] | str | None) -> list[str] | None:
+    """Validated queue names (None: every queue)."""
+    if queues is None:
+        return None
+    if isinstance(queues, str):
+        queues = queues.split(",")
+    names = sorted({q.strip() for q in queues if q and q.strip()})
+    if not names:
+        raise ConfigurationError("queues must name at least one queue (or be None for all)")
+    return names
+
+
 async def _keep_registered(
-    node: SubworkerNode, registry: Registry, concurrency: int, *, task_status: Any
+    node: SubworkerNode,
+    registry: Registry,
+    concurrency: int,
+    queues: list[str] | None = None,
+    *,
+    task_status: Any,
 ) -> None:
     """Register now, and again after every reconnect."""
     first = True
@@ -206,6 +233,8 @@ async def _keep_registered(
                     registry.names(),
                     "executor",
                     busy=node.executor.busy,
+                    infos=registry.infos(),
+                    queues=queues,
                 ),
                 sender=node.system.ref("executor"),
             )

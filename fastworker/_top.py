@@ -46,4 +46,14 @@ def render_stats(
         f"submitted {stats.submitted:,}  completed {stats.completed:,}  failed {stats.failed:,}  "
         f"retried {stats.retried:,}  redelivered {stats.redelivered:,}"
     )
-    return Group(header, queues, workers, totals)
+    parts: list[Text | Table] = [header, queues, workers, totals]
+    if stats.waiting:
+        waiting = Text(
+            "\n".join(
+                f"{count:,} queued waiting for a worker that has {name}"
+                for name, count in sorted(stats.waiting.items())
+            ),
+            style="yellow",
+        )
+        parts.insert(2, waiting)
+    return Group(*parts)

@@ -11,13 +11,19 @@ production protocol. With ``transport="memory"`` (the default) there are no sock
 pytest-trio's ``autojump_clock`` works: retries with exponential backoff, ETAs and daily
 cron schedules run in virtual time, in milliseconds. ``transport="websocket"`` runs the
 same cluster over real loopback sockets (do not combine it with the autojump clock).
+
+Routing between services is tested the same way: give each subworker its own task
+modules or queues, and the control plane only what it imports itself::
+
+    async with open_cluster(subworkers=[{"tasks": ["svc_a"]}, {"tasks": ["svc_b"]}]) as c:
+        await c.client.call("svc_a.work")          # runs on the first subworker only
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +35,8 @@ import actors
 
 from ._client import Client, open_client
 from ._control_plane_node import ControlPlaneNode, open_control_plane
+from ._errors import ConfigurationError
+from ._registry import Registry, default_registry, import_task_modules
 from ._subworker_node import SubworkerNode, open_subworker
 
 __all__ = ["MEMORY_LINK", "Cluster", "open_cluster"]
@@ -79,26 +87,52 @@ class Cluster:
         keep = ("cluster", "secret", "link")
         return {k: v for k, v in self._options.items() if k in keep}
 
-    async def add_subworker(self, concurrency: int | None = None) -> SubworkerNode:
-        """Start one more subworker and wait until it is registered."""
+    async def add_subworker(
+        self,
+        concurrency: int | None = None,
+        *,
+        tasks: Iterable[str] | str | None = None,
+        queues: Iterable[str] | str | None = None,
+    ) -> SubworkerNode:
+        """Start one more subworker and wait until it is registered.
+
+        ``tasks`` (module names) gives it only the tasks those modules define, as a
+        service of its own would have; ``queues`` limits it to those queues. Without
+        either it has every task of this process and serves every queue.
+        """
+        registry = None
+        if tasks is not None:
+            modules = import_task_modules(tasks)
+            registry = default_registry.subset(modules)
         slot: _Slot = await self._nursery.start(
-            self._run_subworker, concurrency or self._concurrency
+            self._run_subworker, concurrency or self._concurrency, registry, queues
         )
         self._slots.append(slot)
         return slot.node
 
-    async def _run_subworker(self, concurrency: int, *, task_status: Any) -> None:
+    async def _run_subworker(
+        self,
+        concurrency: int,
+        registry: Registry | None,
+        queues: Iterable[str] | str | None,
+        *,
+        task_status: Any,
+    ) -> None:
+        options = {
+            k: v
+            for k, v in self._options.items()
+            if k in ("registry", "sync_tasks_in_threads", "loop_watchdog")
+        }
+        if registry is not None:
+            options["registry"] = registry
         with trio.CancelScope() as scope:
             async with open_subworker(
                 self.url,
-                tasks=self._tasks,
+                tasks=self._tasks if registry is None else None,
                 concurrency=concurrency,
+                queues=queues,
                 **self._client_options(),
-                **{
-                    k: v
-                    for k, v in self._options.items()
-                    if k in ("registry", "sync_tasks_in_threads", "loop_watchdog")
-                },
+                **options,
                 clock=self.control_plane.clock.now,
             ) as node:
                 task_status.started(_Slot(node, scope))
@@ -130,22 +164,39 @@ def _autojumping() -> bool:
 @asynccontextmanager
 async def open_cluster(
     tasks: Iterable[str] | str | None = None,
-    subworkers: int = 1,
+    subworkers: int | Sequence[Mapping[str, Any]] = 1,
     concurrency: int = 4,
     transport: str = "memory",
     **control_plane_options: Any,
 ) -> AsyncIterator[Cluster]:
     """Run a control plane, ``subworkers`` subworkers and a client in this trio run.
 
+    ``subworkers`` is a number, or one mapping per subworker with any of ``tasks``
+    (its own task modules), ``queues`` and ``concurrency`` (see ``add_subworker``).
+    When any subworker has its own ``tasks``, the control plane has only the tasks of
+    ``tasks`` (none if None) and learns the rest from what the subworkers announce, as
+    a control plane that imports no service's code would.
     ``control_plane_options`` go to ``open_control_plane`` (``max_queue=``,
     ``result_ttl=``, ``local_concurrency=``, ``start_time=`` for calendar tests, ...);
     ``loop_watchdog=`` goes to the subworkers (off under the autojump clock).
     Leaving the block stops everything.
+
+    Raises:
+        ConfigurationError: a subworker mapping has an unknown key.
     """
     if transport not in ("memory", "websocket"):
         raise ValueError('transport must be "memory" or "websocket"')
     if isinstance(tasks, str):
         tasks = [tasks]
+    specs: list[Mapping[str, Any]] = (
+        [{} for _ in range(subworkers)] if isinstance(subworkers, int) else list(subworkers)
+    )
+    for spec in specs:
+        unknown = set(spec) - {"tasks", "queues", "concurrency"}
+        if unknown:
+            raise ConfigurationError(
+                f"subworker options take tasks, queues and concurrency, not {sorted(unknown)}"
+            )
     options = dict(control_plane_options)
     options.setdefault("discovery", False)
     if transport == "memory":
@@ -165,14 +216,21 @@ async def open_cluster(
             options.setdefault("loop_watchdog", None)
     subworker_only = ("loop_watchdog",)
     cp_options = {k: v for k, v in options.items() if k not in subworker_only}
+    if any(spec.get("tasks") is not None for spec in specs) and "registry" not in options:
+        cp_registry = Registry()
+        if tasks:
+            cp_registry = default_registry.subset(import_task_modules(tasks))
+        cp_options["registry"] = cp_registry
     async with open_control_plane(tasks, **cp_options) as cp, trio.open_nursery() as nursery:
         client_options = {k: options[k] for k in ("cluster", "secret", "link") if k in options}
         async with open_client(cp.url, **client_options) as client:
             cluster = Cluster(
                 client, cp, nursery, list(tasks) if tasks else None, concurrency, options
             )
-            for _ in range(subworkers):
-                await cluster.add_subworker()
+            for spec in specs:
+                await cluster.add_subworker(
+                    spec.get("concurrency"), tasks=spec.get("tasks"), queues=spec.get("queues")
+                )
             try:
                 yield cluster
             finally:

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actors._ref import Future
 
-from .._control_plane import Accept, CancelTask, StatusOf, TaskInfo
+from .._control_plane import Accept, CancelTask, StatusOf, TaskDetail
 from .._errors import NotSerializable, PayloadTooLarge
 from .._messages import Event, Outcome, Submission
 from .._model import Priority
@@ -256,11 +256,16 @@ class DashboardApp:
             for s in self.node.registry.periodic()
         ]
 
-    async def _accept(self, sub: Submission) -> None:
+    async def _accept(self, sub: Submission) -> str:
+        """Submit one task; its id (with a unique key: the id of the task holding the key).
+
+        Raises:
+            ApiError: refused (queue full, draining, unknown task, too large).
+        """
         future = Future()
         await self.core.tell(Accept([([sub], future, None)]))
         try:
-            await future.wait()
+            answer = await future.wait()
         except Exception as exc:
             name = type(exc).__name__
             raise ApiError(_STATUS_OF_ERROR.get(name, 500), name, str(exc)) from None
@@ -270,9 +275,12 @@ class DashboardApp:
             if outcome is not None and outcome.error is not None:
                 if outcome.error.type == "TaskNotRegistered":
                     raise ApiError(404, "TaskNotRegistered", outcome.error.message)
+        if isinstance(answer, list) and answer and isinstance(answer[0], str):
+            return answer[0]
+        return sub.id
 
     async def _task_json(self, task_id: str) -> dict[str, Any] | None:
-        info = await self.core.ask(TaskInfo(task_id))
+        info = await self.core.ask(TaskDetail(task_id))
         summary = self.ring.get(task_id)
         if info is not None:
             return {
@@ -286,23 +294,23 @@ class DashboardApp:
                 "started_at": summary.started_at if summary is not None else None,
                 "completed_at": None,
             }
+        # Not a queued or running task: perhaps a workflow (or a member waiting for its
+        # turn), which the control plane knows by status only. Asked before the cache:
+        # whatever finished before this answer is in the cache by the next question.
+        status = await self.core.ask(StatusOf(task_id))
+        if status is not None:
+            return {
+                "id": task_id,
+                "name": summary.name if summary is not None else "",
+                "status": status,
+                "value": None,
+                "error": None,
+                "attempts": summary.attempts if summary is not None else 0,
+                "worker": None,
+                "started_at": None,
+                "completed_at": None,
+            }
         outcome: Outcome | None = await self.cache.ask(Lookup(task_id))
-        if outcome is None:
-            # Not a queued or running task: perhaps a workflow (or a member waiting for
-            # its turn), which the control plane knows by status only.
-            status = await self.core.ask(StatusOf(task_id))
-            if status is not None:
-                return {
-                    "id": task_id,
-                    "name": summary.name if summary is not None else "",
-                    "status": status,
-                    "value": None,
-                    "error": None,
-                    "attempts": summary.attempts if summary is not None else 0,
-                    "worker": None,
-                    "started_at": None,
-                    "completed_at": None,
-                }
         if outcome is not None:
             error = outcome.error
             return {
@@ -363,11 +371,10 @@ class DashboardApp:
     async def submit(self, request: Request) -> Response:
         """POST /api/v1/tasks"""
         try:
-            sub = self._submission(await self._body(request))
-            await self._accept(sub)
+            task_id = await self._accept(self._submission(await self._body(request)))
         except ApiError as exc:
             return error_response(exc.status, exc.type, exc.message)
-        return JSONResponse({"id": sub.id}, status_code=201)
+        return JSONResponse({"id": task_id}, status_code=201)
 
     def _submission(self, body: bytes) -> Submission:
         try:
@@ -496,10 +503,10 @@ class DashboardApp:
             )
         sub = Submission(self.new_id(), summary.name, summary.payload, summary.priority)
         try:
-            await self._accept(sub)
+            new_id = await self._accept(sub)
         except ApiError as exc:
             return error_response(exc.status, exc.type, exc.message)
-        return JSONResponse({"id": sub.id}, status_code=201)
+        return JSONResponse({"id": new_id}, status_code=201)
 
     async def stats(self, request: Request) -> Response:
         """GET /api/v1/stats"""
@@ -568,7 +575,7 @@ class DashboardApp:
         summary = self.ring.get(task_id)
         payload = summary.payload if summary is not None else None
         if payload is None:
-            info = await self.core.ask(TaskInfo(task_id))
+            info = await self.core.ask(TaskDetail(task_id))
             payload = info["payload"] if info is not None else None
         html = _page.render_task(
             cluster=self.cluster,

@@ -15,6 +15,7 @@ import msgpack  # type: ignore[import-untyped]
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import examples
 
 import actors
 from actors import BodyError, Codec, CodecError, Kind, UnknownMessageType
@@ -143,6 +144,7 @@ def test_registration_refuses_non_attrs_classes_and_reused_names() -> None:
 
 
 @pytest.mark.parametrize("type_name", sorted(actors.registered_messages()))
+# 60 per type in every profile: one test per registered type already multiplies it.
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_every_registered_message_round_trips(type_name: str, data: st.DataObject) -> None:
@@ -351,7 +353,7 @@ def test_decode_frame_accepts_bytearray_and_memoryview() -> None:
         assert Codec.decode_frame(view) == [[Kind.TELL, "a", None, 0, "", 1]]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(frame=st.binary(max_size=256) | st.binary(max_size=64).map(lambda b: b"\x91\x96" + b))
 def test_arbitrary_bytes_raise_only_codec_error(frame: bytes) -> None:
     """Whatever the bytes, ``decode_frame`` returns well-shaped envelopes or raises CodecError."""
@@ -366,7 +368,7 @@ def test_arbitrary_bytes_raise_only_codec_error(frame: bytes) -> None:
         assert isinstance(env[1], str) and isinstance(env[4], str)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(body=PLAIN, type_name=st.sampled_from(sorted(actors.registered_messages())))
 def test_arbitrary_bodies_raise_only_codec_errors(body: Any, type_name: str) -> None:
     """Structuring any plain body against any registered type returns it or raises BodyError."""

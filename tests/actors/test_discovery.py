@@ -6,7 +6,6 @@ Every socket test broadcasts to 127.255.255.255 (loopback only) on a fresh free 
 from __future__ import annotations
 
 import math
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ import trio
 import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
+from support import free_udp_port
 
 from actors._discovery import (
     DEFAULT_BROADCAST_ADDRESS,
@@ -36,14 +36,6 @@ from actors._errors import DiscoveryError
 SECRET = b"cluster-secret"
 TIMEOUT = 5.0
 NOW = 1_700_000_000.0
-
-
-def free_port() -> int:
-    """Return a UDP port that was free on loopback a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def make_beacon(node_id: str = "n1", *, cluster: str = "default", **changes: object) -> Beacon:
@@ -237,7 +229,7 @@ def test_peer_table_appear_refresh_change_expire() -> None:
 
 async def test_two_listeners_on_one_port_both_hear_a_beacon() -> None:
     """With SO_REUSEPORT, two listeners on the same port each see one broadcasting sender."""
-    config = DiscoveryConfig(port=free_port(), interval=0.05)
+    config = DiscoveryConfig(port=free_udp_port(), interval=0.05)
     async with (
         open_discovery_listener(config) as first,
         open_discovery_listener(config) as second,
@@ -252,7 +244,7 @@ async def test_two_listeners_on_one_port_both_hear_a_beacon() -> None:
 
 async def test_peer_appears_then_disappears_after_sender_stops() -> None:
     """A listener emits PeerAppeared for a sender and PeerDisappeared once it falls silent."""
-    config = DiscoveryConfig(port=free_port(), interval=0.05, expiry=0.5)
+    config = DiscoveryConfig(port=free_udp_port(), interval=0.05, expiry=0.5)
     async with open_discovery_listener(config) as listener:
         events = listener.events()
         with trio.fail_after(TIMEOUT):
@@ -266,7 +258,7 @@ async def test_peer_appears_then_disappears_after_sender_stops() -> None:
 
 async def test_junk_and_foreign_cluster_ignored_and_counted() -> None:
     """Junk datagrams and another cluster's beacons are counted and ignored; valid peers appear."""
-    config = DiscoveryConfig(port=free_port(), cluster="mine", interval=0.05)
+    config = DiscoveryConfig(port=free_udp_port(), cluster="mine", interval=0.05)
     foreign = encode_beacon(make_beacon("stranger", cluster="theirs"))
     async with open_discovery_listener(config) as listener:
         await send_raw(config.port, b"junk", b"\x93\x01", foreign)
@@ -282,7 +274,7 @@ async def test_junk_and_foreign_cluster_ignored_and_counted() -> None:
 
 async def test_secret_listener_ignores_unsigned_and_wrongly_signed() -> None:
     """A listener with a secret counts unsigned and wrong-secret beacons and takes signed ones."""
-    config = DiscoveryConfig(port=free_port(), interval=0.05, secret=SECRET)
+    config = DiscoveryConfig(port=free_udp_port(), interval=0.05, secret=SECRET)
     async with open_discovery_listener(config) as listener:
         unsigned = encode_beacon(make_beacon("anon"))
         wrong = encode_beacon(make_beacon("impostor"), b"guess")
@@ -295,7 +287,7 @@ async def test_secret_listener_ignores_unsigned_and_wrongly_signed() -> None:
 
 async def test_wait_for_peer_filters_by_role() -> None:
     """wait_for_peer(role) waits past peers of other roles and returns at once when known."""
-    config = DiscoveryConfig(port=free_port(), interval=0.05)
+    config = DiscoveryConfig(port=free_udp_port(), interval=0.05)
     async with open_discovery_listener(config) as listener, trio.open_nursery() as nursery:
         found: list[str] = []
         done = trio.Event()
@@ -317,7 +309,7 @@ async def test_wait_for_peer_filters_by_role() -> None:
 
 async def test_own_node_id_ignored() -> None:
     """A listener given ignore_node_id never lists its own node, and counts its beacons."""
-    config = DiscoveryConfig(port=free_port(), interval=0.05)
+    config = DiscoveryConfig(port=free_udp_port(), interval=0.05)
     async with open_discovery_listener(config, ignore_node_id="me") as listener:
         await send_raw(config.port, encode_beacon(make_beacon("me")))
         async with beacon_running(config, "me"), beacon_running(config, "other"):
@@ -329,7 +321,7 @@ async def test_own_node_id_ignored() -> None:
 
 async def test_slow_subscriber_drops_oldest_only_for_itself() -> None:
     """A lagging events() stream keeps the newest events and counts drops; others get all."""
-    config = DiscoveryConfig(port=free_port())
+    config = DiscoveryConfig(port=free_udp_port())
     async with open_discovery_listener(config) as listener:
         slow = listener.events(buffer=2)
         fast = listener.events()
@@ -344,7 +336,7 @@ async def test_slow_subscriber_drops_oldest_only_for_itself() -> None:
 
 async def test_leaving_listener_ends_event_streams() -> None:
     """Leaving the listener block ends every events() iterator and wakes wait_for_peer."""
-    config = DiscoveryConfig(port=free_port())
+    config = DiscoveryConfig(port=free_udp_port())
     received: list[object] = []
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
@@ -368,7 +360,7 @@ async def test_leaving_listener_ends_event_streams() -> None:
 async def test_body_error_propagates_unwrapped() -> None:
     """An exception raised inside the listener block comes out as itself, not in a group."""
     with pytest.raises(ValueError, match="boom"):
-        async with open_discovery_listener(DiscoveryConfig(port=free_port())):
+        async with open_discovery_listener(DiscoveryConfig(port=free_udp_port())):
             raise ValueError("boom")
 
 
@@ -376,14 +368,14 @@ async def test_bind_failure_is_discovery_error() -> None:
     """Binding to an address that is not local raises DiscoveryError, not a bare OSError."""
     with pytest.raises(DiscoveryError, match="cannot bind"):
         async with open_discovery_listener(
-            DiscoveryConfig(port=free_port(), bind_address="192.0.2.1")
+            DiscoveryConfig(port=free_udp_port(), bind_address="192.0.2.1")
         ):
             pass  # pragma: no cover
 
 
 async def test_listener_expiry_runs_in_virtual_time(autojump_clock: trio.abc.Clock) -> None:
     """The expiry task uses trio.current_time: a peer expires after `expiry` virtual seconds."""
-    config = DiscoveryConfig(port=free_port(), expiry=60.0)
+    config = DiscoveryConfig(port=free_udp_port(), expiry=60.0)
     async with open_discovery_listener(config) as listener:
         events = listener.events()
         await send_raw(config.port, encode_beacon(make_beacon("ghost")))

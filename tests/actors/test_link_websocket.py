@@ -2,8 +2,8 @@
 
 These use real sockets on 127.0.0.1 (port 0: the OS picks a free one) and so trio's
 real clock; every wait is for an event under ``trio.fail_after``. Misbehaving clients
-are written with trio-websocket directly (or raw TCP / wsproto for connections that
-die mid-handshake) and speak the link protocol by hand with ``actors.Codec``. In every
+are written with trio-websocket directly (support.link's RawClient; raw TCP / wsproto
+for connections that die mid-handshake) and speak the link protocol by hand. In every
 case a well-behaved client linked to the same server at the same time must keep
 getting correct answers.
 """
@@ -11,8 +11,6 @@ getting correct answers.
 from __future__ import annotations
 
 import logging
-import secrets
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,8 +19,9 @@ import attrs
 import msgpack  # type: ignore[import-untyped]
 import pytest
 import trio
-import trio_websocket
-from trio_websocket import CloseReason, ConnectionClosed
+from support import free_tcp_port
+from support.link import make_hello, raw_client
+from trio_websocket import CloseReason
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, Request
 
@@ -34,7 +33,6 @@ from actors import (
     Codec,
     ConnectFailed,
     Context,
-    Hello,
     Kind,
     LinkConfig,
     MessageTooLarge,
@@ -131,79 +129,6 @@ async def alongside_good_client(server: Server, bad: Callable[[], Awaitable[Any]
             nursery.cancel_scope.cancel()
         await server.check_good_client()
     return result
-
-
-def make_hello(**changes: Any) -> Hello:
-    """A valid hello from a hand-driven client, with ``changes`` applied."""
-    fields: dict[str, Any] = {
-        "node_id": "raw-" + secrets.token_hex(8),
-        "role": "raw",
-        "cluster": "default",
-        "version": PROTOCOL_VERSION,
-        "nonce": secrets.token_bytes(16),
-        "auth": False,
-    }
-    fields.update(changes)
-    return Hello(**fields)
-
-
-class RawClient:
-    """A hand-driven link client over trio-websocket: frames in, frames out."""
-
-    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
-        self.ws = ws
-        self.codec = Codec()
-        self.server_hello: Hello | None = None
-
-    async def send(self, frame: bytes | str) -> None:
-        """Send one raw websocket message."""
-        await self.ws.send_message(frame)
-
-    async def send_envelope(
-        self, kind: int, to: str, corr: int, message: Any, sender: str | None = None
-    ) -> None:
-        """Send one envelope as a frame."""
-        await self.send(self.codec.encode_frame([(kind, to, sender, corr, message)]))
-
-    async def receive_envelope(self) -> list[Any]:
-        """The next envelope from the server that is not a heartbeat ping."""
-        while True:
-            for envelope in Codec.decode_frame(await self.ws.get_message()):
-                if envelope[4] != "actors.Ping":
-                    return envelope
-
-    async def receive_control(self, expected: type) -> Any:
-        """The next non-ping envelope, which must be a control message of ``expected`` type."""
-        envelope = await self.receive_envelope()
-        assert envelope[0] == Kind.CONTROL, envelope
-        message = self.codec.structure(envelope[4], envelope[5])
-        assert isinstance(message, expected), message
-        return message
-
-    async def handshake(self, **changes: Any) -> Hello:
-        """Do the (secret-less) hello exchange; return the hello we sent."""
-        self.server_hello = await self.receive_control(Hello)
-        mine = make_hello(**changes)
-        await self.send_envelope(Kind.CONTROL, "", 0, mine)
-        return mine
-
-    async def closed(self) -> CloseReason:
-        """Read (and ignore) frames until the server closes; return its close reason."""
-        try:
-            while True:
-                await self.ws.get_message()
-        except ConnectionClosed as exc:
-            assert exc.reason is not None
-            return exc.reason
-
-
-@asynccontextmanager
-async def raw_client(url: str) -> AsyncIterator[RawClient]:
-    """Open a raw websocket to the server (large enough to send oversized frames)."""
-    async with trio_websocket.open_websocket_url(
-        url, max_message_size=16 * 1024 * 1024, connect_timeout=TIMEOUT, disconnect_timeout=TIMEOUT
-    ) as ws:
-        yield RawClient(ws)
 
 
 # -- the happy path -------------------------------------------------------------------------------
@@ -596,9 +521,7 @@ async def test_a_reply_over_max_frame_size_fails_the_ask_with_message_too_large(
 
 async def test_connecting_where_nothing_listens_raises_connect_failed() -> None:
     """``connect(reconnect=False)`` to a closed port raises ConnectFailed, quickly."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_tcp_port()
     url = f"ws://127.0.0.1:{port}"
     async with open_actor_system(link=QUICK) as client:
         with trio.fail_after(TIMEOUT), pytest.raises(ConnectFailed, match=f"127.0.0.1:{port}"):

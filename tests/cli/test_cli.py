@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from support import free_tcp_port, free_udp_port
+from support.process import children, cmdline, kill_if_ours, kill_tree
 
 import fastworker
 from fastworker import ConnectionFailed, TaskStatus
@@ -38,64 +39,12 @@ CRASH_ENV = "FASTWORKER_TEST_CRASH_SUBWORKER"
 # -- helpers --------------------------------------------------------------------------------
 
 
-def free_tcp_port() -> int:
-    """A loopback TCP port nobody listens on (now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_udp_port() -> int:
-    """A UDP port nobody is bound to (now), for a private discovery channel."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("", 0))
-        return int(sock.getsockname()[1])
-
-
 def base_env(**extra: str) -> dict[str, str]:
     """The environment for a subprocess: ours without FASTWORKER_* settings, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTWORKER_")}
     env["TZ"] = "UTC"
     env.update(extra)
     return env
-
-
-def children(pid: int) -> set[int]:
-    """The direct children of ``pid`` (empty once it is gone)."""
-    found: set[int] = set()
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for tid in tids:
-        with suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as handle:
-            found.update(int(c) for c in handle.read().split())
-    return found
-
-
-def cmdline(pid: int) -> str:
-    """The command line of ``pid`` ("" once it is gone or a zombie)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL ``pid`` and its descendants, by PID: stopped first, so none spawns another."""
-    with suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGSTOP)
-    for child in children(pid):
-        kill_tree(child)
-    with suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def kill_if_ours(pid: int, marker: str) -> None:
-    """SIGKILL ``pid`` if it is still alive and still one of ours (its command names ``marker``)."""
-    if marker in cmdline(pid):
-        kill_tree(pid)
 
 
 @attrs.define
@@ -164,7 +113,7 @@ class Server:
 
     def subworker_pids(self) -> set[int]:
         """The current subworker children (also remembered for the final clean-up)."""
-        pids = children(self.pid)
+        pids = set(children(self.pid))
         self.seen_children |= pids
         return pids
 

@@ -95,6 +95,19 @@ async def test_errors_have_a_type_and_a_message_naming_what_was_wrong() -> None:
         assert huge.status_code == 413
 
 
+async def test_unique_key_returns_the_existing_id() -> None:
+    """A second submission with the same unique_key, while the first is unfinished,
+    answers the first task's id and runs nothing new."""
+    async with run_system() as system, system.http() as http:
+        body = {"task": "dash.nap", "args": [2, 5], "unique_key": "nap:once"}
+        first = await http.post("/api/v1/tasks", json=body)
+        second = await http.post("/api/v1/tasks", json=body)
+        assert first.status_code == second.status_code == 201
+        assert second.json()["id"] == first.json()["id"]
+        stats = (await http.get("/api/v1/stats")).json()
+        assert stats["submitted"] == 1
+
+
 async def test_queue_full_is_503() -> None:
     """A submission past --max-queue is refused with 503 QueueFull."""
     async with run_system("--max-queue", "1") as system, system.http() as http:

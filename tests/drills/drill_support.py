@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -18,6 +17,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import trio
+from support import free_tcp_port as free_port  # the old name, still imported by drills
+from support.process import alive as alive  # re-exported for the drills
+from support.process import children
 
 import fastworker
 
@@ -25,29 +27,6 @@ HERE = Path(__file__).resolve().parent
 TASKS = "drill_tasks"
 POLL = 0.05
 """Seconds between two looks at something that has no event (a process, the stats)."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def children(pid: int) -> list[int]:
-    """The direct children of ``pid`` (all its threads' children), [] if it is gone."""
-    found: list[int] = []
-    try:
-        threads = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for tid in threads:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as handle:
-                found += [int(c) for c in handle.read().split()]
-        except OSError:
-            pass
-    return found
 
 
 def is_our_subworker(pid: int, port: int) -> bool:
@@ -61,16 +40,6 @@ def is_our_subworker(pid: int, port: int) -> bool:
     except OSError:
         return False
     return b"subworker" in argv and f"ws://127.0.0.1:{port}".encode() in argv
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 class System:

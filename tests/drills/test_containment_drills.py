@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from drill_support import (
     alive,
     free_port,
@@ -110,7 +111,8 @@ async def test_a_drain_that_runs_out_of_time_tells_waiting_clients(tmp_path: Pat
 
                     nursery.start_soon(wait, running)
                     nursery.start_soon(wait, queued)
-                    await trio.sleep(0.2)
+                    await trio.testing.wait_all_tasks_blocked()  # both watches sent
+                    await client.stats()  # a round trip behind them: they were received
                     system.process.send_signal(signal.SIGINT)
             code = await system.process.wait()
         assert code == 0, system.log_tail()

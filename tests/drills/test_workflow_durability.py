@@ -59,7 +59,8 @@ async def test_a_journaled_workflow_survives_a_sigkill_of_the_control_plane(
                 flow_id = await client.delay(flow)
                 while "m2" not in started(log):  # noqa: ASYNC110 (a file, no event)
                     await trio.sleep(POLL)
-                await trio.sleep(0.1)  # m1's outcome is committed by now
+                # m1's outcome is on disk: m2 runs only once its own record is committed,
+                # and the journal records m1's outcome no later than m2's admission.
                 at_crash = started(log)
                 await first.crash()
                 second = await start_system(tmp_path, journal=journal, port=port, name="second")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -20,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from support import free_tcp_port as free_port  # noqa: F401 (the old name, re-exported)
+from support.process import alive as alive  # re-exported
+from support.process import children as children_of  # the old name, re-exported
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -28,38 +30,12 @@ FASTWORKER = [PYTHON, "-m", "fastworker"]
 """The CLI, as ``python -m fastworker`` with this interpreter."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def clean_env() -> dict[str, str]:
     """This environment without FASTWORKER_* settings (they would change CLI defaults)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTWORKER_")}
     env.pop("PYTEST_ADDOPTS", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def children_of(pid: int) -> list[int]:
-    """PIDs of the direct children of ``pid`` (Linux /proc; an empty list elsewhere)."""
-    found: list[int] = []
-    with suppress(OSError):
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as handle:
-                found += [int(child) for child in handle.read().split()]
-    return found
-
-
-def alive(pid: int) -> bool:
-    """True while a process with that PID exists and is not a zombie (Linux /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 async def run(args: Sequence[str], *, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

@@ -30,15 +30,16 @@ async def call_failure(client: fastworker.Client, name: str, *args: Any) -> fast
 
 @pytest.mark.parametrize("subworkers", [1, 0], ids=["subworker", "local"])
 async def test_failures_name_their_cause_and_the_cluster_keeps_serving(subworkers: int) -> None:
-    """Unknown task, wrong arity and a raised exception each fail clearly; calls then work."""
+    """Unknown task (refused at once), wrong arity and a raised exception each fail
+    clearly; calls then work."""
     async with open_cluster(TASKS, subworkers=subworkers) as cluster:
         client = cluster.client
         with trio.fail_after(10):
-            unknown = await call_failure(client, "no_such_task", 1)
-            assert unknown.error is not None
-            assert unknown.error.type == "TaskNotRegistered"
-            assert "'no_such_task'" in unknown.error.message
-            assert "add" in unknown.error.message  # it lists the known tasks
+            # Since capability routing, an unknown name is refused at submission.
+            with pytest.raises(fastworker.TaskNotRegistered) as refused:
+                await client.call("no_such_task", 1)
+            assert "'no_such_task'" in str(refused.value)
+            assert "add" in str(refused.value)  # it lists the known tasks
             assert await client.call("add", 1, 2) == 3
 
             arity = await call_failure(client, "add", 1)
@@ -63,7 +64,7 @@ async def test_failures_name_their_cause_and_the_cluster_keeps_serving(subworker
             assert raised.attempts == 1
             assert await client.call("add", 4, 4) == 8
             stats = await cluster.control_plane.statistics()
-        assert stats.failed == 4
+        assert stats.failed == 3  # the refused unknown task was never accepted
         assert stats.completed == 4
 
 
@@ -80,21 +81,20 @@ async def test_task_failed_message_and_result_via_delay() -> None:
         assert str(result.error) == "ValueError: bad input"
 
 
-async def test_unknown_task_in_a_batch_fails_only_that_task() -> None:
-    """A batch with an unknown task name is accepted; that task fails, the others succeed."""
+async def test_unknown_task_in_a_batch_refuses_the_whole_batch() -> None:
+    """A batch with an unknown task name is refused whole (TaskNotRegistered): nothing is
+    queued or run; the same batch without it then runs."""
     async with open_cluster(TASKS, subworkers=1) as cluster:
         with trio.fail_after(10):
-            ids = await cluster.client.delay_batch(
-                [("async_add", (1, 1)), ("nope", ()), ("async_add", (2, 2))]
-            )
+            with pytest.raises(fastworker.TaskNotRegistered, match="'nope'"):
+                await cluster.client.delay_batch(
+                    [("async_add", (1, 1)), ("nope", ()), ("async_add", (2, 2))]
+                )
+            stats = await cluster.control_plane.statistics()
+            assert stats.submitted == 0
+            ids = await cluster.client.delay_batch([("async_add", (1, 1)), ("async_add", (2, 2))])
             results = [await cluster.client.result(task_id) for task_id in ids]
-        assert [r.status for r in results] == [
-            TaskStatus.SUCCESS,
-            TaskStatus.FAILURE,
-            TaskStatus.SUCCESS,
-        ]
-        assert results[1].error is not None
-        assert results[1].error.type == "TaskNotRegistered"
+        assert [r.value for r in results] == [2, 4]
 
 
 async def test_an_unserializable_return_value_fails_clearly(autojump_clock: Any) -> None:

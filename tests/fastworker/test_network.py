@@ -5,25 +5,18 @@ These run on the real clock (no autojump): every wait is bounded by trio.fail_af
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pytest
 import sample_tasks
 import trio
+from support import free_tcp_port, free_udp_port
 
 import fastworker
 from fastworker import TaskStatus
 from fastworker.testing import open_cluster
 
 TASKS = ["sample_tasks"]
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port on 127.0.0.1 that nothing listens on right now (TCP, or UDP with SOCK_DGRAM)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_embedded_control_plane_subworker_and_client_over_websockets() -> None:
@@ -83,7 +76,7 @@ async def test_websocket_cluster_runs_batches_cancels_and_redelivers() -> None:
 
 async def test_client_and_subworker_find_the_control_plane_by_beacon() -> None:
     """url=None: client and subworker discover the control plane by UDP beacon on loopback."""
-    port = free_port(socket.SOCK_DGRAM)
+    port = free_udp_port()
     cluster_name = f"beacon-{uuid.uuid4().hex[:8]}"
     with trio.fail_after(20):
         async with fastworker.open_control_plane(
@@ -110,7 +103,7 @@ async def test_client_and_subworker_find_the_control_plane_by_beacon() -> None:
 
 async def test_discovery_ignores_other_clusters() -> None:
     """A client looking for cluster B does not join cluster A's control plane."""
-    port = free_port(socket.SOCK_DGRAM)
+    port = free_udp_port()
     with trio.fail_after(20):
         async with fastworker.open_control_plane(
             tasks=TASKS,
@@ -129,7 +122,7 @@ async def test_discovery_ignores_other_clusters() -> None:
 
 async def test_connecting_to_a_closed_port_raises_connection_failed() -> None:
     """open_client on a port nobody listens on raises ConnectionFailed after connect_timeout."""
-    url = f"ws://127.0.0.1:{free_port()}"
+    url = f"ws://127.0.0.1:{free_tcp_port()}"
     with trio.fail_after(10):
         start = trio.current_time()
         with pytest.raises(fastworker.ConnectionFailed, match="cannot reach the control plane"):

@@ -1,20 +1,19 @@
 """Helpers shared by the security tests (not tests themselves).
 
 A server node (with a "calc" actor) and a well-behaved client linked to it; hand-driven
-clients that speak the link protocol frame by frame (async over trio-websocket, or
-blocking over a plain socket with wsproto, for hypothesis examples run from another
-thread); and a server running in its own thread and trio loop, so that thousands of
-hypothesis examples hit one long-lived node.
+clients that speak the link protocol frame by frame (async over trio-websocket: support's
+RawClient, re-exported here with make_hello and host_port; or blocking over a plain
+socket with wsproto, for hypothesis examples run from another thread); and a server
+running in its own thread and trio loop, so that thousands of hypothesis examples hit
+one long-lived node.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import secrets
 import socket
 import ssl
-import struct
 import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,9 +21,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
+import support.link
 import trio
-import trio_websocket
-from trio_websocket import CloseReason, ConnectionClosed
+from support.link import MiB
+from support.link import RawClient as RawClient
+from support.link import make_hello as make_hello
+from support.net import host_port as host_port
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -40,13 +42,10 @@ from wsproto.events import (
 
 import actors
 from actors import (
-    PROTOCOL_VERSION,
     Actor,
     ActorSystem,
     Codec,
     Context,
-    Hello,
-    Kind,
     LinkConfig,
     Peer,
     open_actor_system,
@@ -163,86 +162,13 @@ async def alongside_good_client(server: Server, bad: Callable[[], Awaitable[Any]
     return result
 
 
-def make_hello(**changes: Any) -> Hello:
-    """A valid hello from a hand-driven client, with ``changes`` applied."""
-    fields: dict[str, Any] = {
-        "node_id": "raw-" + secrets.token_hex(8),
-        "role": "raw",
-        "cluster": "default",
-        "version": PROTOCOL_VERSION,
-        "nonce": secrets.token_bytes(16),
-        "auth": False,
-    }
-    fields.update(changes)
-    return Hello(**fields)
-
-
-def host_port(url: str) -> tuple[str, int]:
-    """Host and port of a ws:// or wss:// URL."""
-    host, port = url.split("://", 1)[1].rsplit(":", 1)
-    return host, int(port)
-
-
-# -- a hand-driven async client ---------------------------------------------------------------
-
-
-class RawClient:
-    """A hand-driven link client over trio-websocket: frames in, frames out."""
-
-    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
-        self.ws = ws
-        self.codec = Codec()
-        self.server_hello: Hello | None = None
-
-    async def send(self, frame: bytes | str) -> None:
-        """Send one raw websocket message."""
-        await self.ws.send_message(frame)
-
-    async def send_envelope(
-        self, kind: int, to: str, corr: int, message: Any, sender: str | None = None
-    ) -> None:
-        """Send one envelope as a frame."""
-        await self.send(self.codec.encode_frame([(kind, to, sender, corr, message)]))
-
-    async def receive_envelope(self) -> list[Any]:
-        """The next envelope from the server that is not a heartbeat ping."""
-        while True:
-            for envelope in Codec.decode_frame(await self.ws.get_message()):  # type: ignore[arg-type]
-                if envelope[4] != "actors.Ping":
-                    return envelope
-
-    async def receive_control(self, expected: type) -> Any:
-        """The next non-ping envelope, which must be a control message of ``expected`` type."""
-        envelope = await self.receive_envelope()
-        assert envelope[0] == Kind.CONTROL, envelope
-        message = self.codec.structure(envelope[4], envelope[5])
-        assert isinstance(message, expected), message
-        return message
-
-    async def handshake(self, **changes: Any) -> Hello:
-        """Read the server's hello and send ours (no proof); return the hello we sent."""
-        self.server_hello = await self.receive_control(Hello)
-        mine = make_hello(**changes)
-        await self.send_envelope(Kind.CONTROL, "", 0, mine)
-        return mine
-
-    async def closed(self) -> CloseReason:
-        """Read (and ignore) frames until the server closes; return its close reason."""
-        try:
-            while True:
-                await self.ws.get_message()
-        except ConnectionClosed as exc:
-            assert exc.reason is not None
-            return exc.reason
-
-
 @asynccontextmanager
 async def raw_client(url: str) -> AsyncIterator[RawClient]:
     """Open a raw websocket to the server (large enough to send oversized frames)."""
-    async with trio_websocket.open_websocket_url(
-        url, max_message_size=64 * 1024 * 1024, connect_timeout=TIMEOUT, disconnect_timeout=1.0
-    ) as ws:
-        yield RawClient(ws)
+    async with support.link.raw_client(
+        url, max_message_size=64 * MiB, disconnect_timeout=1.0
+    ) as raw:
+        yield raw
 
 
 # -- a blocking client (wsproto over a socket), for hypothesis examples --------------------------
@@ -580,8 +506,3 @@ class MemoryWatch:
 def deep_array(depth: int, leaf: bytes = b"\x01") -> bytes:
     """A msgpack value nested ``depth`` arrays deep (each a one-item fixarray)."""
     return b"\x91" * depth + leaf
-
-
-def array32_header(count: int) -> bytes:
-    """A msgpack array32 header declaring ``count`` items."""
-    return b"\xdd" + struct.pack(">I", count)

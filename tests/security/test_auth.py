@@ -11,14 +11,15 @@ control plane beyond loopback.
 from __future__ import annotations
 
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
+import support
 import trio
+import trio.testing
 from security_support import (
     SECRET,
     TIMEOUT,
@@ -29,6 +30,7 @@ from security_support import (
     raw_client,
     serving,
 )
+from support import free_tcp_port, free_udp_port
 from trio_websocket import CloseReason
 
 from actors import (
@@ -42,20 +44,6 @@ from actors import (
 from actors._link import Proof
 
 HERE = Path(__file__).resolve().parent
-
-
-def free_udp_port() -> int:
-    """A UDP port nobody is bound to (now)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_tcp_port() -> int:
-    """A loopback TCP port nobody listens on (now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- nothing is handled before the proof --------------------------------------------------------
@@ -125,7 +113,10 @@ async def test_a_peer_without_the_secret_is_closed_with_4001_before_its_messages
                 return await raw.closed()
 
         close = await alongside_good_client(server, bad)
-        await trio.sleep(0.1)  # anything wrongly delivered would have arrived by now
+        # The server runs in this trio run: once every task is blocked, every frame the bad
+        # client sent has been read and anything wrongly delivered has been handled.
+        with trio.fail_after(TIMEOUT):
+            await trio.testing.wait_all_tasks_blocked()
         assert server.received == []
         assert server.system.dead_letters.count == dead_before
         assert set(server.system.peers()) == peers_before
@@ -220,19 +211,6 @@ async def test_a_captured_beacon_replayed_after_max_age_is_ignored() -> None:
 # -- the CLI refuses a secret-less control plane beyond loopback ----------------------------
 
 
-async def run_cli(*args: str, limit: float = 30.0) -> tuple[int, str, str]:
-    """``python -m fastworker ARGS`` in this directory; exit code, stdout, stderr."""
-    result = await trio.run_process(
-        [sys.executable, "-m", "fastworker", *args],
-        cwd=HERE,
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-        stdin=b"",
-    )
-    return result.returncode, result.stdout.decode(), result.stderr.decode()
-
-
 @pytest.mark.parametrize(
     ("command", "host"), [("control-plane", "0.0.0.0"), ("run-actor-system", "::")]
 )
@@ -243,7 +221,7 @@ async def test_the_cli_refuses_to_bind_beyond_loopback_without_a_secret(
     secret exits 2 with one line naming --insecure-allow-unauthenticated, before binding."""
     port = free_tcp_port()
     with trio.fail_after(60):
-        code, out, err = await run_cli(
+        code, out, err = await support.run_cli(
             command,
             "--tasks",
             "security_tasks",
@@ -253,6 +231,7 @@ async def test_the_cli_refuses_to_bind_beyond_loopback_without_a_secret(
             str(port),
             "--no-discovery",
             *(["--subworkers", "0"] if command == "run-actor-system" else []),
+            cwd=HERE,
         )
     assert code == 2, (code, out, err)
     lines = err.strip().splitlines()

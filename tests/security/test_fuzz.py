@@ -15,8 +15,8 @@ left over from the examples, have logged no error, and keep no memory per exampl
 sample of the examples is replayed again under tracemalloc; see watched_server).
 Each property also checks that its examples reached every outcome it is about.
 
-The normal run makes a few hundred examples per property; ``--run-slow`` runs the
-``slow`` variants with 10,000+.
+The normal run makes a few hundred examples per property; the ``slow`` Hypothesis
+profile (``--run-slow`` or ``HYPOTHESIS_PROFILE=slow``) makes 10,000 for each.
 
 Regressions (the tests at the end): frames nested between about 950 and 1024 levels
 pass msgpack's depth limit, and describing them in the error once hit Python's
@@ -61,6 +61,7 @@ from security_support import (
     make_hello,
     serving,
 )
+from support import examples
 
 import actors
 from actors import (
@@ -75,8 +76,7 @@ from actors import (
 )
 from actors._link import Notice, Proof
 
-FAST = 300
-SLOW = 10_000
+FAST = 300  # examples per property in a normal run (a share of it for the slower ones)
 # Hypothesis settings: no deadline (a network round trip per example), no example
 # database (examples are not replayed between runs: each run is a fresh sample).
 BASE = settings(
@@ -643,10 +643,10 @@ def hello_once(server: ServerThread, frame: bytes | str) -> tuple[Closed | None,
 # -- properties ---------------------------------------------------------------------------------
 
 
-def frames_after_the_hello_property(examples: int) -> None:
+def frames_after_the_hello_property(default_examples: int) -> None:
     with watched_server(on_a_link) as driver:
 
-        @settings(BASE, max_examples=examples)
+        @settings(BASE, max_examples=examples(default_examples))
         @given(frame=frames_after_hello())
         @example(frame=b"\xc1")
         @example(frame=b"\xdd\xff\xff\xff\xff")  # an array "of 2**32 - 1 items", 5 bytes
@@ -683,11 +683,6 @@ def test_every_bad_frame_after_the_hello_gets_its_answer_and_the_node_stays_up()
     frames_after_the_hello_property(FAST)
 
 
-@pytest.mark.slow
-def test_every_bad_frame_after_the_hello_gets_its_answer_and_the_node_stays_up_slow() -> None:
-    """The same property with 10,000 examples."""
-    frames_after_the_hello_property(SLOW)
-
 
 def hello_frame(**changes: Any) -> bytes:
     """A hello frame (from make_hello, with ``changes``)."""
@@ -708,10 +703,10 @@ def hello_examples(test: Callable[..., None]) -> Callable[..., None]:
     return test
 
 
-def hello_property(examples: int) -> None:
+def hello_property(default_examples: int) -> None:
     with watched_server(as_the_hello) as driver:
 
-        @settings(BASE, max_examples=examples)
+        @settings(BASE, max_examples=examples(default_examples))
         @given(frame=first_frames())
         @hello_examples
         def check(frame: bytes | str) -> None:
@@ -735,11 +730,6 @@ def test_every_bad_hello_is_closed_with_its_code_and_reason() -> None:
     hello_property(FAST * 2 // 3)
 
 
-@pytest.mark.slow
-def test_every_bad_hello_is_closed_with_its_code_and_reason_slow() -> None:
-    """The same property with 10,000 examples."""
-    hello_property(SLOW)
-
 
 def proof_once(server: ServerThread, frame: bytes | str) -> Closed:
     """Say hello offering auth, then send ``frame`` where the proof belongs."""
@@ -754,10 +744,10 @@ def proof_once(server: ServerThread, frame: bytes | str) -> Closed:
         client.close()
 
 
-def proof_property(examples: int) -> None:
+def proof_property(default_examples: int) -> None:
     with watched_server(as_the_proof, secret=SECRET) as driver:
 
-        @settings(BASE, max_examples=examples)
+        @settings(BASE, max_examples=examples(default_examples))
         @given(frame=first_frames() | st.binary(min_size=32, max_size=32).map(proof_frame))
         def check(frame: bytes | str) -> None:
             driver.run(frame)
@@ -776,13 +766,8 @@ def test_anything_but_the_right_proof_is_closed_with_4001() -> None:
     proof_property(FAST // 3)
 
 
-@pytest.mark.slow
-def test_anything_but_the_right_proof_is_closed_with_4001_slow() -> None:
-    """The same property with 10,000 examples."""
-    proof_property(SLOW)
 
-
-def client_side_property(examples: int) -> None:
+def client_side_property(default_examples: int) -> None:
     """A hostile server answers a connecting node's hello with a fuzzed frame."""
     with ServerThread(**LINK) as server:
         state: dict[str, Any] = {"frame": b""}
@@ -813,7 +798,7 @@ def client_side_property(examples: int) -> None:
         state["nursery"] = server.system.nursery
         url, client = server.acall(start)
 
-        @settings(BASE, max_examples=examples)
+        @settings(BASE, max_examples=examples(default_examples))
         @given(frame=first_frames())
         @hello_examples
         def check(frame: bytes | str) -> None:
@@ -850,11 +835,6 @@ def test_a_node_connecting_to_a_hostile_server_gets_a_handshake_error_not_a_cras
     gets HandshakeError with a reason from connect(); its actor system keeps running."""
     client_side_property(FAST // 6)
 
-
-@pytest.mark.slow
-def test_a_node_connecting_to_a_hostile_server_gets_a_handshake_error_slow() -> None:
-    """The same property with 10,000 examples."""
-    client_side_property(SLOW)
 
 
 # -- targeted cases --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 import trio_websocket
 from security_support import (
     QUICK,
@@ -122,7 +123,9 @@ async def test_connections_still_in_their_http_upgrade_count_against_the_cap() -
             async with AsyncExitStack() as stack:
                 for _ in range(CAP - 1):
                     await open_idle_tcp(stack, server.url)
-                await trio.sleep(0.05)  # let the server accept them
+                # The server is in this trio run: once every task is blocked it has
+                # accepted them (their handlers counted them against the cap at once).
+                await trio.testing.wait_all_tasks_blocked()
                 refusal = await rejected(server.url)
                 assert refusal.status_code == 503
 
@@ -175,7 +178,7 @@ async def test_a_flood_beyond_twice_the_cap_is_dropped_without_reading() -> None
                 await open_idle_tcp(stack, server.url)  # the cap (2) is now full
                 for _ in range(2):  # over the cap: waiting to be told 503
                     await open_idle_tcp(stack, server.url)
-                await trio.sleep(0.05)
+                await trio.testing.wait_all_tasks_blocked()  # all three accepted and counted
                 flood = await open_idle_tcp(stack, server.url)
                 with trio.fail_after(0.9):  # before the over-cap ones time out (1 s)
                     return await wait_until_eof(flood)

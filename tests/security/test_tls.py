@@ -7,23 +7,25 @@ the CA must fail at once with a ConnectionFailed that says so, not with a timeou
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+import support
 import trio
 import trustme
 from security_support import TIMEOUT, alongside_good_client, host_port, serving
+from support import free_tcp_port, free_udp_port
+from support.process import children, kill_if_ours
 
 import fastworker
 from actors import ConnectFailed, HandshakeError, open_actor_system
@@ -69,13 +71,6 @@ def other_ca_client() -> ssl.SSLContext:
     return context
 
 
-def free_tcp_port() -> int:
-    """A loopback TCP port nobody listens on (now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # -- in process ----------------------------------------------------------------------------------
 
 
@@ -105,9 +100,7 @@ async def test_a_cluster_over_wss_runs_a_task(certs: Certs) -> None:
 async def test_a_wss_control_plane_found_by_beacon_is_reached_over_tls(certs: Certs) -> None:
     """The beacon of a TLS control plane announces its wss:// URL; a client that finds it
     by discovery connects with its CA (and without the CA gets the TLS error)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_udp_port()
     with trio.fail_after(30):
         async with fastworker.open_control_plane(
             TASKS,
@@ -231,40 +224,8 @@ async def test_a_client_that_never_starts_tls_is_dropped_after_the_handshake_tim
 # -- the command line -----------------------------------------------------------------------
 
 
-def children(pid: int) -> set[int]:
-    """The direct children of ``pid`` (empty once it is gone)."""
-    found: set[int] = set()
-    with suppress(OSError):
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as handle:
-                found.update(int(c) for c in handle.read().split())
-    return found
-
-
-def kill_ours(pid: int, marker: str) -> None:
-    """SIGKILL ``pid`` if it is still one of ours (its command line names ``marker``)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            command = handle.read().decode(errors="replace")
-    except OSError:
-        return
-    if marker in command:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-async def run_cli(*args: str, limit: float = 60.0) -> tuple[int, str, str]:
-    """``python -m fastworker ARGS`` in this directory; exit code, stdout, stderr."""
-    with trio.fail_after(limit):
-        result = await trio.run_process(
-            [sys.executable, "-m", "fastworker", *args],
-            cwd=HERE,
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-            stdin=b"",
-        )
-    return result.returncode, result.stdout.decode(), result.stderr.decode()
+run_cli = partial(support.run_cli, cwd=HERE)
+"""``python -m fastworker ARGS`` in this directory: exit code, stdout, stderr."""
 
 
 @asynccontextmanager
@@ -283,7 +244,7 @@ async def cli_server(*args: str) -> AsyncIterator[tuple[trio.Process, Any]]:
         yield process, log
     finally:
         with trio.CancelScope(shield=True):
-            seen |= children(process.pid)
+            seen |= set(children(process.pid))
             if process.returncode is None:
                 process.send_signal(signal.SIGINT)
                 with trio.move_on_after(15):
@@ -292,7 +253,7 @@ async def cli_server(*args: str) -> AsyncIterator[tuple[trio.Process, Any]]:
                 process.kill()
                 await process.wait()
             for pid in seen:
-                kill_ours(pid, "fastworker")
+                kill_if_ours(pid, "fastworker")
             log.close()
 
 

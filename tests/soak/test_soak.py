@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from collections import deque
 
 import pytest
 import trio
+from support import free_tcp_port
+from support.process import children
 
 import fastworker
 
@@ -22,12 +23,6 @@ TOTAL = int(os.environ.get("FASTWORKER_SOAK_TASKS", "1000000"))
 CHUNK = 1000
 IN_FLIGHT = 5  # chunks submitted but not yet gathered (well under the 10,000 cached results)
 WARM_UP = max(TOTAL // 10, 50_000)  # past filling the result cache and the id window
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _rss_kib(pid: int) -> int:
@@ -38,23 +33,15 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/children") as handle:
-            found += [int(c) for c in handle.read().split()]
-    return found
-
-
 def _system_rss(pid: int) -> dict[int, int]:
-    return {p: _rss_kib(p) for p in [pid, *_children(pid)]}
+    return {p: _rss_kib(p) for p in [pid, *children(pid)]}
 
 
 @pytest.mark.slow
 async def test_a_million_tasks_with_flat_memory() -> None:
     """1,000,000 trivial tasks with default caches: every result right, and the RSS of the
     control plane and each subworker after warm-up stays within 10% to the end."""
-    port = _free_port()
+    port = free_tcp_port()
     url = f"ws://127.0.0.1:{port}"
     process = await trio.lowlevel.open_process(
         [
@@ -122,7 +109,7 @@ async def test_a_million_tasks_with_flat_memory() -> None:
             with trio.move_on_after(20):
                 await process.wait()
         if process.returncode is None:
-            for pid in _children(process.pid):
+            for pid in children(process.pid):
                 os.kill(pid, signal.SIGKILL)
             process.kill()
             await process.wait()
