@@ -55,8 +55,9 @@ def collect(
 ) -> list[Metric]:
     """Every fastworker_* metric family for one scrape.
 
-    ``stats`` is ``ClusterStats`` as a dict (fields added later are used when present:
-    ``waiting_for_worker``, ``queues``), ``cache`` the result cache statistics.
+    ``stats`` is ``ClusterStats`` as a dict (optional fields are used when present:
+    ``waiting``, ``suspects``, ``quarantined``, ``queues``), ``cache`` the result cache
+    statistics.
     """
     out: list[Metric] = []
     names = sorted(ring.names.items())
@@ -91,15 +92,16 @@ def collect(
             "fastworker_tasks_running", "Attempts running now.", value=stats["running"]
         )
     )
-    waiting = stats.get("waiting_for_worker")
-    if isinstance(waiting, int | float):
-        out.append(
-            GaugeMetricFamily(
-                "fastworker_tasks_waiting_for_worker",
-                "Queued tasks no connected worker can run.",
-                value=waiting,
-            )
+    waiting = stats.get("waiting")
+    if isinstance(waiting, dict):
+        waiting_family = GaugeMetricFamily(
+            "fastworker_tasks_waiting_for_worker",
+            "Queued tasks no connected worker can run, by task name.",
+            labels=["task"],
         )
+        for name, count in sorted(waiting.items()):
+            waiting_family.add_metric([str(name)], float(count))
+        out.append(waiting_family)
     if isinstance(stats.get("suspects"), int):
         out.append(
             GaugeMetricFamily(

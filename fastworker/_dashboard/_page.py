@@ -39,6 +39,9 @@ _KNOWN_STATS = {
 }
 
 
+_LABELS = {"waiting": "waiting for a worker", "suspects": "suspects (run alone)"}
+
+
 @cache
 def _asset(name: str) -> str:
     return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
@@ -140,7 +143,7 @@ def _extras(stats: dict[str, Any]) -> str:
     for key, value in stats.items():
         if key in _KNOWN_STATS:
             continue
-        label = key.replace("_", " ")
+        label = _LABELS.get(key, key.replace("_", " "))
         scalar = isinstance(value, int | float | str)
         text = value if scalar else json.dumps(value, default=repr)
         width = "" if scalar else " wide"

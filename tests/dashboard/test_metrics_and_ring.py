@@ -274,3 +274,20 @@ async def test_a_workflow_is_readable_and_waitable_over_http() -> None:
             read = await http.get(f"/api/v1/tasks/{flow_id}", params={"wait": 20})
             assert read.status_code == 200, read.text
             assert read.json()["status"] == "success" and read.json()["value"] == 4
+
+
+async def test_tasks_waiting_for_a_worker_are_shown_and_counted() -> None:
+    """A task no connected worker can run is on the page as waiting for a worker and in
+    fastworker_tasks_waiting_for_worker by task name."""
+    async with fastworker.open_control_plane(
+        dashboard="127.0.0.1:0", discovery=False, local_concurrency=0
+    ) as node:
+        assert node.dashboard_url is not None
+        async with httpx.AsyncClient(base_url=node.dashboard_url) as http:
+            created = await http.post("/api/v1/tasks", json={"task": "docs.slow.add", "args": [1]})
+            assert created.status_code == 201
+            samples = _samples((await http.get("/metrics")).text)
+            key = ("fastworker_tasks_waiting_for_worker", (("task", "docs.slow.add"),))
+            assert samples[key] == 1
+            page = (await http.get("/")).text
+            assert "waiting for a worker" in page and "docs.slow.add" in page
