@@ -247,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     _server_flags(p)
     p.add_argument("--subworkers", type=_positive_int, default=2, help="subworker processes")
     p.add_argument("--concurrency", type=_positive_int, default=8, help="slots per subworker")
+    p.add_argument(
+        "--prefetch",
+        type=_positive_int,
+        default=None,
+        help="short tasks kept ready beyond the slots, run in priority order "
+        "(default: as many as --concurrency; 0: work only for free slots)",
+    )
     _tls_ca_flag(
         p, "CA bundle (PEM) the subworker processes trust for wss:// (default: --tls-cert itself)"
     )
@@ -268,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--join", help="control plane URL (default: discover by beacon)")
     p.add_argument("--concurrency", type=_positive_int, default=8, help="slots")
+    p.add_argument(
+        "--prefetch",
+        type=_positive_int,
+        default=None,
+        help="short tasks kept ready beyond the slots, run in priority order "
+        "(default: as many as --concurrency; 0: work only for free slots)",
+    )
     p.add_argument("--connect-timeout", type=_seconds, default=30.0, help="seconds to join")
     p.add_argument("--shutdown-timeout", type=_seconds, default=30.0, help="drain bound")
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
@@ -827,6 +841,8 @@ class _ChildSupervisor:
             "--parent-pid",
             str(os.getpid()),
         ]
+        if getattr(self.args, "prefetch", None) is not None:
+            cmd += ["--prefetch", str(self.args.prefetch)]
         if self.args.secret_file:
             cmd += ["--secret-file", self.args.secret_file]
         if self.args.tls_cert:  # the control plane serves wss://: trust its certificate
@@ -979,6 +995,7 @@ async def cmd_subworker(args: argparse.Namespace) -> int:
                     tasks=args.tasks,
                     queues=args.queues,
                     concurrency=args.concurrency,
+                    prefetch=args.prefetch,
                     cluster=args.cluster,
                     secret=read_secret(args.secret_file),
                     discovery_port=args.discovery_port,

@@ -39,6 +39,7 @@ from ._messages import (
     Events,
     Outcome,
     QueueStats,
+    Reclaim,
     Run,
     RunTasks,
     Submission,
@@ -56,6 +57,9 @@ from ._serialization import DEFAULT_MAX_PAYLOAD
 log = logging.getLogger("fastworker.control_plane")
 
 LOCAL_WORKER = "local"
+
+PREFETCH_BELOW = 0.005
+"""Seconds: only tasks whose runs average less than this are prefetched (see _dispatch)."""
 
 RECENT_DONE = 20_000
 """Finished task ids remembered so a resubmission after a dropped link runs nothing twice."""
@@ -151,6 +155,9 @@ class WorkerJoined:
     tasks: list[str] | None = None
     queues: list[str] | None = None
     infos: list[TaskInfo] = attrs.field(factory=list)
+    prefetch: int = 0
+    runs_to: ActorRef | None = None
+    """Where RunTasks go, if not ``ref``: the worker's executor itself (one hop less)."""
 
 
 @attrs.frozen
@@ -176,11 +183,12 @@ class WorkerLeft:
 
 @attrs.frozen
 class WorkerCompleted:
-    """Outcomes from a worker and the slots it freed."""
+    """Outcomes from a worker and the slots it freed; ``returned`` (id, attempt) unstarted."""
 
     id: str
     outcomes: list[Outcome]
     credits: int
+    returned: list[tuple[str, int]] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -250,6 +258,7 @@ class ControlPlaneConfig:
     worker_name: str = LOCAL_WORKER
     cancel_timeout: float = 5.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    prefetch_below: float = PREFETCH_BELOW
     result_ttl: float = 3600.0
     """How long a finished task's unique key still answers with its id (its result's TTL)."""
     unique_keys: int = 100_000
@@ -306,18 +315,29 @@ class WorkerSlot:
         "free",
         "id",
         "local",
+        "prefetch",
         "ref",
         "reserved",
         "retiring",
         "running",
+        "runs_to",
         "slots",
         "solo",
+        "waiting",
     )
 
-    def __init__(self, id: str, ref: ActorRef, slots: int, busy: int, local: bool) -> None:
+    def __init__(
+        self, id: str, ref: ActorRef, slots: int, busy: int, local: bool, prefetch: int = 0
+    ) -> None:
         self.id = id
         self.ref = ref
+        self.runs_to = ref
         self.slots = slots
+        # free < 0: that many dispatched attempts wait in the worker's prefetch backlog.
+        self.prefetch = prefetch
+        # What the worker's backlog most likely holds, {id: (priority, order)}: attempts
+        # sent past its free slots, until a freed slot starts the most urgent of them.
+        self.waiting: dict[str, tuple[int, int]] = {}
         self.free = max(0, slots - busy)
         self.local = local
         self.accepting = True
@@ -383,6 +403,8 @@ class ControlPlane(Actor):
         self._events: list[Event] = []
         self._outcomes: list[Outcome] = []
         self._periodic_seq = count(1)
+        self._run_time: dict[str, float] = {}
+        self._dispatch_seq = count()
         self._self_ref: ActorRef | None = None
         self._suspects: list[TaskRecord] = []
         self._awaiting_durable: dict[str, float | None] = {}
@@ -932,17 +954,32 @@ class ControlPlane(Actor):
 
     # -- dispatch ---------------------------------------------------------------------
     def _dispatch(self) -> None:
+        """Queued tasks to workers: suspects alone first, free slots, then prefetch backlogs.
+
+        -- prefetch (issue 15) --
+        A subworker that announced ``prefetch`` keeps up to that many attempts ready
+        beyond its slots (run there in priority order), so a slot does not wait a round
+        trip between two tasks. Only tasks known to be short are prefetched
+        (``prefetch_below``), so a long task never waits behind another worker's
+        backlog. Priority stays strict: while a queued task waits for a slot, no worker
+        keeps less urgent work unstarted. Those workers are asked to give it back
+        (``Reclaim``), and the queued task takes the first slot that frees anywhere. A
+        task is only prefetched if nothing less urgent is queued (else a slot freeing
+        elsewhere would start that one first). A worker running a suspect alone or
+        emptying for one gets no prefetch, and gives its backlog back.
+        """
         if self.draining:
             return
         batches: dict[str, list[Run]] = {}
         if self._suspects:
             self._dispatch_suspects(batches)
         if len(self.queue):
-            ready = [
+            workers = [
                 w
                 for w in self.workers.values()
-                if w.accepting and w.free > 0 and w.solo is None and not w.reserved
+                if w.accepting and w.solo is None and not w.reserved
             ]
+            ready = [w for w in workers if w.free > 0]
             router = self.queue
             router.begin_pass()
             pop = router.pop_for
@@ -959,7 +996,12 @@ class ControlPlane(Actor):
                     ready.remove(worker)
                 else:
                     index += 1
+            if len(self.queue) and any(w.prefetch or w.waiting for w in workers):
+                self._prefetch(workers, batches)
             router.end_pass()
+        for worker in self.workers.values():
+            if worker.waiting and (worker.reserved or worker.solo is not None):
+                self._reclaim_all(worker)
         for worker_id, runs in batches.items():
             self._send_runs(self.workers[worker_id], runs)
         if self.observer is not None:
@@ -972,19 +1014,116 @@ class ControlPlane(Actor):
         worker.free -= 1
         worker.running.add(rec.id)
         batches.setdefault(worker.id, []).append(
-            Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout)
+            Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout, rec.priority)
         )
         if self._event_refs:
             self._event(rec)
 
     def _send_runs(self, worker: WorkerSlot, runs: list[Run]) -> None:
-        """Hand runs to a worker; in-process runs are journaled first (see Journal.Started)."""
+        """Hand runs to a worker; in-process runs are journaled first (see Journal.Started).
+
+        A subworker's runs go straight to its executor over the link (one hop less than
+        through its SubworkerConnection, which stays the fallback).
+        """
         if worker.local and self.journal is not None:
             # A task run in this very process may crash it: the mark is durable before the
             # task starts, so a restart knows it was running and counts the loss.
             self.journal.tell_nowait(Started([run.id for run in runs], worker.ref, RunTasks(runs)))
-        else:
+        elif worker.runs_to is worker.ref:
             worker.ref.tell_nowait(RunTasks(runs))
+        else:
+            try:
+                worker.runs_to.tell_nowait(RunTasks(runs))
+            except Exception as exc:  # the link is closing, full or the batch too big:
+                log.debug("direct RunTasks to %s failed (%s); via its connection", worker.id, exc)
+                worker.ref.tell_nowait(RunTasks(runs))  # handled as before the shortcut
+
+    @staticmethod
+    def _reclaim_all(worker: WorkerSlot) -> None:
+        """Ask a worker for its whole backlog back (it runs a suspect alone, or empties)."""
+        worker.waiting.clear()
+        worker.ref.tell_nowait(Reclaim(-1))
+
+    def _prefetch(self, workers: list[WorkerSlot], batches: dict[str, list[Run]]) -> None:
+        """After the free slots: backlogs for short tasks, or reclaim (see ``_dispatch``).
+
+        Only for a worker that takes from a single class of tasks without limits (the
+        usual cluster); routed or rate- and concurrency-limited work goes by credits.
+        """
+        router = self.queue
+        now = trio.current_time()
+        for worker in workers:
+            classes = router.classes_for(worker.id)
+            if len(classes) != 1 or classes[0].limiter is not None:
+                continue
+            queue = classes[0].queue
+            while True:
+                head = queue.peek(now)
+                if head is None:
+                    break
+                # A queued task waits for a slot: no less urgent work may wait unstarted.
+                if self._reclaim_less_urgent(head[1], workers):
+                    return
+                if not worker.prefetch or worker.free <= -worker.prefetch:
+                    break
+                rec = router.pop_for(worker.id)
+                if rec is None:
+                    break
+                if not self._prefetchable(rec, queue.depths()):
+                    router.push_front(rec)
+                    break
+                worker.waiting[rec.id] = (rec.priority, next(self._dispatch_seq))
+                self._start(rec, worker, batches)
+
+    def _prefetchable(self, rec: TaskRecord, depths: list[int]) -> bool:
+        """True if ``rec`` may wait in a worker's backlog.
+
+        Its runs are known to be short; it may be redelivered (an attempt lost with its
+        worker before it started still counts as in flight there); and nothing less
+        urgent is queued (a slot freeing elsewhere would start that one first).
+        """
+        seconds = self._run_time.get(rec.name)
+        return (
+            seconds is not None
+            and seconds < self.config.prefetch_below
+            and rec.spec.redeliver
+            and not any(depths[level] for level in range(rec.priority + 1, len(depths)))
+        )
+
+    @staticmethod
+    def _reclaim_less_urgent(priority: int, workers: list[WorkerSlot]) -> bool:
+        """Ask back unstarted attempts less urgent than ``priority``; True if any may exist.
+
+        They are taken off ``waiting`` at once (so they are asked for once); the worker
+        returns them (``Completed.returned``), or reports them done if it had started
+        them already.
+        """
+        found = False
+        for worker in workers:
+            waiting = worker.waiting
+            if not waiting:
+                continue
+            less = [i for i, (level, _) in waiting.items() if level > priority]
+            if less:
+                found = True
+                for task_id in less:
+                    del waiting[task_id]
+                worker.ref.tell_nowait(Reclaim(priority))
+        return found
+
+    @staticmethod
+    def _started(worker: WorkerSlot, msg: WorkerCompleted) -> None:
+        """Update what ``worker`` most likely still holds unstarted after ``msg``."""
+        waiting = worker.waiting
+        slots_freed = msg.credits - len(msg.returned)  # returned ones held no slot
+        for task_id, _ in msg.returned:
+            waiting.pop(task_id, None)
+        for outcome in msg.outcomes:
+            if waiting.pop(outcome.id, None) is not None:
+                slots_freed -= 1
+        # Each freed slot started the most urgent (then oldest) attempt of the backlog.
+        for _ in range(min(slots_freed, len(waiting))):
+            del waiting[min(waiting, key=waiting.__getitem__)]
 
     def _dispatch_suspects(self, batches: dict[str, list[Run]]) -> None:
         """Start waiting suspects, each alone on an empty worker; reserve workers for them.
@@ -1045,7 +1184,12 @@ class ControlPlane(Actor):
         worker = self.workers.get(msg.id)
         if worker is not None:
             worker.free = min(worker.slots, worker.free + msg.credits)
+            if worker.waiting:
+                self._started(worker, msg)
         tasks = self.tasks
+        if msg.returned:
+            self._returned(msg)
+        run_time = self._run_time
         for outcome in msg.outcomes:
             rec = tasks.get(outcome.id)
             if (
@@ -1054,6 +1198,10 @@ class ControlPlane(Actor):
                 or rec.status is not TaskStatus.RUNNING
             ):
                 continue  # fenced: a late result of an attempt that no longer counts
+            if outcome.completed_at is not None and outcome.started_at is not None:
+                seconds = outcome.completed_at - outcome.started_at
+                last = run_time.get(rec.name)
+                run_time[rec.name] = seconds if last is None else 0.8 * last + 0.2 * seconds
             if worker is not None:
                 worker.release(rec.id)
                 worker.completed += 1
@@ -1066,6 +1214,29 @@ class ControlPlane(Actor):
                 self._retry(rec)
                 continue
             self._finish(rec, outcome)
+
+    def _returned(self, msg: WorkerCompleted) -> None:
+        """Attempts a worker gives back unstarted: queued again at the head of their level."""
+        worker = self.workers.get(msg.id)
+        for task_id, attempt in msg.returned:
+            rec = self.tasks.get(task_id)
+            if (
+                rec is None
+                or rec.attempts != attempt
+                or rec.status is not TaskStatus.RUNNING
+                or rec.worker != msg.id
+            ):
+                continue
+            if worker is not None:
+                worker.release(task_id)
+            if task_id in self._cancelling:
+                self._terminal(
+                    rec, TaskStatus.CANCELLED, WireError("TaskCancelled", "cancelled by request")
+                )
+                continue
+            rec.attempts -= 1  # it never started: this attempt does not count
+            rec.worker = None
+            self._enqueue(rec, front=True)
 
     def _retry(self, rec: TaskRecord) -> None:
         spec = rec.spec
@@ -1202,7 +1373,11 @@ class ControlPlane(Actor):
                     "replaced",
                 )
             )
-        self.workers[msg.id] = WorkerSlot(msg.id, msg.ref, msg.slots, msg.busy, msg.local)
+        self.workers[msg.id] = WorkerSlot(
+            msg.id, msg.ref, msg.slots, msg.busy, msg.local, msg.prefetch
+        )
+        if msg.runs_to is not None:
+            self.workers[msg.id].runs_to = msg.runs_to
         if msg.tasks is not None:
             self._announce(msg.infos, msg.tasks)
         self.queue.set_worker(
@@ -1227,8 +1402,8 @@ class ControlPlane(Actor):
             reported = {task_id for task_id, _ in running}
             running += [
                 (task_id, self.tasks[task_id].attempts)
-                for task_id in worker.running
-                if task_id not in reported and task_id in self.tasks
+                for task_id in self._in_task_order(worker.running)
+                if task_id not in reported
             ]
         lost = 0
         losses: list[tuple[str, int, int]] = []
@@ -1286,6 +1461,16 @@ class ControlPlane(Actor):
         self._update_local()
         if self._event_refs:
             self._events.append(Event("worker", msg.id, "left", at=self.clock.now()))
+
+    def _in_task_order(self, ids: set[str]) -> list[str]:
+        """Known ``ids`` in the order their tasks were accepted (redelivery keeps it).
+
+        Runs go straight to a subworker's executor, so its connection's in-flight table
+        does not list them: the task table's order stands in for the dispatch order.
+        """
+        if not ids:
+            return []
+        return [task_id for task_id in self.tasks if task_id in ids]
 
     def _max_losses(self, rec: TaskRecord) -> int:
         own = rec.spec.max_worker_losses

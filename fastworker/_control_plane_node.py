@@ -40,7 +40,13 @@ from ._journal import Journal, Sync, open_journal_file
 from ._messages import ClusterStats, Drain, Outcome
 from ._node import node_config, run_blocking, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
-from ._result_cache import GetCacheStatistics, ResultCache, ResultStore, Store
+from ._result_cache import (
+    DirectCacheRef,
+    GetCacheStatistics,
+    ResultCache,
+    ResultStore,
+    Store,
+)
 from ._scheduler import NextFireTimes, Scheduler
 from ._serialization import DEFAULT_MAX_PAYLOAD
 
@@ -269,7 +275,7 @@ async def open_control_plane(
             cache_ref = await system.spawn("result-cache", cache, capacity=capacity)
             core = ControlPlane(
                 registry,
-                cache_ref,
+                DirectCacheRef(cache, cache_ref),
                 clock,
                 ControlPlaneConfig(
                     max_queue,

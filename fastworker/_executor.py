@@ -9,6 +9,12 @@
   out at once, its late result is discarded, and its slot is freed only when the thread
   really returns.
 - Outcomes finished together are reported together (one ``Completed``).
+- With ``prefetch``, up to that many attempts wait beyond the slots in a local backlog,
+  started in priority order (then arrival) as slots free up, so a slot never waits a
+  round trip to the control plane between two tasks. Unstarted attempts go back
+  (``give_back``) when the executor drains or the control plane reclaims those less
+  urgent than work waiting for a slot, and are dropped when the link is lost (the
+  control plane re-queues them then).
 - A redelivered attempt of a task still running here (the link dropped and came back)
   does not start a second run: the running one adopts the new attempt number, so its
   outcome counts. One whose old run was already reported (timed out, cancelled) starts
@@ -22,11 +28,13 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 import traceback
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from itertools import count
 from typing import Any
 
 import attrs
@@ -34,7 +42,7 @@ import trio
 
 from actors import Actor, Context
 
-from ._messages import CancelRun, Drain, Outcome, Run, RunTasks, WireError
+from ._messages import CancelRun, Drain, Outcome, Reclaim, Run, RunTasks, WireError
 from ._model import TaskStatus
 from ._registry import Registry, TaskSpec, check_arguments
 from ._serialization import DEFAULT_MAX_PAYLOAD, pack_result, unpack_arguments
@@ -42,6 +50,7 @@ from ._serialization import DEFAULT_MAX_PAYLOAD, pack_result, unpack_arguments
 log = logging.getLogger("fastworker.executor")
 
 Report = Callable[[list[Outcome], int], None]
+GiveBack = Callable[[list[Run]], None]
 
 THREAD_BUDGET = 0.002
 """Seconds a worker thread may spend on a run of ready sync tasks before returning."""
@@ -157,6 +166,8 @@ class Executor(Actor):
         max_result_size: int = DEFAULT_MAX_PAYLOAD,
         clock: Callable[[], float] = time.time,
         threads: bool = True,
+        prefetch: int = 0,
+        give_back: GiveBack | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -177,6 +188,11 @@ class Executor(Actor):
         self._limiter = trio.CapacityLimiter(concurrency)
         self._cost: dict[str, float] = {}
         self._idle_waiters: list[Any] = []
+        self.prefetch = prefetch if give_back is not None else 0
+        self._give_back = give_back
+        self._backlog: list[tuple[int, int, Run]] = []  # heap: (priority, arrival, run)
+        self._arrival = count()
+        self._draining = False
         # Redelivered attempts waiting for an earlier run of the same task to let go.
         self._deferred: dict[str, Run] = {}
         self.failure_log = FailureLog()
@@ -212,26 +228,108 @@ class Executor(Actor):
             ctx.nursery.start_soon(self._sync_lane)
 
     async def receive(self, ctx: Context, message: Any) -> Any:
-        """RunTasks, CancelRun, Drain."""
+        """RunTasks, CancelRun, Reclaim, Drain."""
         if isinstance(message, RunTasks):
-            for run in message.runs:
-                self._start(run)
+            if not self.prefetch:
+                for run in message.runs:
+                    self._start(run)
+            else:
+                self._take(message.runs)
             self._wake_lanes()
             return None
         if isinstance(message, CancelRun):
             attempt = self._running.get(message.id)
-            if attempt is not None and attempt.run.attempt == message.attempt:
+            if attempt is None and self._backlog:
+                self._cancel_backlogged(message)
+            elif attempt is not None and attempt.run.attempt == message.attempt:
                 attempt.cancel_requested = True
                 if attempt.scope is not None:
                     attempt.scope.cancel()
                 else:
                     self._cancel_waiting_sync(attempt)
             return None
+        if isinstance(message, Reclaim):
+            less = [item for item in self._backlog if item[0] > message.priority]
+            if less:
+                self._backlog = [item for item in self._backlog if item[0] <= message.priority]
+                heapq.heapify(self._backlog)
+                self._return([run for _, _, run in sorted(less)])
+            return None
         if isinstance(message, Drain):
+            self._draining = True
+            if self._backlog:
+                backlog, self._backlog = self._backlog, []
+                self._return([run for _, _, run in sorted(backlog)])
             if self._running:
                 self._idle_waiters.append(ctx.defer_reply())
             return None
         raise TypeError(f"Executor does not handle {type(message).__name__}")
+
+    # -- the prefetch backlog ----------------------------------------------------------
+    def _take(self, runs: list[Run]) -> None:
+        """Queue runs in the backlog, start what free slots allow, give back the excess."""
+        backlog = self._backlog
+        arrival = self._arrival
+        for run in runs:
+            heapq.heappush(backlog, (run.priority, next(arrival), run))
+        self._fill()
+        if self._draining and backlog:
+            # Sent before the control plane knew we retire: it runs elsewhere.
+            self._backlog = []
+            self._return([run for _, _, run in sorted(backlog)])
+
+    def _fill(self) -> None:
+        """Start backlog runs, most urgent first, while slots are free."""
+        backlog = self._backlog
+        started = False
+        while backlog and len(self._running) < self.concurrency:
+            self._start(heapq.heappop(backlog)[2])
+            started = True
+        if started:
+            self._wake_lanes()
+
+    def _return(self, runs: list[Run]) -> None:
+        if runs and self._give_back is not None:
+            try:
+                self._give_back(runs)
+            except Exception:
+                log.exception("could not give back %d unstarted attempts", len(runs))
+
+    def drop_backlog(self) -> int:
+        """Forget unstarted attempts (the link is lost: the control plane re-queues them)."""
+        dropped = len(self._backlog)
+        self._backlog = []
+        return dropped
+
+    @property
+    def backlog(self) -> int:
+        """Attempts waiting in the prefetch backlog."""
+        return len(self._backlog)
+
+    def _cancel_backlogged(self, message: CancelRun) -> None:
+        for item in self._backlog:
+            run = item[2]
+            if run.id == message.id and run.attempt == message.attempt:
+                self._backlog.remove(item)
+                heapq.heapify(self._backlog)
+                self.cancelled += 1
+                now = self.clock()
+                self._emit(
+                    Outcome(
+                        run.id,
+                        TaskStatus.CANCELLED.value,
+                        run.attempt,
+                        None,
+                        WireError("TaskCancelled", "cancelled before it started"),
+                        None,
+                        now,
+                        self.worker,
+                        run.name,
+                        False,
+                    ),
+                    credits=1,
+                )
+                return
 
     # -- starting ---------------------------------------------------------------------
     def _start(self, run: Run) -> None:
@@ -607,6 +705,8 @@ class Executor(Actor):
             self._flush()
 
     def _flush(self) -> None:
+        if self._backlog:
+            self._fill()
         outcomes, self._outcomes = self._outcomes, []
         credits, self._credits = self._credits, 0
         if outcomes or credits:

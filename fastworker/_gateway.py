@@ -85,6 +85,7 @@ class Gateway(Actor):
                     list(message.tasks),
                     message.queues,
                     message.infos,
+                    prefetch=max(0, message.prefetch),
                 ),
                 restart=Restart.TEMPORARY,
                 capacity=self.connection_mailbox,

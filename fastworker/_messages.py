@@ -45,13 +45,17 @@ class Submission:
 @message("fw.Run")
 @attrs.frozen
 class Run:
-    """One attempt of a task, sent to an executor."""
+    """One attempt of a task, sent to an executor.
+
+    ``priority`` orders a subworker's local backlog (prefetched work): 0 (CRITICAL) first.
+    """
 
     id: str
     name: str
     payload: bytes
     attempt: int
     timeout: float | None = None
+    priority: int = 2
 
 
 @message("fw.Outcome")
@@ -257,7 +261,11 @@ class TaskInfo:
 @message("fw.RegisterWorker")
 @attrs.frozen
 class RegisterWorker:
-    """A subworker introduces itself; the answer is its SubworkerConnection's actor name."""
+    """A subworker introduces itself; the answer is its SubworkerConnection's actor name.
+
+    ``prefetch``: how many attempts beyond its free slots it keeps ready in a local
+    backlog (run in priority order), to hide the round trip between two tasks.
+    """
 
     node_id: str
     concurrency: int
@@ -268,14 +276,27 @@ class RegisterWorker:
     """The options of each of ``tasks`` (older subworkers send none: defaults apply)."""
     queues: list[str] | None = None
     """The queues it serves; None: every queue of the tasks it has."""
+    prefetch: int = 0
 
 
 @message("fw.RunTasks")
 @attrs.frozen
 class RunTasks:
-    """Run these attempts (never more than the worker's free slots)."""
+    """Run these attempts.
+
+    Never more than the worker's free slots plus the ``prefetch`` backlog it announced
+    (see RegisterWorker).
+    """
 
     runs: list[Run]
+
+
+@message("fw.Reclaim")
+@attrs.frozen
+class Reclaim:
+    """Give back (unstarted) every backlog attempt less urgent than ``priority``."""
+
+    priority: int
 
 
 @message("fw.CancelRun")
@@ -293,11 +314,14 @@ class Completed:
     """Finished attempts, and how many slots became free (``credits``).
 
     A sync task that timed out is reported at once but frees its slot only when its
-    thread returns, in a later Completed with no outcomes.
+    thread returns, in a later Completed with no outcomes. ``returned`` are attempts the
+    worker gives back unstarted (from its prefetch backlog: it is draining, or a more
+    urgent task waits for a slot: Reclaim); each counts in ``credits``.
     """
 
     outcomes: list[Outcome]
     credits: int
+    returned: list[Run] = attrs.Factory(list)
 
 
 @message("fw.Retire")

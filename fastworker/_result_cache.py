@@ -233,6 +233,16 @@ class ResultCache(Actor):
             waiting=len(self._waiters),
         )
 
+    def apply_now(self, message: Store | Subscribe) -> None:
+        """Store or Subscribe at once, from an actor of this process (see DirectCacheRef)."""
+        pushes: dict[ActorRef, list[Outcome]] = {}
+        if isinstance(message, Store):
+            self._store(message.outcomes, pushes)
+        else:
+            self._subscribe(message, pushes)
+        for ref, outcomes in pushes.items():
+            self._pushes.send_nowait(ref, outcomes)
+
     async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
         """Store outcomes from the whole batch first, then push one Results per subscriber."""
         pushes: dict[ActorRef, list[Outcome]] = {}
@@ -335,3 +345,48 @@ def _lost_push(ref: ActorRef, outcomes: list[Outcome], exc: Exception) -> None:
     # fault worth seeing.
     level = logging.INFO if isinstance(exc, PeerDown) else logging.WARNING
     log.log(level, "could not push %d results to %r: %s", len(outcomes), ref, exc)
+class DirectCacheRef(ActorRef):
+    """The control plane's handle on the result cache of its own process.
+
+    Store and Subscribe told with ``tell_nowait`` are applied at once, in order, in the
+    caller's turn (results reach their watchers one scheduling round sooner, with one
+    mailbox hop less per batch); everything else goes to the cache's mailbox as usual.
+    Safe because both actors run in one trio thread and these two handlers never wait.
+    """
+
+    __slots__ = ("_cache", "_ref", "name")
+
+    def __init__(self, cache: ResultCache, ref: ActorRef) -> None:
+        self._cache = cache
+        self._ref = ref
+        self.name = ref.name
+
+    @property
+    def node_id(self) -> str:
+        """The uuid of this node."""
+        return self._ref.node_id
+
+    async def tell(self, message: Any, *, sender: ActorRef | None = None) -> None:
+        """Deliver to the cache's mailbox."""
+        await self._ref.tell(message, sender=sender)
+
+    def tell_nowait(self, message: Any, *, sender: ActorRef | None = None) -> None:
+        """Store and Subscribe at once; the rest to the cache's mailbox."""
+        kind = type(message)
+        if (kind is Store or kind is Subscribe) and getattr(self._ref, "alive", True):
+            self._cache.apply_now(message)
+        else:
+            self._ref.tell_nowait(message, sender=sender)
+
+    async def ask(self, message: Any, *, sender: ActorRef | None = None) -> Any:
+        """Ask the cache through its mailbox."""
+        return await self._ref.ask(message, sender=sender)
+
+    def __repr__(self) -> str:
+        return f"<DirectCacheRef {self.name!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or other == self._ref
+
+    def __hash__(self) -> int:
+        return hash(self._ref)

@@ -26,6 +26,7 @@ from ._messages import (
     CancelRun,
     Completed,
     Outcome,
+    Reclaim,
     Retire,
     Run,
     RunTasks,
@@ -54,6 +55,8 @@ class SubworkerConnection(Actor):
         tasks: list[str] | None = None,
         queues: list[str] | None = None,
         infos: list[TaskInfo] | None = None,
+        *,
+        prefetch: int = 0,
     ) -> None:
         self.peer = peer
         self.node_id = peer.node_id
@@ -65,6 +68,7 @@ class SubworkerConnection(Actor):
         self.tasks = tasks
         self.queues = queues
         self.infos = infos or []
+        self.prefetch = prefetch
         self.in_flight: dict[str, int] = {}
         # Runs are split to fit the link's frames and wait for room in its outbox; a
         # run too big for the subworker's link fails with PayloadTooLarge.
@@ -85,24 +89,33 @@ class SubworkerConnection(Actor):
                 tasks=self.tasks,
                 queues=self.queues,
                 infos=self.infos,
+                prefetch=self.prefetch,
+                # Runs go straight to the executor over the link (one hop less) when they
+                # fit; the rest come through here (split to fit frames, as before).
+                runs_to=self.executor,
             )
         )
         if not self.peer.connected:
             self._leave(ctx, "the link dropped during registration")
 
     async def receive(self, ctx: Context, message: Any) -> Any:
-        """RunTasks and CancelRun from the control plane; Completed from the subworker."""
+        """RunTasks, CancelRun, Reclaim from the control plane; Completed from the subworker."""
         kind = type(message)
         if kind is RunTasks:
             for run in message.runs:
                 self.in_flight[run.id] = run.attempt
             self._runs.send_nowait(self.executor, message.runs)
         elif kind is Completed:
+            in_flight = self.in_flight
             for outcome in message.outcomes:
-                if self.in_flight.get(outcome.id) == outcome.attempt:
-                    del self.in_flight[outcome.id]
+                if in_flight.get(outcome.id) == outcome.attempt:
+                    del in_flight[outcome.id]
+            returned = [(run.id, run.attempt) for run in message.returned]
+            for task_id, attempt in returned:
+                if in_flight.get(task_id) == attempt:
+                    del in_flight[task_id]
             self.control_plane.tell_nowait(
-                WorkerCompleted(self.worker_id, message.outcomes, message.credits)
+                WorkerCompleted(self.worker_id, message.outcomes, message.credits, returned)
             )
         elif kind is CancelRun:
             self.in_flight.pop(message.id, None)
@@ -112,6 +125,11 @@ class SubworkerConnection(Actor):
                 log.warning(
                     "cancel of %s not sent to worker %s: %s", message.id, self.worker_id, exc
                 )
+        elif kind is Reclaim:
+            try:
+                self.executor.tell_nowait(message)
+            except ActorError as exc:  # the link is going: its backlog is re-queued anyway
+                log.debug("reclaim not sent to worker %s: %s", self.worker_id, exc)
         elif kind is Retire:
             await self.control_plane.ask(WorkerRetiring(self.worker_id))
         elif kind is LinkDown:

@@ -23,7 +23,7 @@ from ._discovery import discover_control_plane
 from ._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
 from ._executor import Executor
 from ._gateway import GATEWAY
-from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire
+from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire, Run
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
@@ -96,6 +96,14 @@ class SubworkerNode:
         # task's PayloadTooLarge failure.
         self._sender.send_nowait(target, outcomes, credits)
 
+    def _give_back(self, runs: list[Run]) -> None:
+        """Hand unstarted attempts back (ids and attempts only: the control plane has them)."""
+        target = self._target
+        if target is None:
+            return  # not registered: the control plane re-queues what we held
+        back = [Run(run.id, run.name, b"", run.attempt, priority=run.priority) for run in runs]
+        target.tell_nowait(Completed([], len(back), back))
+
 
 def _completed(outcomes: list[Outcome], last: bool, credits: int) -> Completed:
     # The slots come back with the last part, after every outcome they held.
@@ -133,6 +141,7 @@ async def open_subworker(
     sync_tasks_in_threads: bool = True,
     loop_watchdog: float | None = DEFAULT_THRESHOLD,
     queues: Iterable[str] | str | None = None,
+    prefetch: int | None = None,
 ) -> AsyncIterator[SubworkerNode]:
     """Run a subworker for the duration of the block; it yields once registered.
 
@@ -145,11 +154,17 @@ async def open_subworker(
     without, it serves every queue of the tasks it has. It announces its task names,
     their options and its queues when it joins; the control plane sends it only those
     tasks. ``registry`` (default: every ``@task`` imported in this process) is what it
-    has. The caller owns the timeout for finding and joining it:
+    has. ``prefetch`` (default: ``concurrency``) is how many short tasks it keeps ready
+    beyond its slots, run in priority order; 0 takes work only for free slots. The
+    caller owns the timeout for finding and joining it:
     ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
     """
     if concurrency < 1:
         raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+    if prefetch is None:
+        prefetch = concurrency
+    if prefetch < 0:
+        raise ConfigurationError(f"prefetch must be 0 or more, got {prefetch}")
     import_task_modules(tasks)
     registry = registry if registry is not None else default_registry
     queue_names = _queue_names(queues)
@@ -172,6 +187,9 @@ async def open_subworker(
         def report(outcomes: list[Outcome], credits: int) -> None:
             holder["node"]._report(outcomes, credits)
 
+        def give_back(runs: list[Run]) -> None:
+            holder["node"]._give_back(runs)
+
         executor = Executor(
             registry,
             concurrency,
@@ -180,6 +198,8 @@ async def open_subworker(
             max_result_size=max_payload,
             clock=clock or time.time,
             threads=sync_tasks_in_threads,
+            prefetch=prefetch,
+            give_back=give_back,
         )
         await system.spawn("executor", executor, capacity=100_000)
         node = SubworkerNode(url, system, executor, peer)
@@ -235,6 +255,7 @@ async def _keep_registered(
                     busy=node.executor.busy,
                     infos=registry.infos(),
                     queues=queues,
+                    prefetch=node.executor.prefetch,
                 ),
                 sender=node.system.ref("executor"),
             )
@@ -255,6 +276,8 @@ async def _keep_registered(
             task_status.started()
         await peer.wait_disconnected()
         node._target = None
+        # Unstarted work: the control plane re-queues it when it sees the link drop.
+        node.executor.drop_backlog()
         node._registered = trio.Event()
         log.warning("lost the control plane at %s; reconnecting", node.url)
 

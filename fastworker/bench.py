@@ -51,7 +51,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--subworkers", default="0,1,2", help="comma-separated subworker counts to run"
     )
-    parser.add_argument("--n", type=int, default=20_000, help="tasks per throughput run")
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="tasks per throughput run (default 20,000; 8,000 with --defaults, within the "
+        "default result cache of 10,000)",
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="sequential run length")
     parser.add_argument("--chunk", type=int, default=1000, help="delay_batch chunk size")
     parser.add_argument("--senders", type=int, default=64, help="pipelined senders")
@@ -85,6 +91,30 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="with --dashboard: alternate the off/on pair this many times; the changes "
         "printed are medians (a shared machine is noisy)",
+    )
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="measure exactly what a user gets: run-actor-system with no tuning flags, "
+        "the client in its own process",
+    )
+    parser.add_argument(
+        "--compare",
+        choices=["huey"],
+        help="with --defaults: run huey + Redis in the same run and print ratios",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="with --defaults: runs of each system (medians)"
+    )
+    parser.add_argument(
+        "--system-path",
+        metavar="DIR",
+        help=argparse.SUPPRESS,  # run the system from another source tree (A/B of two versions)
+    )
+    parser.add_argument(
+        "--huey-workers",
+        default="2:process",
+        help="with --compare huey: huey_consumer workers as COUNT:TYPE (thread or process)",
     )
     parser.add_argument(
         "--burst", type=int, default=0, help="also: N large results finishing at once (0: off)"
@@ -558,6 +588,12 @@ def format_table(rows: list[BenchRow]) -> str:
 
 async def run_bench(args: argparse.Namespace) -> int:
     """Run the bench for each subworker count and print the table (or JSON)."""
+    if args.defaults or args.compare:
+        from ._bench_defaults import run_defaults
+
+        return await run_defaults(args)
+    if args.n is None:
+        args.n = 20_000
     if getattr(args, "dispatch", False):
         from ._bench_dispatch import dispatch_bench
 
