@@ -78,8 +78,17 @@ class AuthenticationError(HandshakeError):
         super().__init__(message, code=4001)
 
 
-class ConnectFailed(LinkError):
-    """Could not open a link to that address (nothing listening, refused, or timed out)."""
+class ConnectionFailed(LinkError, ConnectionError):
+    """Could not open a link to that address (nothing listening, refused, or timed out).
+
+    The same name, and the same builtin base (``ConnectionError``), as
+    ``fastworker.ConnectionFailed``: ``except ConnectionError`` catches a failed
+    connection from either layer.
+    """
+
+
+ConnectFailed = ConnectionFailed
+"""The former name of ConnectionFailed; kept so existing ``except ConnectFailed`` works."""
 
 
 class EscalationError(ActorError):

@@ -44,8 +44,9 @@ from ._messages import ClusterStats, Event, QueueStats, WorkerStats
 from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
 from ._registry import Registry, TaskSpec, default_registry, task
 from ._subworker_node import SubworkerNode, open_subworker, run_subworker
+from ._version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "AuthenticationFailed",

@@ -40,7 +40,6 @@ from ._errors import (
     TaskTimeout,
     WorkerLost,
 )
-from ._gateway import GATEWAY
 from ._messages import (
     Cancel,
     ClusterStats,
@@ -60,8 +59,10 @@ from ._messages import (
     Watch,
 )
 from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
+from ._names import GATEWAY
 from ._node import node_config, secret_bytes
 from ._serialization import DEFAULT_MAX_PAYLOAD, pack_arguments, unpack
+from ._tls import check_tls
 
 log = logging.getLogger("fastworker.client")
 
@@ -843,20 +844,6 @@ class Client:
             log.warning("lost the control plane at %s; reconnecting", self.url)
 
 
-def _check_tls(url: str, ssl_context: ssl.SSLContext | None) -> None:
-    """A TLS context is only for a wss:// URL: never fall back to plain text silently."""
-    scheme = url.partition(":")[0].lower()
-    if scheme not in ("ws", "wss", "memory"):
-        raise ConfigurationError(
-            f"{url!r} is not a control plane URL: use ws://HOST:PORT (wss:// with TLS)"
-        )
-    if ssl_context is not None and url.lower().startswith("ws://"):
-        raise ConfigurationError(
-            f"a TLS context (--tls-ca) was given but {url} is not encrypted: "
-            "connect to the control plane's wss:// URL (is it started with --tls-cert?)"
-        )
-
-
 @asynccontextmanager
 async def open_trio_client(
     url: str | None = None,
@@ -881,7 +868,7 @@ async def open_trio_client(
         url = await discover_control_plane(
             cluster, secret_key, discovery_port, timeout=connect_timeout
         )
-    _check_tls(url, ssl_context)
+    check_tls(url, ssl_context)
     remaining = max(0.0, connect_timeout - (trio.current_time() - started))
     async with actors.open_actor_system(config) as system:
         with trio.move_on_after(remaining) as scope:

@@ -18,15 +18,15 @@ import trio
 
 import actors
 
-from ._client import _check_tls
 from ._discovery import discover_control_plane
 from ._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
 from ._executor import Executor
-from ._gateway import GATEWAY
 from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire, Run
+from ._names import GATEWAY
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._tls import check_tls
 from ._watchdog import DEFAULT_THRESHOLD, LoopWatchdog
 from ._wire import Sender, drop_outcome_value, outcome_size
 
@@ -171,7 +171,7 @@ async def open_subworker(
     secret_key = secret_bytes(secret)
     if url is None:
         url = await discover_control_plane(cluster, secret_key, discovery_port)
-    _check_tls(url, ssl_context)
+    check_tls(url, ssl_context)
     config = node_config(
         cluster=cluster, role=ROLE, secret=secret_key, link=link, max_payload=max_payload
     )

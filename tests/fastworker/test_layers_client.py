@@ -1,0 +1,76 @@
+"""The client side does not pull in the server side: a reach-in check on the import graph."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "fastworker"
+SERVER_SIDE = {"_gateway", "_journal", "_control_plane", "_control_plane_node", "_cli"}
+
+
+def _internal_imports(module: str) -> set[str]:
+    """The fastworker modules ``module`` imports at run time (outside TYPE_CHECKING)."""
+    path = PACKAGE / f"{module}.py"
+    if not path.exists():
+        path = PACKAGE / module / "__init__.py"
+    if not path.exists():
+        return set()
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+                continue
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                found.add(node.module.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and node.module and (
+                node.module.startswith("fastworker.")
+            ):
+                found.add(node.module.split(".")[1])
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.stmt):
+                    visit([child])
+
+    visit(tree.body)
+    return found
+
+
+def _closure(module: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        todo.extend(_internal_imports(current) - seen)
+    return seen - {module}
+
+
+def test_client_does_not_import_the_server_side() -> None:
+    """_client (and what it imports) never imports the gateway, the control plane or
+    the journal (and so sqlite3): a client process loads only what a client needs."""
+    reached = _closure("_client")
+    assert "_serialization" in reached  # the walk does follow imports
+    assert not reached & SERVER_SIDE, sorted(reached & SERVER_SIDE)
+
+
+def test_subworker_does_not_reach_into_the_client() -> None:
+    """_subworker_node imports no private helper from _client; the TLS check is shared
+    from a low module."""
+    source = (PACKAGE / "_subworker_node.py").read_text()
+    assert "from ._client import" not in source
+    assert "_gateway" not in _internal_imports("_subworker_node")
+
+
+def test_version_comes_from_package_metadata() -> None:
+    """fastworker.__version__ is the installed distribution's version (pyproject.toml),
+    not a second copy of the number."""
+    from importlib.metadata import version
+
+    import fastworker
+
+    assert fastworker.__version__ == version("fastworker")
