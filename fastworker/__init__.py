@@ -40,6 +40,7 @@ from ._errors import (
     TaskTimeout,
     WorkerLost,
 )
+from ._event_stream import EventStream
 from ._messages import ClusterStats, Event, QueueStats, WorkerStats
 from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
 from ._registry import Registry, TaskSpec, default_registry, task
@@ -61,6 +62,7 @@ __all__ = [
     "ControlPlaneNode",
     "ErrorInfo",
     "Event",
+    "EventStream",
     "FastWorkerError",
     "Group",
     "InvalidSchedule",

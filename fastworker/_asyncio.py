@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from ._client import Client, ClientStatistics, open_trio_client
+from ._event_stream import EventStream
 from ._messages import ClusterStats, Event
 from ._model import TaskResult, TaskStatus
 from ._portal import Portal, get_portal
@@ -121,12 +122,22 @@ class AsyncioClient(Client):
     async def stats(self) -> ClusterStats:
         return await self._portal.run_async(self._inner.stats)
 
-    async def events(self, *, buffer: int = 1000) -> AsyncIterator[Event]:
+    def events(self, *, buffer: int = 1000) -> EventStream:
         """Task and worker events as they happen, in the asyncio loop.
 
-        A consumer more than ``buffer`` events behind loses the newest ones (counted in
-        ``events_dropped``), as with the trio client.
+        A closable stream, as with the trio client: ``async with client.events() as
+        stream: async for event in stream: ...``. A consumer more than ``buffer`` events
+        behind loses the newest ones (counted in ``events_dropped``).
+
+        Args:
+            buffer: events held for this consumer before new ones are dropped.
+
+        Returns:
+            A new EventStream, iterated in the asyncio loop.
         """
+        return _AsyncioEventStream(self._events(buffer))
+
+    async def _events(self, buffer: int) -> AsyncGenerator[Event, None]:
         loop = asyncio.get_running_loop()
         queue: collections.deque[Any] = collections.deque()
         wakeup = asyncio.Event()
@@ -162,6 +173,20 @@ class AsyncioClient(Client):
                 yield item
         finally:
             self._portal.cancel(scope)
+
+
+class _AsyncioEventStream(EventStream):
+    """An EventStream over the asyncio client's event generator."""
+
+    def __init__(self, events: AsyncGenerator[Event, None]) -> None:
+        self._events = events
+
+    async def __anext__(self) -> Event:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        """Unsubscribe and end the stream; idempotent."""
+        await self._events.aclose()
 
 
 def _kw(fn: Any, kwargs: dict[str, Any]) -> Any:

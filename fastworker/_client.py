@@ -40,6 +40,7 @@ from ._errors import (
     TaskTimeout,
     WorkerLost,
 )
+from ._event_stream import EventStream, TrioEventStream
 from ._messages import (
     Cancel,
     ClusterStats,
@@ -714,34 +715,45 @@ class Client:
                 raise self._translate(exc) from None
 
     # -- events -----------------------------------------------------------------------
-    @asynccontextmanager
-    async def _event_stream(self, buffer: int) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
-        send, receive = trio.open_memory_channel[Event](buffer)
+    async def _subscribe(self, send: trio.MemorySendChannel[Event]) -> None:
+        """Add an events() stream; the first one subscribes this client."""
         first = not self._event_channels
         self._event_channels.append(send)
-        try:
-            if first:
+        if first:
+            try:
                 await self._tell(SubscribeEvents(True))
-            yield receive
-        finally:
-            self._event_channels.remove(send)
-            send.close()
-            if not self._event_channels and self.peer.connected and self._connection:
-                try:
-                    self._connection.tell_nowait(SubscribeEvents(False))
-                except actors.ActorError:
-                    pass
+            except BaseException:
+                self._unsubscribe(send)
+                raise
 
-    async def events(self, *, buffer: int = 1000) -> AsyncIterator[Event]:
+    def _unsubscribe(self, send: trio.MemorySendChannel[Event]) -> None:
+        """Remove an events() stream; after the last one, the control plane stops pushing."""
+        if send not in self._event_channels:
+            return
+        self._event_channels.remove(send)
+        if not self._event_channels and self.peer.connected and self._connection:
+            try:
+                self._connection.tell_nowait(SubscribeEvents(False))
+            except actors.ActorError:
+                pass
+
+    def events(self, *, buffer: int = 1000) -> EventStream:
         """Task and worker events as they happen (``Event.kind`` is "task" or "worker").
 
-        A consumer that falls more than ``buffer`` events behind loses the events that
-        arrive while its buffer is full (counted in ``events_dropped``), so a slow reader
-        never slows the cluster.
+        A closable stream: ``async with client.events() as stream: async for event in
+        stream: ...`` (``async for event in client.events()`` works too). It ends when
+        closed or when the client closes. A consumer that falls more than ``buffer``
+        events behind loses the events that arrive while its buffer is full (counted in
+        ``events_dropped``), so a slow reader never slows the cluster.
+
+        Args:
+            buffer: events held for this consumer before new ones are dropped.
+
+        Returns:
+            A new EventStream; it subscribes on ``async with`` or first iteration,
+            where it raises ConnectionFailed if the control plane stays unreachable.
         """
-        async with self._event_stream(buffer) as receive:
-            async for event in receive:
-                yield event
+        return TrioEventStream(buffer, self._subscribe, self._unsubscribe)
 
     @property
     def events_dropped(self) -> int:
