@@ -177,6 +177,7 @@ class ControlPlaneNode:
 @asynccontextmanager
 async def open_control_plane(
     tasks: Iterable[str] | str | None = None,
+    *,
     host: str = "127.0.0.1",
     port: int = 0,
     cluster: str = "default",
@@ -187,7 +188,6 @@ async def open_control_plane(
     local_concurrency: int = 4,
     journal: str | None = None,
     discovery: bool = True,
-    *,
     url: str | None = None,
     registry: Registry | None = None,
     result_cache_bytes: int = 256 * 1024 * 1024,

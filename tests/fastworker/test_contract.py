@@ -1,4 +1,4 @@
-"""The client side does not pull in the server side: a reach-in check on the import graph."""
+"""The public contract's shape: layering of the client side, the version, keyword-only options."""
 
 from __future__ import annotations
 
@@ -74,3 +74,17 @@ def test_version_comes_from_package_metadata() -> None:
     import fastworker
 
     assert fastworker.__version__ == version("fastworker")
+
+
+def test_open_control_plane_options_are_keyword_only() -> None:
+    """Only ``tasks`` may be passed positionally to open_control_plane: every option
+    after it is keyword-only, so a call cannot silently bind a value to the wrong one."""
+    import inspect
+
+    import fastworker
+
+    parameters = list(inspect.signature(fastworker.open_control_plane).parameters.values())
+    assert parameters[0].name == "tasks"
+    assert parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert len(parameters) > 20
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters[1:])
