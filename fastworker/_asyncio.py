@@ -60,7 +60,13 @@ class Holder:
 
 
 class AsyncioClient(Client):
-    """A Client whose methods are awaited in an asyncio loop (from ``open_client``)."""
+    """A Client whose methods are awaited in an asyncio loop (from ``open_client``).
+
+    Every method is the trio Client's, with the same arguments, results and errors
+    (see Client: its docstrings name them), run in the process's trio thread;
+    cancelling the awaiting asyncio task cancels the call there. A call also raises
+    ConnectionFailed if that trio thread has stopped.
+    """
 
     def __init__(self, inner: Client, portal: Portal) -> None:
         # Not Client.__init__: every call goes to the trio client ``inner``.

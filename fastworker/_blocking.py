@@ -78,8 +78,10 @@ class BlockingClient:
         """Connect now (the first call does otherwise).
 
         Raises:
-            ConnectionFailed: the control plane is unreachable (AuthenticationFailed if
-                the secret is refused).
+            ConnectionFailed: the control plane is unreachable within
+                ``connect_timeout``, or this client was closed.
+            AuthenticationFailed: the control plane refused the secret.
+            ConfigurationError: a bad URL or secret, or a TLS context for a ws:// URL.
         """
         self._connected()
 
@@ -117,7 +119,13 @@ class BlockingClient:
         return client is not None and portal is not None and portal.alive and client.connected
 
     def statistics(self) -> ClientStatistics:
-        """The client's own bookkeeping (see Client.statistics)."""
+        """The client's own bookkeeping (see Client.statistics).
+
+        Raises:
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
+        """
         return self._connected()[1].statistics()
 
     def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -142,7 +150,22 @@ class BlockingClient:
         task_id: str | None = None,
         unique_key: str | None = None,
     ) -> str:
-        """Submit one task with explicit args and kwargs; its id once accepted."""
+        """Submit one task with explicit args and kwargs; its id once accepted.
+
+        The arguments are those of Client.submit.
+
+        Raises:
+            ConfigurationError: a bad option or task reference.
+            NotSerializable: the arguments are not msgpack data.
+            PayloadTooLarge: the arguments are over ``max_payload``.
+            TaskNotRegistered: neither the control plane nor any worker has the task.
+            QueueFull: the control plane's queue is at ``max_queue``.
+            ShuttingDown: the control plane is draining.
+            JournalWriteFailed: the control plane could not journal the submission.
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
+        """
         result: str = self._run(
             "submit",
             task,
@@ -189,7 +212,16 @@ class BlockingClient:
         """Submit ``task(*args, **kwargs)``; returns its id once accepted (see Client.delay).
 
         Raises:
-            NotSerializable, PayloadTooLarge, QueueFull, ShuttingDown, ConnectionFailed.
+            ConfigurationError: a bad option or task reference.
+            NotSerializable: the arguments are not msgpack data.
+            PayloadTooLarge: the arguments are over ``max_payload``.
+            TaskNotRegistered: neither the control plane nor any worker has the task.
+            QueueFull: the control plane's queue is at ``max_queue``.
+            ShuttingDown: the control plane is draining.
+            JournalWriteFailed: the control plane could not journal the submission.
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
         """
         result: str = self._run(
             "delay", task, *args, priority=priority, countdown=countdown, eta=eta, **kwargs
@@ -202,7 +234,20 @@ class BlockingClient:
         *,
         priority: PriorityLike | None = None,
     ) -> list[str]:
-        """Submit many tasks as one all-or-nothing batch; their ids in order."""
+        """Submit many tasks as one all-or-nothing batch; their ids in order.
+
+        Raises:
+            ConfigurationError: a malformed item, or one naming no task.
+            NotSerializable: the arguments are not msgpack data.
+            PayloadTooLarge: the arguments are over ``max_payload``.
+            TaskNotRegistered: neither the control plane nor any worker has the task.
+            QueueFull: the control plane's queue is at ``max_queue``.
+            ShuttingDown: the control plane is draining.
+            JournalWriteFailed: the control plane could not journal the submission.
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
+        """
         result: list[str] = self._run("delay_batch", list(items), priority=priority)
         return result
 
@@ -251,7 +296,19 @@ class BlockingClient:
         Raises:
             ResultTimeout: no result within ``timeout`` seconds (the task goes on;
                 ``result(exc.task_id)`` waits again).
-            TaskFailed, TaskCancelled: as Client.call.
+            TaskFailed: the task failed (TaskTimeout, WorkerLost); the TaskResult is on
+                the exception's ``result``.
+            TaskCancelled: the task was cancelled.
+            ConfigurationError: a bad option or task reference.
+            NotSerializable: the arguments are not msgpack data.
+            PayloadTooLarge: the arguments are over ``max_payload``.
+            TaskNotRegistered: neither the control plane nor any worker has the task.
+            QueueFull: the control plane's queue is at ``max_queue``.
+            ShuttingDown: the control plane is draining.
+            JournalWriteFailed: the control plane could not journal the submission.
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
         """
         portal, client = self._connected()
         if isinstance(task, FLOWS):  # a workflow: Client.call, under the timeout
@@ -272,6 +329,9 @@ class BlockingClient:
         Raises:
             ResultTimeout: not terminal within ``timeout`` seconds.
             TaskNotFound: the cluster does not know the id.
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
         """
         portal, client = self._connected()
 
@@ -290,6 +350,9 @@ class BlockingClient:
         Raises:
             ResultTimeout: not all terminal within ``timeout`` seconds.
             TaskNotFound: an id is unknown.
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
         """
         portal, client = self._connected()
         ids = list(task_ids)
@@ -302,21 +365,49 @@ class BlockingClient:
         return portal.run(wait)
 
     def get_result(self, task_id: str) -> TaskResult | None:
-        """The TaskResult if the task is terminal; None if unknown, unfinished or expired."""
+        """The TaskResult if the task is terminal; None if unknown, unfinished or expired.
+
+        Raises:
+            FastWorkerError: the control plane refused the request.
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
+        """
         result: TaskResult | None = self._run("get_result", task_id)
         return result
 
     def status(self, task_id: str) -> TaskStatus | None:
-        """The task's current status, or None if unknown or expired."""
+        """The task's current status, or None if unknown or expired.
+
+        Raises:
+            FastWorkerError: the control plane refused the request.
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
+        """
         result: TaskStatus | None = self._run("status", task_id)
         return result
 
     def cancel(self, task_id: str) -> bool:
-        """Cancel a queued, scheduled or running task; False if unknown or finished."""
+        """Cancel a queued, scheduled or running task; False if unknown or finished.
+
+        Raises:
+            FastWorkerError: the control plane refused the request.
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
+        """
         return bool(self._run("cancel", task_id))
 
     def stats(self) -> ClusterStats:
-        """A snapshot of the cluster: queue depths, workers, counters."""
+        """A snapshot of the cluster: queue depths, workers, counters.
+
+        Raises:
+            FastWorkerError: the control plane refused the request.
+            ConnectionFailed: the control plane is unreachable (within
+                ``connect_timeout`` at first use, ``reconnect_timeout`` later), or this
+                client was closed.
+        """
         result: ClusterStats = self._run("stats")
         return result
 
@@ -343,9 +434,25 @@ def connect(
     ``url`` None discovers the control plane. Use it with ``with``, or keep it for the
     life of the process; a forked child reconnects on first use.
 
+    Args:
+        url: ``ws://HOST:PORT`` (``wss://`` with TLS); None discovers it.
+        cluster: the cluster's name.
+        secret: the cluster secret, if the cluster has one.
+        ssl_context: the TLS context for a ``wss://`` URL.
+        connect_timeout: seconds to find and reach the control plane.
+        reconnect_timeout: seconds a call waits for a lost link to come back.
+        max_payload: the largest packed arguments (and results) in bytes.
+        discovery_port: the UDP port discovery uses.
+        lazy: connect on first use instead of now.
+
+    Returns:
+        The BlockingClient.
+
     Raises:
         ConnectionFailed: the control plane is unreachable within ``connect_timeout``
-            (AuthenticationFailed: the secret is refused).
+            (not raised with ``lazy``: the first call raises it then).
+        AuthenticationFailed: the control plane refused the secret.
+        ConfigurationError: a bad URL or secret, or a TLS context for a ws:// URL.
     """
     client = BlockingClient(
         url,

@@ -86,7 +86,9 @@ _SERVER_FRAME_DEFAULT = 16 * 1024 * 1024
 def task_name(task: TaskRef) -> str:
     """The registered name of a task given by name or as its ``@task`` function.
 
-    Raises ConfigurationError for anything else (a plain function that is not a task).
+    Raises:
+        ConfigurationError: ``task`` is an empty string, or neither a name nor a
+            ``@task`` function (a plain function that is not a task).
     """
     if isinstance(task, str):
         if not task:
@@ -132,7 +134,14 @@ def to_result(outcome: Outcome) -> TaskResult:
 
 
 def raise_for(result: TaskResult) -> None:
-    """Raise TaskFailed (or TaskTimeout, WorkerLost) or TaskCancelled for a non-success."""
+    """Raise TaskFailed (or TaskTimeout, WorkerLost) or TaskCancelled for a non-success.
+
+    Raises:
+        TaskCancelled: the task was cancelled.
+        TaskTimeout: the task ran past its timeout.
+        WorkerLost: the task's worker died and it was not redelivered.
+        TaskFailed: the task failed otherwise.
+    """
     if result.status is TaskStatus.SUCCESS:
         return
     error = result.error
@@ -285,6 +294,35 @@ class Client:
         ``delay``'s own (priority, countdown, eta, unique_key). With ``unique_key``,
         while a task submitted with that key is not terminal, or its result is still
         cached, the existing task's id is returned and nothing runs.
+
+        Args:
+            task: the ``@task`` function or the task's registered name.
+            args: the task's positional arguments.
+            kwargs: the task's keyword arguments.
+            priority: overrides the task's default priority.
+            countdown: run no sooner than this many seconds from now.
+            eta: run no sooner than this time (aware datetime or POSIX timestamp).
+            task_id: the id to use (default: a fresh one); resubmitting an id is
+                idempotent.
+            unique_key: at most one live task per key.
+
+        Returns:
+            The task's id (with ``unique_key``, possibly an earlier task's).
+
+        Raises:
+            ConfigurationError: a bad option or task reference (not a name or a ``@task``
+                function; countdown and eta both; a bad priority or unique_key).
+            NotSerializable: the arguments are not msgpack data.
+            PayloadTooLarge: the arguments are over ``max_payload`` (or the control
+                plane's frame limit).
+            TaskNotRegistered: neither the control plane nor any worker has the task.
+            QueueFull: the control plane's queue is at ``max_queue``.
+            ShuttingDown: the control plane is draining.
+            JournalWriteFailed: the control plane could not journal the submission.
+            ConnectionFailed: the control plane stayed unreachable for
+                ``reconnect_timeout``.
+            FastWorkerError: the control plane refused it for another reason (the
+                message says which).
         """
         sub = self._submission(task, args, kwargs, priority, countdown, eta, task_id, unique_key)
         return (await self._submit([sub], watch=False))[0]
@@ -334,11 +372,20 @@ class Client:
         whole and gets one id; ``priority`` is then the default of its members.
 
         Raises:
-            NotSerializable, PayloadTooLarge: before sending.
-            ConfigurationError: a bad option (``unique_key`` with a workflow, too).
-            TaskNotRegistered: no worker and not the control plane has the task.
-            QueueFull, ShuttingDown: the control plane refused it.
-            ConnectionFailed: the control plane cannot be reached.
+            ConfigurationError: a bad option or task reference (not a name or a ``@task``
+                function; countdown and eta both; ``unique_key`` with a workflow; a bad
+                priority or unique_key).
+            NotSerializable: the arguments are not msgpack data.
+            PayloadTooLarge: the arguments are over ``max_payload`` (or the control
+                plane's frame limit).
+            TaskNotRegistered: neither the control plane nor any worker has the task.
+            QueueFull: the control plane's queue is at ``max_queue``.
+            ShuttingDown: the control plane is draining.
+            JournalWriteFailed: the control plane could not journal the submission.
+            ConnectionFailed: the control plane stayed unreachable for
+                ``reconnect_timeout``.
+            FastWorkerError: the control plane refused it for another reason (the
+                message says which).
         """
         if isinstance(task, FLOWS):  # a workflow: one id for all of it
             if unique_key is not None:
@@ -360,8 +407,28 @@ class Client:
 
         Each item is ``(task, args)`` or ``(task, args, kwargs)``, the task a name or a
         ``@task`` function. Everything is validated and packed before anything is sent;
-        the control plane accepts the whole batch or none of it (QueueFull;
-        TaskNotRegistered if any name is unknown).
+        the control plane accepts the whole batch or none of it.
+
+        Args:
+            items: ``(task, args)`` or ``(task, args, kwargs)`` tuples.
+            priority: overrides every task's default priority.
+
+        Returns:
+            The tasks' ids, in the order of ``items``.
+
+        Raises:
+            ConfigurationError: an item is not such a tuple, or names no task (the
+                message gives the item's index).
+            NotSerializable: an item's arguments are not msgpack data.
+            PayloadTooLarge: an item, or the whole batch, is over the size limit:
+                submit it in smaller batches.
+            TaskNotRegistered: any name is unknown (nothing is queued).
+            QueueFull: the batch does not fit in the queue (nothing is queued).
+            ShuttingDown: the control plane is draining.
+            JournalWriteFailed: the control plane could not journal the batch.
+            ConnectionFailed: the control plane stayed unreachable for
+                ``reconnect_timeout``.
+            FastWorkerError: the control plane refused it for another reason.
         """
         subs = []
         for index, item in enumerate(items):
@@ -420,11 +487,28 @@ class Client:
         result type is the function's. ``priority``, ``countdown``, ``eta`` and
         ``unique_key`` are as for ``delay``. The caller owns the timeout.
 
+        Returns:
+            The task's (or the workflow's) return value.
+
         Raises:
             TaskFailed: the task failed (TaskTimeout, WorkerLost); the TaskResult is on
                 the exception's ``result`` (a failed workflow's error is its failing
                 member's).
             TaskCancelled: the task was cancelled.
+            ConfigurationError: a bad option or task reference (not a name or a ``@task``
+                function; countdown and eta both; options with a workflow; a bad
+                priority or unique_key).
+            NotSerializable: the arguments are not msgpack data.
+            PayloadTooLarge: the arguments are over ``max_payload`` (or the control
+                plane's frame limit).
+            TaskNotRegistered: neither the control plane nor any worker has the task.
+            QueueFull: the control plane's queue is at ``max_queue``.
+            ShuttingDown: the control plane is draining.
+            JournalWriteFailed: the control plane could not journal the submission.
+            ConnectionFailed: the control plane stayed unreachable for
+                ``reconnect_timeout``, or the client closed while waiting.
+            FastWorkerError: the control plane refused it for another reason (the
+                message says which).
         """
         if isinstance(task, FLOWS):  # a workflow: its value, or its failing member's error
             if priority is not None or countdown is not None or eta is not None or unique_key:
@@ -437,7 +521,11 @@ class Client:
         return await self._call(sub, None)
 
     async def _call(self, sub: Submission, timeout: float | None) -> Any:  # noqa: ASYNC109
-        """Submit and wait (ResultTimeout after ``timeout`` seconds, if given)."""
+        """Submit and wait (ResultTimeout after ``timeout`` seconds, if given).
+
+        Raises:
+            ResultTimeout: no result within ``timeout`` seconds (the task goes on).
+        """
         task_id = sub.id
         future = self._waiter(task_id)
         try:
@@ -463,7 +551,12 @@ class Client:
 
     async def _submit(self, subs: list[Submission], *, watch: bool) -> list[str]:
         """Send and wait for the acknowledgement; the ids the tasks have (unique keys
-        may map a submission to the id of an earlier task)."""
+        may map a submission to the id of an earlier task).
+
+        Raises:
+            PayloadTooLarge: the batch is over one message, or the control plane
+                dropped the link on its frame.
+        """
         message = Submit(subs, watch)
         ids = [s.id for s in subs] if watch else []
         # A watched submission subscribes its own ids; the re-watch after a reconnect
@@ -535,7 +628,14 @@ class Client:
         watch: bool,
         flow_id: str | None = None,
     ) -> str:
-        """Submit a workflow as one SubmitFlow message; returns its id once accepted."""
+        """Submit a workflow as one SubmitFlow message; returns its id once accepted.
+
+        Raises:
+            ConfigurationError: arguments or options a workflow does not take.
+            PayloadTooLarge: the workflow packs to more than ``max_payload``.
+            TaskNotRegistered: a member's task is unknown.
+            FastWorkerError: the control plane refused the workflow.
+        """
         if args or kwargs:
             raise ConfigurationError(
                 "a workflow takes its arguments in its signatures: sig(task, *args, **kwargs)"
@@ -638,8 +738,19 @@ class Client:
     async def result(self, task_id: str) -> TaskResult:
         """Wait until the task is terminal and return its TaskResult (any status).
 
-        Raises TaskNotFound for an id the cluster does not know. The caller owns the
-        timeout (``with trio.fail_after(...)``).
+        The caller owns the timeout (``with trio.fail_after(...)``).
+
+        Args:
+            task_id: the id ``delay``/``submit`` returned.
+
+        Returns:
+            The task's TaskResult (success, failure or cancelled).
+
+        Raises:
+            TaskNotFound: the cluster does not know the id (never submitted, or its
+                result left the result cache).
+            ConnectionFailed: the control plane stayed unreachable for
+                ``reconnect_timeout``, or the client closed while waiting.
         """
         future = self._waiter(task_id)
         try:
@@ -652,7 +763,17 @@ class Client:
         """Wait until every task is terminal; their TaskResults in the same order.
 
         One request for all of them, however many: the way to wait for a batch.
-        Raises TaskNotFound if any id is unknown.
+
+        Args:
+            task_ids: the ids to wait for (repeats allowed).
+
+        Returns:
+            The TaskResults, in the order of ``task_ids``.
+
+        Raises:
+            TaskNotFound: any id is unknown to the cluster.
+            ConnectionFailed: the control plane stayed unreachable for
+                ``reconnect_timeout``, or the client closed while waiting.
         """
         futures = [self._waiter(task_id) for task_id in task_ids]
         try:
@@ -668,7 +789,11 @@ class Client:
                 self._drop_waiter(task_id, future)
 
     async def _watch(self, ids: list[str]) -> None:
-        """Watch many ids: in several messages, each small enough for the link's frames."""
+        """Watch many ids: in several messages, each small enough for the link's frames.
+
+        Raises:
+            MessageTooLarge: a single id is over the link's frame limit.
+        """
         parts = [ids[start : start + WATCH_CHUNK] for start in range(0, len(ids), WATCH_CHUNK)]
         while parts:
             part = parts.pop()
@@ -681,12 +806,38 @@ class Client:
                 parts += [part[half:], part[:half]]
 
     async def get_result(self, task_id: str) -> TaskResult | None:
-        """The TaskResult if the task is terminal; None if unknown, unfinished or expired."""
+        """The TaskResult if the task is terminal; None if unknown, unfinished or expired.
+
+        Does not wait for the task.
+
+        Args:
+            task_id: the id ``delay``/``submit`` returned.
+
+        Returns:
+            The TaskResult, or None.
+
+        Raises:
+            ConnectionFailed: the control plane stayed unreachable for
+                ``reconnect_timeout``.
+            FastWorkerError: the control plane refused the request.
+        """
         outcome = await self._ask(GetResult(task_id))
         return to_result(outcome) if outcome is not None else None
 
     async def status(self, task_id: str) -> TaskStatus | None:
-        """The task's current status, or None if unknown or expired."""
+        """The task's current status, or None if unknown or expired.
+
+        Args:
+            task_id: the id ``delay``/``submit`` returned.
+
+        Returns:
+            The TaskStatus, or None.
+
+        Raises:
+            ConnectionFailed: the control plane stayed unreachable for
+                ``reconnect_timeout``.
+            FastWorkerError: the control plane refused the request.
+        """
         value = await self._ask(GetStatus(task_id))
         return TaskStatus(value) if value is not None else None
 
@@ -696,11 +847,31 @@ class Client:
         A queued or scheduled task never runs; a running async task is interrupted (its
         ``finally`` runs); a running sync task cannot be interrupted, so it is marked
         cancelled and its late result discarded.
+
+        Args:
+            task_id: the id ``delay``/``submit`` returned.
+
+        Returns:
+            True if the task is now cancelled.
+
+        Raises:
+            ConnectionFailed: the control plane stayed unreachable for
+                ``reconnect_timeout``.
+            FastWorkerError: the control plane refused the request.
         """
         return bool(await self._ask(Cancel(task_id)))
 
     async def stats(self) -> ClusterStats:
-        """A snapshot of the cluster: queue depths, workers, counters."""
+        """A snapshot of the cluster: queue depths, workers, counters.
+
+        Returns:
+            The control plane's ClusterStats.
+
+        Raises:
+            ConnectionFailed: the control plane stayed unreachable for
+                ``reconnect_timeout``.
+            FastWorkerError: the control plane refused the request.
+        """
         stats: ClusterStats = await self._ask(GetStats())
         return stats
 
@@ -870,7 +1041,14 @@ async def open_trio_client(
     discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
 ) -> AsyncIterator[Client]:
     """open_client's trio side (see there); the asyncio and blocking clients run it in
-    the process's trio thread."""
+    the process's trio thread.
+
+    Raises:
+        ConfigurationError: a bad URL or secret, or a TLS context for a ws:// URL.
+        ConnectionFailed: no control plane found or reached within ``connect_timeout``
+            (or two answer for the cluster), or the hello was refused.
+        AuthenticationFailed: the control plane refused the secret.
+    """
     secret_key = secret_bytes(secret)
     config = node_config(
         cluster=cluster, role=ROLE, secret=secret_key, link=link, max_payload=max_payload
@@ -929,10 +1107,27 @@ def open_client(
     ``url`` None discovers the control plane on this host's network (it asks, and
     listens for beacons).
 
+    Args:
+        url: ``ws://HOST:PORT`` (``wss://`` with TLS); None discovers it.
+        cluster: the cluster's name (discovery and the hello check it).
+        secret: the cluster secret, if the cluster has one.
+        connect_timeout: seconds to find and reach the control plane.
+        reconnect_timeout: seconds a call waits for a lost link to come back.
+        max_payload: the largest packed arguments (and results) in bytes.
+        ssl_context: the TLS context for a ``wss://`` URL.
+        link: link settings (frame size, heartbeats); default from ``max_payload``.
+        discovery_port: the UDP port discovery uses.
+
+    Returns:
+        An async context manager whose ``async with`` gives the Client.
+
     Raises:
         ConnectionFailed: none is reachable within ``connect_timeout`` seconds, or two
-            control planes answer for the cluster (the message names both).
+            control planes answer for the cluster (the message names both). Raised
+            by ``async with``, as are the others.
         AuthenticationFailed: the secret is refused (or missing on one side).
+        ConfigurationError: a bad URL or secret, a TLS context for a ws:// URL, or an
+            event loop other than trio or asyncio.
     """
     options: dict[str, Any] = {
         "cluster": cluster,

@@ -143,7 +143,13 @@ class ControlPlaneNode:
         Without a journal, running tasks fail with WorkerLost and tasks that never
         started with ShuttingDown, and clients waiting on them are told (this waits up
         to a second for those results to leave); with a journal they stay on disk for
-        the next start. Returns (running, waiting) counts; logs what was lost.
+        the next start. Logs what was lost.
+
+        Args:
+            reason: why, for the log and the tasks' error messages.
+
+        Returns:
+            (running, waiting): how many tasks were running, and how many never started.
         """
         running, waiting = await self.system.ref("control-plane-core").ask(Abandon(reason))
         if self.journal is not None:
@@ -228,9 +234,15 @@ async def open_control_plane(
     ``dashboard_token`` makes every HTTP request need ``Authorization: Bearer <token>``
     (required off loopback).
 
+    Every option after ``tasks`` is keyword-only.
+
     Raises:
-        ConfigurationError: bad limits, an unsafe listen or dashboard address, or an
-            explicit dashboard address that is taken.
+        ConfigurationError: bad limits, an empty secret, a non-loopback ``host``
+            without a secret (unless ``allow_unauthenticated_remote``), an unsafe or
+            taken explicit dashboard address, or an unusable ``journal`` (missing or
+            read-only directory, a foreign or corrupt file).
+        TaskModuleError: a module of ``tasks`` could not be imported.
+        OSError: the listen address cannot be bound (the port is taken, say).
     """
     dashboard_settings = dashboard_config(dashboard, dashboard_token)
     secret_key = secret_bytes(secret)
@@ -411,7 +423,12 @@ async def _beacon(
 
 
 async def run_control_plane(*, task_status: Any = trio.TASK_STATUS_IGNORED, **options: Any) -> None:
-    """``open_control_plane`` for ``nursery.start``: reports the node, runs until cancelled."""
+    """``open_control_plane`` for ``nursery.start``: reports the node, runs until cancelled.
+
+    Raises:
+        ConfigurationError, TaskModuleError, OSError: as ``open_control_plane``, from
+            ``nursery.start``.
+    """
     async with open_control_plane(**options) as node:
         task_status.started(node)
         await trio.sleep_forever()

@@ -158,6 +158,16 @@ async def open_subworker(
     beyond its slots, run in priority order; 0 takes work only for free slots. The
     caller owns the timeout for finding and joining it:
     ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
+
+    Raises:
+        ConfigurationError: ``concurrency`` below 1, ``prefetch`` below 0, no queue
+            named in ``queues``, an empty secret, a bad URL or a TLS context for a
+            ws:// URL.
+        TaskModuleError: a module of ``tasks`` could not be imported.
+        ConnectionFailed: discovery found no control plane (or two) within its
+            timeout, the hello was refused, or the control plane refused the
+            registration.
+        AuthenticationFailed: the control plane refused the secret.
     """
     if concurrency < 1:
         raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -220,7 +230,11 @@ async def open_subworker(
 
 
 def _queue_names(queues: Iterable[str] | str | None) -> list[str] | None:
-    """Validated queue names (None: every queue)."""
+    """Validated queue names (None: every queue).
+
+    Raises:
+        ConfigurationError: the names are all empty.
+    """
     if queues is None:
         return None
     if isinstance(queues, str):
@@ -239,7 +253,11 @@ async def _keep_registered(
     *,
     task_status: Any,
 ) -> None:
-    """Register now, and again after every reconnect."""
+    """Register now, and again after every reconnect.
+
+    Raises:
+        ConnectionFailed: the control plane refused the first registration.
+    """
     first = True
     peer = node.peer
     gateway = peer.ref(GATEWAY)
@@ -283,7 +301,12 @@ async def _keep_registered(
 
 
 async def run_subworker(*, task_status: Any = trio.TASK_STATUS_IGNORED, **options: Any) -> None:
-    """``open_subworker`` for ``nursery.start``: reports the SubworkerNode, runs until cancelled."""
+    """``open_subworker`` for ``nursery.start``: reports the SubworkerNode, runs until cancelled.
+
+    Raises:
+        ConfigurationError, TaskModuleError, ConnectionFailed, AuthenticationFailed: as
+            ``open_subworker``, from ``nursery.start``.
+    """
     async with open_subworker(**options) as node:
         task_status.started(node)
         await trio.sleep_forever()

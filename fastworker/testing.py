@@ -79,7 +79,17 @@ class Cluster:
 
     @asynccontextmanager
     async def open_client(self, **options: Any) -> AsyncIterator[Client]:
-        """A second, independent client of this cluster."""
+        """A second, independent client of this cluster.
+
+        Args:
+            **options: ``open_client`` options over the cluster's own.
+
+        Yields:
+            The connected Client, closed when the block ends.
+
+        Raises:
+            ConnectionFailed: the client could not reach the control plane.
+        """
         async with open_client(self.url, **{**self._client_options(), **options}) as client:
             yield client
 
@@ -99,6 +109,19 @@ class Cluster:
         ``tasks`` (module names) gives it only the tasks those modules define, as a
         service of its own would have; ``queues`` limits it to those queues. Without
         either it has every task of this process and serves every queue.
+
+        Args:
+            concurrency: its slots (default: the cluster's ``concurrency``).
+            tasks: task modules it has (default: every task of this process).
+            queues: queues it serves (default: every queue).
+
+        Returns:
+            The registered SubworkerNode.
+
+        Raises:
+            TaskModuleError: a module of ``tasks`` could not be imported.
+            ConfigurationError: a bad ``concurrency`` or ``queues``.
+            ConnectionFailed: the control plane refused the registration.
         """
         registry = None
         if tasks is not None:
@@ -144,6 +167,15 @@ class Cluster:
         Its link is cut (close code 1006) before anything else, so nothing it was doing
         reaches the control plane; the control plane notices the lost link and
         redelivers its in-flight tasks.
+
+        Args:
+            index: which live subworker, in start order.
+
+        Returns:
+            The killed SubworkerNode (no longer in ``subworkers``).
+
+        Raises:
+            IndexError: there is no live subworker at ``index``.
         """
         slot = self._slots.pop(index)
         node = slot.node
@@ -182,10 +214,14 @@ async def open_cluster(
     Leaving the block stops everything.
 
     Raises:
-        ConfigurationError: a subworker mapping has an unknown key.
+        ConfigurationError: ``transport`` is neither "memory" nor "websocket", a
+            subworker mapping has an unknown key, or an option is invalid (as
+            ``open_control_plane`` and ``open_subworker`` raise it).
+        TaskModuleError: a module of ``tasks`` could not be imported.
+        OSError: the websocket transport could not listen on loopback.
     """
     if transport not in ("memory", "websocket"):
-        raise ValueError('transport must be "memory" or "websocket"')
+        raise ConfigurationError('transport must be "memory" or "websocket"')
     if isinstance(tasks, str):
         tasks = [tasks]
     specs: list[Mapping[str, Any]] = (
