@@ -93,7 +93,8 @@ def _unpack(data: bytes, what: str) -> Any:
 def encode_beacon(beacon: Beacon, secret: bytes | None = None) -> bytes:
     """Encode ``beacon`` to datagram bytes, signed with HMAC-SHA256 when ``secret`` is given.
 
-    Raises :class:`DiscoveryError` if a field has the wrong type or the result is too big.
+    Raises:
+        DiscoveryError: a field has the wrong type, or the datagram would be too big.
     """
     fields: list[Any] = [beacon.cluster, beacon.node_id, beacon.role, beacon.url]
     fields += [beacon.protocol_version, beacon.timestamp]
@@ -118,7 +119,11 @@ def decode_beacon(
     With ``secret`` set the beacon must carry a valid signature and a timestamp within
     ``max_age`` seconds of ``now`` (default ``time.time()``) either way. Without a secret,
     signatures are ignored and timestamps are not checked.
-    """
+
+    Raises:
+        DiscoveryError: the datagram is malformed, unsigned or wrongly signed, or stale
+            (the message says which).
+    """  # noqa: DOC501 (it raises _Rejected, a private DiscoveryError)
     if len(data) > MAX_BEACON_SIZE:
         raise _Rejected("malformed", f"{len(data)} bytes is over the {MAX_BEACON_SIZE} limit")
     outer = _unpack(data, "datagram")
@@ -331,7 +336,11 @@ class DiscoveryListener:
         return stream
 
     async def wait_for_peer(self, role: str | None = None) -> PeerInfo:
-        """Return a known peer (with ``role``, if given) at once, else wait for one to appear."""
+        """Return a known peer (with ``role``, if given) at once, else wait for one to appear.
+
+        Raises:
+            DiscoveryError: the listener closed before one appeared.
+        """
         while True:
             await trio.lowlevel.checkpoint()
             for peer in self._table.peers().values():
@@ -657,8 +666,10 @@ async def open_peer_query(
     A query goes to the broadcast address at once and again every ``interval`` seconds
     (backing off to the beacon period); nodes that answer queries reply at once. Beacons
     heard on the discovery port count too (nodes that do not answer queries, or other
-    hosts when ``broadcast_address`` is loopback). Raises DiscoveryError if no socket
-    can be opened.
+    hosts when ``broadcast_address`` is loopback).
+
+    Raises:
+        DiscoveryError: no socket can be opened.
     """
     query = PeerQuery(config, role)
     with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as asker:
@@ -698,7 +709,10 @@ async def open_discovery_listener(
     """Listen for beacons on ``config.port``; leaving the block closes it and ends all events.
 
     The socket uses SO_REUSEADDR and SO_REUSEPORT (where available) so several nodes on one
-    host can listen together. Raises DiscoveryError if the port cannot be bound.
+    host can listen together.
+
+    Raises:
+        DiscoveryError: the port cannot be bound.
     """
     with _reusable_udp_socket() as sock:
         try:

@@ -60,7 +60,11 @@ class Future(Reply):
             self._event.set()
 
     def result(self) -> Any:
-        """The value (or raise the error) of a done future; RuntimeError if not done yet."""
+        """The value of a done future (or raise its error).
+
+        Raises:
+            RuntimeError: the future is not done yet.
+        """
         if not self._done:
             raise RuntimeError("the future has no answer yet")
         if self._error is not None:
@@ -68,7 +72,11 @@ class Future(Reply):
         return self._value
 
     async def wait(self) -> Any:
-        """Wait for the answer; return the value or raise the error."""
+        """Wait for the answer; return the value or raise the error.
+
+        Raises:
+            Exception: the error the future was failed with.
+        """
         await self._event.wait()
         if self._error is not None:
             raise self._error
@@ -147,7 +155,11 @@ class LocalRef(ActorRef):
             self._dead.add(self.name, message, "actor stopped")
 
     def tell_nowait(self, message: Any, *, sender: ActorRef | None = None) -> None:
-        """Deliver now; MailboxFull if the overflow policy rejects, dead letter if stopped."""
+        """Deliver now; a dead letter if the actor stopped.
+
+        Raises:
+            MailboxFull: the mailbox is full and its overflow policy rejects.
+        """
         try:
             self._mailbox.put_nowait(Delivery(message, sender))
         except ActorGone:

@@ -100,8 +100,12 @@ class Supervisor:
         """Start a child and return its ref once its ``started`` hook has run.
 
         ``factory`` makes a fresh actor for each incarnation (an Actor subclass works);
-        an Actor instance is reused across restarts. Raises NameTaken if the name is in
-        use on this node, and whatever ``started`` raised if the first start fails.
+        an Actor instance is reused across restarts.
+
+        Raises:
+            NameTaken: the name is in use on this node.
+            RuntimeError: the supervisor is not running yet.
+            Exception: whatever ``started`` raised, if the first start fails.
         """
         if self._nursery is None:
             raise RuntimeError("the supervisor is not running yet")

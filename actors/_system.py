@@ -112,7 +112,11 @@ class ActorSystem:
         )
 
     def ref(self, name: str) -> LocalRef:
-        """The ref of a running local actor; ActorNotFound if there is none."""
+        """The ref of a running local actor.
+
+        Raises:
+            ActorNotFound: no actor of that name runs on this node.
+        """
         ref = self._refs.get(name)
         if ref is None:
             raise ActorNotFound(f"no actor named {name!r} on node {self.node_id[:8]}")
@@ -174,7 +178,11 @@ class ActorSystem:
         return peer
 
     def peer(self, node_id: str) -> Peer:
-        """The Peer for a node this system has (or had) a link with."""
+        """The Peer for a node this system has (or had) a link with.
+
+        Raises:
+            ActorNotFound: this system never had a link with that node.
+        """
         try:
             return self._peers[node_id]
         except KeyError:
