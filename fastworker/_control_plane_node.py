@@ -49,6 +49,7 @@ from ._result_cache import (
 )
 from ._scheduler import NextFireTimes, Scheduler
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._settings import ControlPlaneSettings
 
 log = logging.getLogger("fastworker.control_plane")
 
@@ -212,6 +213,7 @@ async def open_control_plane(
     journal_compact_interval: float = 60.0,
     dashboard: str | bool | DashboardConfig | None = None,
     dashboard_token: str | None = None,
+    settings: ControlPlaneSettings | None = None,
 ) -> AsyncIterator[ControlPlaneNode]:
     """Run a control plane for the duration of the block (embedding in a trio app).
 
@@ -234,15 +236,69 @@ async def open_control_plane(
     ``dashboard_token`` makes every HTTP request need ``Authorization: Bearer <token>``
     (required off loopback).
 
-    Every option after ``tasks`` is keyword-only.
+    Every option after ``tasks`` is keyword-only. ``settings`` (a ControlPlaneSettings)
+    gives them all as one value instead; then no other option may be passed.
 
     Raises:
-        ConfigurationError: bad limits, an empty secret, a non-loopback ``host``
-            without a secret (unless ``allow_unauthenticated_remote``), an unsafe or
-            taken explicit dashboard address, or an unusable ``journal`` (missing or
+        ConfigurationError: ``settings`` together with other options, bad limits, an
+            empty secret, a non-loopback ``host`` without a secret (unless
+            ``allow_unauthenticated_remote``), an unsafe or taken explicit dashboard
+            address, or an unusable ``journal`` (missing or
             read-only directory, a foreign or corrupt file).
         TaskModuleError: a module of ``tasks`` could not be imported.
         OSError: the listen address cannot be bound (the port is taken, say).
+    """
+    options = {k: v for k, v in locals().items() if k not in ("tasks", "settings")}
+    if settings is not None:
+        defaults = attrs.asdict(ControlPlaneSettings(), recurse=False)
+        passed = sorted(k for k, v in options.items() if v is not defaults[k] and v != defaults[k])
+        if passed:
+            raise ConfigurationError(
+                f"open_control_plane got settings= and {', '.join(passed)}: put them in the "
+                "settings (attrs.evolve(settings, ...)) or pass no settings"
+            )
+        options = attrs.asdict(settings, recurse=False)
+    async with _open_control_plane(tasks, **options) as node:
+        yield node
+
+
+@asynccontextmanager
+async def _open_control_plane(
+    tasks: Iterable[str] | str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    cluster: str = "default",
+    secret: str | bytes | None = None,
+    result_cache_size: int = 10_000,
+    result_ttl: float = 3600.0,
+    max_queue: int = 100_000,
+    local_concurrency: int = 4,
+    journal: str | None = None,
+    discovery: bool = True,
+    url: str | None = None,
+    registry: Registry | None = None,
+    result_cache_bytes: int = 256 * 1024 * 1024,
+    aging: float | None = 60.0,
+    cancel_timeout: float = 5.0,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    max_worker_losses: int = 2,
+    sync_tasks_in_threads: bool = True,
+    ssl_context: ssl.SSLContext | None = None,
+    allow_unauthenticated_remote: bool = False,
+    discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
+    broadcast_address: str = actors.DEFAULT_BROADCAST_ADDRESS,
+    beacon_interval: float = 1.0,
+    link: actors.LinkConfig | None = None,
+    start_time: float | datetime | None = None,
+    journal_compact_interval: float = 60.0,
+    dashboard: str | bool | DashboardConfig | None = None,
+    dashboard_token: str | None = None,
+) -> AsyncIterator[ControlPlaneNode]:
+    """open_control_plane's body, once its options are settled.
+
+    Raises:
+        ConfigurationError: as ``open_control_plane`` (see there).
     """
     dashboard_settings = dashboard_config(dashboard, dashboard_token)
     secret_key = secret_bytes(secret)

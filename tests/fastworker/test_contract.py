@@ -88,3 +88,46 @@ def test_open_control_plane_options_are_keyword_only() -> None:
     assert parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
     assert len(parameters) > 20
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters[1:])
+
+
+def test_control_plane_settings_mirror_the_keyword_options() -> None:
+    """ControlPlaneSettings has exactly open_control_plane's options (all but tasks and
+    settings), with the same defaults: the two ways to configure cannot drift apart."""
+    import inspect
+
+    import attrs
+
+    import fastworker
+
+    parameters = inspect.signature(fastworker.open_control_plane).parameters
+    skip = ("tasks", "settings")
+    options = {name: p.default for name, p in parameters.items() if name not in skip}
+    defaults = attrs.asdict(fastworker.ControlPlaneSettings(), recurse=False)
+    assert defaults == options
+
+
+async def test_open_control_plane_takes_a_settings_object() -> None:
+    """open_control_plane(settings=...) runs a control plane with those settings (here
+    the in-memory URL and the queue limit), and refuses settings mixed with keywords,
+    naming the keywords."""
+    import uuid
+
+    import attrs
+    import pytest
+    import trio
+
+    import fastworker
+
+    url = f"memory://contract-{uuid.uuid4().hex[:8]}"
+    settings = fastworker.ControlPlaneSettings(
+        url=url, discovery=False, max_queue=7, local_concurrency=0
+    )
+    with trio.fail_after(30):
+        async with fastworker.open_control_plane(settings=settings) as node:
+            assert node.url == url
+            assert node.control_plane.config.max_queue == 7
+        with pytest.raises(fastworker.ConfigurationError, match="max_queue, port"):
+            async with fastworker.open_control_plane(
+                settings=attrs.evolve(settings, url=url + "-2"), port=1, max_queue=3
+            ):
+                pass  # pragma: no cover
