@@ -60,7 +60,7 @@ from ._messages import (
     Watch,
 )
 from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
-from ._names import GATEWAY
+from ._names import REGISTRATION as GATEWAY
 from ._node import node_config, secret_bytes
 from ._serialization import DEFAULT_MAX_PAYLOAD, pack_arguments, unpack
 from ._tls import check_tls

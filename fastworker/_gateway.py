@@ -16,11 +16,12 @@ from ._client_connection import ClientConnection
 from ._control_plane import BeginDrain
 from ._errors import ShuttingDown
 from ._messages import RegisterClient, RegisterWorker
-from ._names import GATEWAY as GATEWAY
 from ._registry import Registry
 from ._subworker_connection import SubworkerConnection
 
 log = logging.getLogger("fastworker.gateway")
+
+GATEWAY = "control-plane"
 
 
 class Gateway(Actor):

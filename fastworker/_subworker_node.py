@@ -18,11 +18,11 @@ import trio
 
 import actors
 
+from . import _names as names
 from ._discovery import discover_control_plane
 from ._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
 from ._executor import Executor
 from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire, Run
-from ._names import GATEWAY
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
@@ -260,7 +260,7 @@ async def _keep_registered(
     """
     first = True
     peer = node.peer
-    gateway = peer.ref(GATEWAY)
+    gateway = peer.ref(names.REGISTRATION)
     while True:
         await peer.wait_connected()
         try:

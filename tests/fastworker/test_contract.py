@@ -6,7 +6,14 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "fastworker"
-SERVER_SIDE = {"_gateway", "_journal", "_control_plane", "_control_plane_node", "_cli"}
+SERVER_SIDE = {
+    "_gateway",
+    "_registration",
+    "_journal",
+    "_control_plane",
+    "_control_plane_node",
+    "_cli",
+}
 
 
 def _internal_imports(module: str) -> set[str]:
