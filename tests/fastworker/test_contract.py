@@ -138,3 +138,24 @@ async def test_open_control_plane_takes_a_settings_object() -> None:
                 settings=attrs.evolve(settings, url=url + "-2"), port=1, max_queue=3
             ):
                 pass  # pragma: no cover
+
+
+def test_the_docstring_check_passes_and_can_fail(tmp_path: Path) -> None:
+    """.ci/docstrings (ruff DOC501 + D417 on the public modules) passes on the tree, and
+    the same check rejects a function that raises an error its docstring does not name."""
+    import subprocess
+    import sys
+
+    script = PACKAGE.parent / ".ci" / "docstrings"
+    env_bin = str(Path(sys.executable).parent)
+    env = {"PATH": env_bin + ":/usr/bin:/bin"}
+    done = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        'def f(x: int) -> None:\n    """Do f.\n\n    Args:\n        x: a number.\n    """\n'
+        "    raise ValueError(x)\n"
+    )
+    done = subprocess.run([str(script), str(bad)], capture_output=True, text=True, env=env)
+    assert done.returncode != 0
+    assert "ValueError" in done.stdout
