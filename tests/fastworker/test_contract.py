@@ -159,3 +159,21 @@ def test_the_docstring_check_passes_and_can_fail(tmp_path: Path) -> None:
     done = subprocess.run([str(script), str(bad)], capture_output=True, text=True, env=env)
     assert done.returncode != 0
     assert "ValueError" in done.stdout
+
+
+def test_cli_version_is_the_package_version() -> None:
+    """``fastworker --version`` prints the installed distribution's version, the same as
+    ``fastworker.__version__``: one number, written once in pyproject.toml."""
+    import subprocess
+    import sys
+
+    import fastworker
+
+    done = subprocess.run(
+        [sys.executable, "-m", "fastworker", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"fastworker {fastworker.__version__}"
