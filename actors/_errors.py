@@ -71,11 +71,19 @@ class HandshakeError(LinkError):
         self.code = code
 
 
-class AuthenticationError(HandshakeError):
-    """The peer could not prove it knows the cluster secret (close code 4001)."""
+class AuthenticationFailed(HandshakeError):
+    """The peer could not prove it knows the cluster secret (close code 4001).
+
+    The same name as ``fastworker.AuthenticationFailed`` (which the client and the
+    subworker raise for it).
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code=4001)
+
+
+AuthenticationError = AuthenticationFailed
+"""The former name of AuthenticationFailed; kept so existing code keeps working."""
 
 
 class ConnectionFailed(LinkError, ConnectionError):

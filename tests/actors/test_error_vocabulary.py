@@ -27,3 +27,13 @@ async def test_memory_connect_failure_is_caught_by_either_name() -> None:
                 raise AssertionError("connected to nothing")
         except catch as exc:
             assert "memory://nowhere" in str(exc)
+
+
+def test_authentication_failed_is_one_name_in_both_packages() -> None:
+    """actors.AuthenticationFailed is the runtime's refused-secret error under
+    fastworker's name; the old actors.AuthenticationError is the same class, still a
+    HandshakeError with close code 4001."""
+    assert actors.AuthenticationError is actors.AuthenticationFailed
+    assert issubclass(actors.AuthenticationFailed, actors.HandshakeError)
+    assert actors.AuthenticationFailed("no").code == 4001
+    assert actors.AuthenticationFailed.__name__ == fastworker.AuthenticationFailed.__name__
