@@ -32,7 +32,8 @@ class EventStream(AsyncIterator[Event]):
     """
 
     async def __aenter__(self) -> EventStream:
-        """Subscribe now (rather than on the first ``__anext__``).
+        """Enter the stream: the trio client subscribes here, the asyncio client's
+        stream on its first ``__anext__``.
 
         Returns:
             The stream itself.
