@@ -44,6 +44,7 @@ from ._errors import (
     RemoteError,
     UnknownMessageType,
 )
+from ._intensity import RestartIntensity
 from ._link import PROTOCOL_VERSION, Hello, Link, LinkConfig, LinkDown, LinkUp, Peer
 from ._mailbox import DeadLetters, Delivery, Mailbox, MailboxStatistics, Overflow
 from ._ref import ActorRef, Future, LocalRef, RemoteRef
@@ -105,6 +106,7 @@ __all__ = [
     "RemoteError",
     "RemoteRef",
     "Restart",
+    "RestartIntensity",
     "Supervisor",
     "SupervisorStatistics",
     "SystemConfig",

@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 import trio
 
+from ._usage import UsageError
 from .bench import BENCH_TASKS, _free_port
 
 DEFAULT_N = 8_000
@@ -418,15 +419,11 @@ async def run_defaults(args: argparse.Namespace) -> int:
     if args.n is None:
         args.n = DEFAULT_N
     if args.n + WARMUP > 10_000:
-        from ._cli import UsageError
-
         raise UsageError(
             f"--n {args.n} with --defaults: results are gathered after all are submitted, "
             f"so n + {WARMUP} (warm-up) must fit the default result cache of 10,000"
         )
     if args.runs < 1:
-        from ._cli import UsageError
-
         raise UsageError("--runs must be at least 1")
     skipped = huey_missing() if args.compare == "huey" else None
     if skipped:

@@ -43,6 +43,8 @@ from typing import Any
 import attrs
 import trio
 
+from ._usage import UsageError
+
 BENCH_TASKS = "fastworker._bench_tasks"
 ADD = "bench.add"
 TOTAL = "bench.total"
@@ -684,8 +686,6 @@ async def run_bench(args: argparse.Namespace) -> int:
     try:
         counts = [int(x) for x in str(args.subworkers).split(",") if x.strip()]
     except ValueError:
-        from ._cli import UsageError
-
         raise UsageError("--subworkers takes comma-separated numbers, e.g. 0,1,2") from None
     if args.workflows:
         return await run_workflow_bench(args, counts)
