@@ -31,8 +31,9 @@ from typing import Any
 import attrs
 import trio
 
+from ._bench_common import BENCH_TASKS
+from ._bench_common import free_port as _free_port
 from ._usage import UsageError
-from .bench import BENCH_TASKS, _free_port
 
 DEFAULT_N = 8_000
 """Tasks per throughput run: results are gathered after submitting them all, so the

@@ -33,7 +33,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,9 +42,10 @@ from typing import Any
 import attrs
 import trio
 
+from ._bench_common import BENCH_TASKS
+from ._bench_common import free_port as _free_port
 from ._usage import UsageError
 
-BENCH_TASKS = "fastworker._bench_tasks"
 ADD = "bench.add"
 TOTAL = "bench.total"
 BLOB = "bench.blob"
@@ -167,12 +167,6 @@ class BenchRow:
     def total_peak_rss_mib(self) -> float:
         """Control plane plus subworkers."""
         return self.cp_peak_rss_mib + sum(self.subworker_peak_rss_mib)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _status_kib(pid: int, field: str) -> float:
