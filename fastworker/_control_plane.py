@@ -48,6 +48,25 @@ from ._messages import (
     WorkerStats,
 )
 from ._model import TaskStatus
+from ._protocol import (
+    Abandon,
+    Accept,
+    BeginDrain,
+    CancelDeadline,
+    CancelTask,
+    EventSubscription,
+    GetClusterStats,
+    RateWake,
+    Restore,
+    StatusOf,
+    TaskDetail,
+    WaitIdle,
+    WatchIds,
+    WorkerCompleted,
+    WorkerJoined,
+    WorkerLeft,
+    WorkerRetiring,
+)
 from ._registry import Registry, TaskSpec
 from ._result_cache import Store, Subscribe
 from ._routing import Routable, Router, WorkerCapabilities
@@ -65,138 +84,6 @@ RECENT_DONE = 20_000
 """Finished task ids remembered so a resubmission after a dropped link runs nothing twice."""
 
 # -- in-process messages ------------------------------------------------------------------
-
-
-@attrs.frozen
-class Accept:
-    """Accept groups of submissions; each group is all or nothing and answers its Reply.
-
-    A group's reply gets the number of tasks accepted, or QueueFull / ShuttingDown. A
-    group's watcher (if any) is subscribed to the outcome of each of its tasks.
-    """
-
-    groups: list[tuple[list[Submission], Reply | None, ActorRef | None]]
-
-
-@attrs.frozen
-class Restore:
-    """Tasks replayed from the journal at start: queue or schedule them again.
-
-    ``done`` are ids the journal has results for: a client resubmitting one after the
-    restart (its acknowledgement was lost in the crash) must not run it again.
-    """
-
-    tasks: list[JournaledTask]
-    done: list[str] = attrs.field(factory=list)
-    known: list[TaskInfo] = attrs.field(factory=list)
-    """Task names workers announced before the restart (the journal's catalogue)."""
-
-
-@attrs.frozen
-class WatchIds:
-    """Push these tasks' outcomes to ``ref``; ids not known anywhere get Unknown."""
-
-    ids: list[str]
-    ref: ActorRef
-
-
-@attrs.frozen
-class StatusOf:
-    """Answer the status value of a non-terminal task, or None."""
-
-    id: str
-
-
-@attrs.frozen
-class TaskDetail:
-    """Answer what is known of a non-terminal task (read-only), or None.
-
-    The answer is a dict: ``name``, ``status``, ``priority``, ``attempts``, ``worker``,
-    ``payload`` (the packed arguments).
-    """
-
-    id: str
-
-
-@attrs.frozen
-class CancelTask:
-    """Cancel a task; answers True if it was not terminal.
-
-    With ``reply`` (a client's pending request) the answer goes there and the sender
-    does not wait: a cancel that waits for a running task to confirm never holds up
-    the sender's other requests.
-    """
-
-    id: str
-    reply: Reply | None = None
-
-
-@attrs.frozen
-class CancelDeadline:
-    """The bounded wait for a worker to confirm a cancel is over."""
-
-    id: str
-    attempt: int
-
-
-@attrs.frozen
-class WorkerJoined:
-    """A worker with ``slots`` slots (``busy`` of them already taken) can take work.
-
-    ``tasks`` are the names it has (None: every task), ``queues`` the queues it serves
-    (None: all), ``infos`` the options of its tasks (for names the registry lacks).
-    """
-
-    id: str
-    ref: ActorRef
-    slots: int
-    busy: int = 0
-    local: bool = False
-    tasks: list[str] | None = None
-    queues: list[str] | None = None
-    infos: list[TaskInfo] = attrs.field(factory=list)
-    prefetch: int = 0
-    runs_to: ActorRef | None = None
-    """Where RunTasks go, if not ``ref``: the worker's executor itself (one hop less)."""
-
-
-@attrs.frozen
-class RateWake:
-    """A rate-limited task may start again: dispatch."""
-
-
-@attrs.frozen
-class WorkerRetiring:
-    """A worker is draining: dispatch nothing more to it."""
-
-    id: str
-
-
-@attrs.frozen
-class WorkerLeft:
-    """A worker is gone; ``running`` are the (id, attempt) it had in flight."""
-
-    id: str
-    running: list[tuple[str, int]]
-    reason: str = ""
-
-
-@attrs.frozen
-class WorkerCompleted:
-    """Outcomes from a worker and the slots it freed; ``returned`` (id, attempt) unstarted."""
-
-    id: str
-    outcomes: list[Outcome]
-    credits: int
-    returned: list[tuple[str, int]] = attrs.field(factory=list)
-
-
-@attrs.frozen
-class EventSubscription:
-    """Start or stop pushing Events to ``ref``."""
-
-    ref: ActorRef
-    enabled: bool
 
 
 class Observer(Protocol):
@@ -218,35 +105,6 @@ class Observer(Protocol):
         requeued: list[tuple[str, str, str]],
         outcomes: list[Outcome],
     ) -> None: ...
-
-
-@attrs.frozen
-class GetClusterStats:
-    """Answer ClusterStats (the cache figure comes from ``results_cached``)."""
-
-    results_cached: int = 0
-
-
-@attrs.frozen
-class BeginDrain:
-    """Refuse new work and stop dispatching; answer how many tasks are still running."""
-
-
-@attrs.frozen
-class WaitIdle:
-    """Answer once no task is running (the caller owns the timeout)."""
-
-
-@attrs.frozen
-class Abandon:
-    """A drain ran out of time: end every unfinished task now, saying why.
-
-    Without a journal, running tasks fail with WorkerLost and waiting ones with
-    ShuttingDown, so clients waiting on them hear it; with a journal they stay on disk for
-    the next start. Answers (running, waiting) counts.
-    """
-
-    reason: str
 
 
 @attrs.frozen

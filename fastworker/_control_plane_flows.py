@@ -21,45 +21,20 @@ from actors import ActorRef
 from actors._ref import Reply
 
 from ._errors import FastWorkerError, PayloadTooLarge, QueueFull, ShuttingDown, TaskNotRegistered
-from ._journal import JournaledTask, Persist
-from ._messages import Event, Outcome, Submission, SubmitFlow, WireError
-from ._result_cache import Subscribe
+from ._messages import Event, Outcome, Submission, WireError
+from ._protocol import (
+    AcceptFlow,
+    JournaledFlow,
+    Persist,
+    RestoreFlows,  # noqa: F401
+    Subscribe,
+)
 from ._workflow import NOTHING, SEPARATOR, Effects, FlowOutcome, InvalidFlow, Start, Workflow
 
 if TYPE_CHECKING:
     from ._control_plane import ControlPlane
 
 log = logging.getLogger("fastworker.control_plane")
-
-
-@attrs.frozen
-class AcceptFlow:
-    """Accept a workflow; ``reply`` answers when accepted (durable with a journal)."""
-
-    flow: SubmitFlow
-    reply: Reply | None
-    watcher: ActorRef | None
-
-
-@attrs.frozen
-class JournaledFlow:
-    """A workflow replayed from the journal: its nodes and what its members left.
-
-    ``results`` are the recorded terminal outcomes of its members; ``tasks`` are its
-    members that were accepted and not finished (they run again, like any task).
-    """
-
-    id: str
-    nodes: bytes
-    results: list[Outcome] = attrs.field(factory=list)
-    tasks: list[JournaledTask] = attrs.field(factory=list)
-
-
-@attrs.frozen
-class RestoreFlows:
-    """Workflows replayed from the journal at start (before serving anyone)."""
-
-    flows: list[JournaledFlow]
 
 
 class FlowTable:

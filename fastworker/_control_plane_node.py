@@ -19,35 +19,32 @@ import trio
 import actors
 
 from ._clock import WallClock
-from ._control_plane import (
-    LOCAL_WORKER,
-    Abandon,
-    BeginDrain,
-    ControlPlane,
-    ControlPlaneConfig,
-    GetClusterStats,
-    Restore,
-    WaitIdle,
-    WorkerCompleted,
-    WorkerJoined,
-)
-from ._control_plane_flows import JournaledFlow, RestoreFlows
+from ._control_plane import LOCAL_WORKER, ControlPlane, ControlPlaneConfig
 from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
 from ._errors import ConfigurationError
 from ._executor import Executor
 from ._gateway import GATEWAY, Gateway
-from ._journal import Journal, Sync, open_journal_file
+from ._journal import Journal, open_journal_file
 from ._messages import ClusterStats, Drain, Outcome
 from ._node import node_config, run_blocking, secret_bytes
-from ._registry import Registry, default_registry, import_task_modules
-from ._result_cache import (
-    DirectCacheRef,
+from ._protocol import (
+    Abandon,
+    BeginDrain,
     GetCacheStatistics,
-    ResultCache,
-    ResultStore,
+    GetClusterStats,
+    JournaledFlow,
+    NextFireTimes,
+    Restore,
+    RestoreFlows,
     Store,
+    Sync,
+    WaitIdle,
+    WorkerCompleted,
+    WorkerJoined,
 )
-from ._scheduler import NextFireTimes, Scheduler
+from ._registry import Registry, default_registry, import_task_modules
+from ._result_cache import DirectCacheRef, ResultCache, ResultStore
+from ._scheduler import Scheduler
 from ._serialization import DEFAULT_MAX_PAYLOAD
 
 log = logging.getLogger("fastworker.control_plane")

@@ -13,9 +13,9 @@ from typing import Any
 from actors import Actor, ActorRef, Context, Peer, RemoteRef, Restart
 
 from ._client_connection import ClientConnection
-from ._control_plane import BeginDrain
 from ._errors import ShuttingDown
 from ._messages import RegisterClient, RegisterWorker
+from ._protocol import BeginDrain
 from ._registry import Registry
 from ._subworker_connection import SubworkerConnection
 

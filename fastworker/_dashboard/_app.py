@@ -27,11 +27,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actors._ref import Future
 
-from .._control_plane import Accept, CancelTask, StatusOf, TaskDetail
 from .._errors import NotSerializable, PayloadTooLarge
 from .._messages import Event, Outcome, Submission
 from .._model import Priority
-from .._result_cache import GetCacheStatistics, Lookup, Peek
+from .._protocol import Accept, CancelTask, GetCacheStatistics, Lookup, Peek, StatusOf, TaskDetail
 from .._serialization import pack_arguments, unpack, unpack_arguments
 from . import _metrics, _page
 from ._hub import Hub

@@ -20,8 +20,8 @@ import trio
 
 from actors import Actor, ActorRef, Context, Delivery
 
-from .._control_plane import EventSubscription, WatchIds
 from .._messages import Event, Events, Outcome, Results, Run, Submission, Unknown
+from .._protocol import EventSubscription, WatchIds
 from ._ring import Histogram, RecentTasks
 
 log = logging.getLogger("fastworker.dashboard")
