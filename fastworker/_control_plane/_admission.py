@@ -29,7 +29,7 @@ from .._protocol import (
     Subscribe,
     Tick,
 )
-from ._records import RECENT_DONE, TaskRecord
+from ._records import TaskRecord
 from ._state import ControlPlaneState
 
 log = logging.getLogger("fastworker.control_plane")
@@ -72,52 +72,6 @@ class Admission(ControlPlaneState):
                 self.queue.policy_changed(name)
         if new and self.journal is not None:
             self.journal.tell_nowait(Announce(new))
-
-    def _unique_id(self, key: str) -> str | None:
-        """The id of the task holding ``key``: not terminal, or its result still kept."""
-        entry = self._unique.get(key)
-        if entry is None:
-            return None
-        task_id, expires = entry
-        if task_id in self.tasks or expires > self.clock.now():
-            return task_id
-        del self._unique[key]
-        return None
-
-    def _dedupe(
-        self, group: list[Submission], new: list[Submission]
-    ) -> tuple[list[Submission], list[str]]:
-        """Leave out submissions whose unique key is held; answer the ids the group maps to."""
-        fresh: list[Submission] = []
-        mapped: dict[str, str] = {}
-        claimed: dict[str, str] = {}
-        for sub in new:
-            key = sub.unique_key
-            if key is not None:
-                holder = self._unique_id(key) or claimed.get(key)
-                if holder is not None:
-                    mapped[sub.id] = holder
-                    continue
-                claimed[key] = sub.id
-            fresh.append(sub)
-        return fresh, [mapped.get(s.id, s.id) for s in group]
-
-    def _hold_key(self, task_id: str, key: str) -> None:
-        self._unique[key] = (task_id, float("inf"))
-        self._key_of[task_id] = key
-
-    def _release_key(self, task_id: str) -> None:
-        key = self._key_of.pop(task_id, None)
-        if key is None:
-            return
-        entry = self._unique.pop(key, None)
-        if entry is not None and entry[0] == task_id:
-            # Kept (at the end, as the newest) while the result is cached.
-            self._unique[key] = (task_id, self.clock.now() + self.config.result_ttl)
-            if len(self._unique) > self.config.unique_keys + len(self._key_of):
-                oldest = next(iter(self._unique))
-                if self._unique[oldest][1] != float("inf"):
-                    del self._unique[oldest]
 
     def _accept(self, msg: Accept) -> None:
         durable: list[tuple[Reply, Any]] = []
@@ -167,7 +121,7 @@ class Admission(ControlPlaneState):
             raise self._unknown_names({s.name for s in new} - set(policies))
         ids: list[str] | None = None
         if any(s.unique_key is not None for s in new):
-            new, ids = self._dedupe(group, new)
+            new, ids = self._unique.dedupe(group, new, self.tasks.__contains__)
         if len(self.tasks) + len(new) > self.config.max_queue:
             raise QueueFull(
                 f"the queue is full ({self.config.max_queue} tasks waiting or running): "
@@ -188,7 +142,7 @@ class Admission(ControlPlaneState):
             rec = TaskRecord(sub.id, sub.name, sub.payload, priority, spec, now)
             self.tasks[sub.id] = rec
             if sub.unique_key is not None:
-                self._hold_key(sub.id, sub.unique_key)
+                self._unique.hold(sub.id, sub.unique_key)
             eta = sub.eta if sub.countdown is None else wall + sub.countdown
             if self.journal is not None:
                 # It runs only once it is on disk (Durable): a failed commit refuses it,
@@ -215,11 +169,7 @@ class Admission(ControlPlaneState):
 
     def _restore(self, tasks: list[JournaledTask], done: Iterable[str] = ()) -> None:
         """Queue (or schedule) tasks replayed from the journal, before serving anyone."""
-        recent = self._recent_done
-        for task_id in done:
-            recent[task_id] = None
-        while len(recent) > RECENT_DONE:
-            del recent[next(iter(recent))]
+        self._recent_done.add_all(done)
         now = trio.current_time()
         wall = self.clock.now()
         scheduled: list[tuple[str, float]] = []
@@ -236,7 +186,7 @@ class Admission(ControlPlaneState):
             rec.losses = task.losses
             self.tasks[task.id] = rec
             if task.unique_key is not None:
-                self._hold_key(task.id, task.unique_key)
+                self._unique.hold(task.id, task.unique_key)
             if task.losses:
                 if task.losses >= self._max_losses(rec) or not rec.spec.redeliver:
                     self.quarantined += 1
@@ -301,9 +251,7 @@ class Admission(ControlPlaneState):
             del self.tasks[task_id]
             self.submitted -= 1
             self.refused += 1
-            key = self._key_of.pop(task_id, None)
-            if key is not None and self._unique.get(key, ("",))[0] == task_id:
-                del self._unique[key]  # refused: as if never submitted
+            self._unique.forget(task_id)  # refused: as if never submitted
             if self.observer is not None:
                 self._observed_requeued.append((task_id, rec.name, "refused"))
 

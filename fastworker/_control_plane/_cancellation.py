@@ -36,16 +36,12 @@ class Cancellation(ControlPlaneState):
         if status is TaskStatus.RUNNING and rec.worker is not None:
             worker = self.workers.get(rec.worker)
             if worker is not None:
-                waiting = self._cancelling.get(task_id)
                 deferred = None if quiet else (reply if reply is not None else ctx.defer_reply())
-                if waiting is None:
-                    self._cancelling[task_id] = [deferred] if deferred is not None else []
+                if self._cancelling.begin(task_id, deferred):
                     worker.ref.tell_nowait(CancelRun(task_id, rec.attempts))
                     ctx.nursery.start_soon(
                         self._cancel_timer, ctx.self, CancelDeadline(task_id, rec.attempts)
                     )
-                elif deferred is not None:
-                    waiting.append(deferred)
                 return None
         if status is TaskStatus.QUEUED and not rec.suspect:
             self.queue.discard(rec)

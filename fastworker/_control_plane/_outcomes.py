@@ -11,7 +11,7 @@ import trio
 from .._messages import Event, Outcome, WireError
 from .._model import TaskStatus
 from .._protocol import Record, ScheduleAt, Store, WorkerCompleted
-from ._records import RECENT_DONE, TaskRecord
+from ._records import TaskRecord
 from ._state import ControlPlaneState
 
 log = logging.getLogger("fastworker.control_plane")
@@ -95,18 +95,12 @@ class Outcomes(ControlPlaneState):
 
     def _finish(self, rec: TaskRecord, outcome: Outcome) -> None:
         del self.tasks[rec.id]
-        if self._key_of:
-            self._release_key(rec.id)
-        replies = self._cancelling.pop(rec.id, None)
-        if replies:
-            # A cancel was waiting: it succeeded if the task ended cancelled; a task that
-            # finished first (success or failure) had already finished.
-            for reply in replies:
-                reply.resolve(outcome.status == TaskStatus.CANCELLED.value)
-        done = self._recent_done
-        done[rec.id] = None
-        if len(done) > RECENT_DONE:
-            del done[next(iter(done))]
+        if self._unique.key_of:
+            self._unique.release(rec.id)
+        if self._cancelling.waiting:
+            # A cancel was waiting: it succeeded if the task ended cancelled.
+            self._cancelling.end(rec.id, outcome.status == TaskStatus.CANCELLED.value)
+        self._recent_done.add(rec.id)
         if rec.periodic and self.periodic_active.get(rec.name) == rec.id:
             del self.periodic_active[rec.name]
         if outcome.status == "success":

@@ -19,7 +19,8 @@ from .._protocol import JournaledTask
 from .._registry import Registry, TaskSpec
 from .._routing import Routable, Router
 from ._flows import FlowTable
-from ._records import ControlPlaneConfig, Observer, TaskRecord, WorkerSlot
+from ._records import RECENT_DONE, ControlPlaneConfig, Observer, TaskRecord, WorkerSlot
+from ._tables import PendingCancels, RecentIds, UniqueKeys
 
 if TYPE_CHECKING:
     from ._actor import ControlPlane
@@ -53,8 +54,8 @@ class ControlPlaneState:
         self._observed_runs: list[tuple[str, list[Run]]] = []
         self._observed_requeued: list[tuple[str, str, str]] = []
         self._to_journal: list[JournaledTask] = []
-        self._recent_done: dict[str, None] = {}
-        self._cancelling: dict[str, list[Reply]] = {}
+        self._recent_done = RecentIds(RECENT_DONE)
+        self._cancelling = PendingCancels()
         self.tasks: dict[str, TaskRecord] = {}
         self.announced: dict[str, TaskInfo] = {}
         self._infos: dict[str, tuple[TaskSpec, TaskInfo]] = {}
@@ -66,8 +67,7 @@ class ControlPlaneState:
             clock=trio.current_time,
         )
         self._wake_at: float | None = None
-        self._unique: dict[str, tuple[str, float]] = {}
-        self._key_of: dict[str, str] = {}
+        self._unique = UniqueKeys(clock.now, config.result_ttl, config.unique_keys)
         self.workers: dict[str, WorkerSlot] = {}
         self.periodic_active: dict[str, str] = {}
         self.draining = False
@@ -146,8 +146,6 @@ class ControlPlaneState:
         return self.config.max_worker_losses if own is None else own
 
     if TYPE_CHECKING:  # implemented by the parts
-
-        def _release_key(self, task_id: str) -> None: ...
 
         def _finish(self, rec: TaskRecord, outcome: Outcome) -> None: ...
         def _terminal(self, rec: TaskRecord, status: TaskStatus, error: WireError) -> None: ...
