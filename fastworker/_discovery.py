@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import actors
 
-CONTROL_PLANE_ROLE = "control-plane"
+from ._names import ROLE_CONTROL_PLANE
+
+CONTROL_PLANE_ROLE = ROLE_CONTROL_PLANE
 
 
 async def discover_control_plane(

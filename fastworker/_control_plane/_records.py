@@ -13,10 +13,9 @@ from actors import ActorRef
 
 from .._messages import Outcome, Run, Submission, TaskInfo
 from .._model import TaskStatus
+from .._names import LOCAL_WORKER
 from .._protocol import WorkerCompleted
 from .._serialization import DEFAULT_MAX_PAYLOAD
-
-LOCAL_WORKER = "local"
 
 PREFETCH_BELOW = 0.005
 """Seconds: only tasks whose runs average less than this are prefetched (see _dispatch)."""

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actors._ref import Future
 
+from .. import _names as names
 from .._errors import NotSerializable, PayloadTooLarge
 from .._messages import Event, Outcome, Submission
 from .._model import Priority
@@ -204,8 +205,8 @@ class DashboardApp:
         self.node = node
         self.hub = hub
         self.ring: RecentTasks = hub.ring
-        self.core = node.system.ref("control-plane-core")
-        self.cache = node.system.ref("result-cache")
+        self.core = node.system.ref(names.CONTROL_PLANE)
+        self.cache = node.system.ref(names.RESULT_CACHE)
         self.cluster = cluster
         self.max_payload = max_payload
         self.max_body = max_payload * 4 + 64 * 1024  # base64 and JSON overhead
