@@ -17,9 +17,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from actors import Actor, Context, Delivery, MailboxFull
+from actors import Actor, Context, Delivery
 
-from .._messages import ClusterStats, Events, QueueStats, WorkerStats
+from .._messages import ClusterStats, QueueStats, WorkerStats
 from .._model import TaskStatus
 from .._protocol import (
     Abandon,
@@ -91,17 +91,7 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
 
     def _flush(self) -> None:
         self._flush_outcomes()
-        if self._events:
-            events, self._events = self._events, []
-            for ref in list(self._event_refs):
-                try:
-                    for start in range(0, len(events), 10_000):  # each message fits a frame
-                        ref.tell_nowait(Events(events[start : start + 10_000]))
-                except MailboxFull as exc:  # a slow follower loses events, not its feed
-                    log.warning("%d events not sent to %r: %s", len(events), ref, exc)
-                except Exception as exc:
-                    log.warning("event subscriber %r dropped: %s", ref, exc)
-                    self._event_refs.remove(ref)
+        self.events.flush()
         if self._idle_waiters and not self._running_count():
             waiters, self._idle_waiters = self._idle_waiters, []
             for reply in waiters:
@@ -146,10 +136,10 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
             self._update_local()
 
     def _on_event_subscription(self, ctx: Context, msg: EventSubscription) -> None:
-        if msg.enabled and msg.ref not in self._event_refs:
-            self._event_refs.append(msg.ref)
-        elif not msg.enabled and msg.ref in self._event_refs:
-            self._event_refs.remove(msg.ref)
+        if msg.enabled:
+            self.events.subscribe(msg.ref)
+        else:
+            self.events.unsubscribe(msg.ref)
 
     def _on_task_detail(self, ctx: Context, msg: TaskDetail) -> dict[str, Any] | None:
         rec = self.tasks.get(msg.id)

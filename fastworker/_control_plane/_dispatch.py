@@ -83,8 +83,8 @@ class Dispatch(ControlPlaneState):
         batches.setdefault(worker.id, []).append(
             Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout, rec.priority)
         )
-        if self._event_refs:
-            self._event(rec)
+        if self.events.subscribers:
+            self.events.task_changed(rec)
 
     def _send_runs(self, worker: WorkerSlot, runs: list[Run]) -> None:
         """Hand runs to a worker; in-process runs are journaled first (see Journal.Started).
@@ -236,8 +236,8 @@ class Dispatch(ControlPlaneState):
         suspects = self._suspects
         suspects.append(rec)
         suspects.sort(key=lambda r: r.priority)
-        if self._event_refs:
-            self._event(rec)
+        if self.events.subscribers:
+            self.events.task_changed(rec)
 
     def _wake_for_rate_limits(self, ctx: Context) -> None:
         """A rate-limited task waits: dispatch again when its window lets it start."""

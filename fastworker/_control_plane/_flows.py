@@ -21,7 +21,7 @@ from actors import ActorRef
 from actors._ref import Reply
 
 from .._errors import FastWorkerError, PayloadTooLarge, QueueFull, ShuttingDown, TaskNotRegistered
-from .._messages import Event, Outcome, Submission, WireError
+from .._messages import Outcome, Submission, WireError
 from .._protocol import AcceptFlow, JournaledFlow, Persist, Subscribe
 from .._workflow import NOTHING, SEPARATOR, Effects, FlowOutcome, InvalidFlow, Start, Workflow
 
@@ -262,8 +262,7 @@ class FlowTable:
 
     def _event(self, task_id: str, status: str, name: str) -> None:
         cp = self.cp
-        if cp._event_refs:
-            cp._events.append(Event("task", task_id, status, name, None, cp.clock.now()))
+        cp.events.task_ended(task_id, status, name, None)
 
     # -- queries and cancellation ---------------------------------------------------
     def status(self, flow_id: str) -> str | None:

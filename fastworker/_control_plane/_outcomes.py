@@ -8,7 +8,7 @@ import random
 import attrs
 import trio
 
-from .._messages import Event, Outcome, WireError
+from .._messages import Outcome, WireError
 from .._model import TaskStatus
 from .._protocol import Record, ScheduleAt, Store, WorkerCompleted
 from ._records import TaskRecord
@@ -110,10 +110,8 @@ class Outcomes(ControlPlaneState):
         if not outcome.name:
             outcome = attrs.evolve(outcome, name=rec.name)
         self._outcomes.append(outcome)
-        if self._event_refs:
-            self._events.append(
-                Event("task", rec.id, outcome.status, rec.name, outcome.worker, self.clock.now())
-            )
+        if self.events.subscribers:
+            self.events.task_ended(rec.id, outcome.status, rec.name, outcome.worker)
         if self.flows:
             self.flows.member_finished(rec.id, outcome)  # a workflow member: move its flow on
 

@@ -6,18 +6,18 @@ from collections.abc import Iterable
 from itertools import count
 from typing import TYPE_CHECKING, cast
 
-import attrs
 import trio
 
 from actors import ActorRef, Context
 from actors._ref import Reply
 
 from .._clock import WallClock
-from .._messages import Event, Outcome, Run, Submission, TaskInfo, WireError
+from .._messages import Outcome, Run, Submission, TaskInfo, WireError
 from .._model import TaskStatus
 from .._protocol import JournaledTask
 from .._registry import Registry, TaskSpec
 from .._routing import Routable, Router
+from ._events import EventFeed
 from ._flows import FlowTable
 from ._records import RECENT_DONE, ControlPlaneConfig, Observer, TaskRecord, WorkerSlot
 from ._tables import PendingCancels, RecentIds, UniqueKeys
@@ -72,8 +72,8 @@ class ControlPlaneState:
         self.periodic_active: dict[str, str] = {}
         self.draining = False
         self._idle_waiters: list[Reply] = []
-        self._event_refs: list[ActorRef] = []
-        self._events: list[Event] = []
+        self.events = EventFeed(clock.now)
+        """The event fan-out: told each transition, it sends Events to subscribers."""
         self._outcomes: list[Outcome] = []
         self._periodic_seq = count(1)
         self._run_time: dict[str, float] = {}
@@ -125,18 +125,14 @@ class ControlPlaneState:
         else:
             rec.enqueued_at = trio.current_time() if now is None else now
             self.queue.push(rec)
-        if self._event_refs:
-            self._event(rec)
-            if not self.queue.eligible_workers(rec.name):
-                self._events[-1] = attrs.evolve(
-                    self._events[-1], detail=f"waiting for a worker that has {rec.name}"
-                )
+        if self.events.subscribers:
+            if self.queue.eligible_workers(rec.name):
+                self.events.task_changed(rec)
+            else:
+                self.events.task_changed(rec, f"waiting for a worker that has {rec.name}")
 
     def _event(self, rec: TaskRecord) -> None:
-        if self._event_refs:
-            self._events.append(
-                Event("task", rec.id, rec.status.value, rec.name, rec.worker, self.clock.now())
-            )
+        self.events.task_changed(rec)
 
     def _running_count(self) -> int:
         return sum(len(w.running) for w in self.workers.values())

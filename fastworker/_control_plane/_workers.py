@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .._messages import Event, WireError
+from .._messages import WireError
 from .._model import TaskStatus
 from .._protocol import Lost, WorkerJoined, WorkerLeft
 from .._routing import WorkerCapabilities
@@ -43,8 +43,7 @@ class Workers(ControlPlaneState):
         )
         self._update_local()
         log.info("worker %s joined with %d slots", msg.id, msg.slots)
-        if self._event_refs:
-            self._events.append(Event("worker", msg.id, "joined", at=self.clock.now()))
+        self.events.worker_changed(msg.id, "joined")
 
     def _worker_left(self, msg: WorkerLeft) -> None:
         worker = self.workers.pop(msg.id, None)
@@ -113,8 +112,7 @@ class Workers(ControlPlaneState):
                 lost,
             )
         self._update_local()
-        if self._event_refs:
-            self._events.append(Event("worker", msg.id, "left", at=self.clock.now()))
+        self.events.worker_changed(msg.id, "left")
 
     def _in_task_order(self, ids: set[str]) -> list[str]:
         """Known ``ids`` in the order their tasks were accepted (redelivery keeps it).

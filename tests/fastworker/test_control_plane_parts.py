@@ -11,9 +11,12 @@ from typing import Any
 import attrs
 import pytest
 
-from fastworker._control_plane import ControlPlane, WorkerSlot
+from actors import MailboxFull
+from fastworker._control_plane import ControlPlane, TaskRecord, WorkerSlot
+from fastworker._control_plane._events import EVENTS_PER_MESSAGE, EventFeed
 from fastworker._control_plane._tables import PendingCancels, RecentIds, UniqueKeys
-from fastworker._messages import Outcome
+from fastworker._messages import Events, Outcome, TaskInfo
+from fastworker._model import TaskStatus
 from fastworker._protocol import WorkerCompleted
 
 
@@ -145,6 +148,69 @@ def test_a_freed_slot_starts_the_most_urgent_of_the_backlog() -> None:
     # held no slot), one freed slot that started the most urgent waiting attempt.
     worker.backlog_started(WorkerCompleted("w", [outcome], 3, returned=[("back", 1)]))
     assert worker.waiting == {"low": (3, 0)}
+
+
+class Subscriber:
+    """An event subscriber: keeps what it is told, or fails as told to."""
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.fail = fail
+        self.told: list[Events] = []
+
+    def tell_nowait(self, message: Events) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.told.append(message)
+
+
+def test_the_feed_gathers_nothing_without_subscribers() -> None:
+    """No subscriber: transitions leave nothing behind, and flush sends nothing."""
+    feed = EventFeed(Clock())
+    rec = TaskRecord("a", "t", b"", 2, TaskInfo("t"), 0.0)
+    feed.task_changed(rec)
+    feed.worker_changed("w", "joined")
+    assert feed.pending == []
+
+
+def test_the_feed_sends_each_transition_to_each_subscriber_once_per_flush() -> None:
+    """Events gathered in a batch go out together, in order, with the clock's time."""
+    feed = EventFeed(Clock())
+    one, two = Subscriber(), Subscriber()
+    feed.subscribe(one)
+    feed.subscribe(one)  # once, however often asked
+    feed.subscribe(two)
+    rec = TaskRecord("a", "t", b"", 2, TaskInfo("t"), 0.0)
+    rec.status = TaskStatus.QUEUED
+    feed.task_changed(rec, "waiting for a worker that has t")
+    feed.task_ended("a", "success", "t", "w")
+    feed.worker_changed("w", "left")
+    feed.flush()
+    feed.flush()  # nothing new: nothing sent
+    assert len(one.told) == 1 and one.told == two.told
+    events = one.told[0].events
+    assert [(e.kind, e.id, e.status) for e in events] == [
+        ("task", "a", "queued"),
+        ("task", "a", "success"),
+        ("worker", "w", "left"),
+    ]
+    assert events[0].detail == "waiting for a worker that has t"
+    assert events[1].worker == "w" and all(e.at == 1000.0 for e in events)
+
+
+def test_a_big_batch_is_split_and_a_failing_subscriber_dropped() -> None:
+    """Over EVENTS_PER_MESSAGE events go in several messages; a broken ref is dropped,
+    a full one only loses this batch."""
+    feed = EventFeed(Clock())
+    good, full, broken = Subscriber(), Subscriber(MailboxFull("full")), Subscriber(OSError())
+    for ref in (good, full, broken):
+        feed.subscribe(ref)
+    for i in range(EVENTS_PER_MESSAGE + 1):
+        feed.task_ended(str(i), "success", "t", None)
+    feed.flush()
+    assert [len(m.events) for m in good.told] == [EVENTS_PER_MESSAGE, 1]
+    assert feed.subscribers == [good, full]
+    feed.unsubscribe(full)
+    assert feed.subscribers == [good]
 
 
 def test_every_in_process_message_has_a_handler() -> None:
