@@ -17,7 +17,10 @@ from ._discovery import (
     PeerAppeared,
     PeerDisappeared,
     PeerInfo,
+    PeerQuery,
+    Refusal,
     open_discovery_listener,
+    open_peer_query,
     run_beacon,
 )
 from ._errors import (
@@ -97,6 +100,8 @@ __all__ = [
     "PeerDisappeared",
     "PeerDown",
     "PeerInfo",
+    "PeerQuery",
+    "Refusal",
     "RemoteError",
     "RemoteRef",
     "Restart",
@@ -111,6 +116,7 @@ __all__ = [
     "message_name",
     "open_actor_system",
     "open_discovery_listener",
+    "open_peer_query",
     "registered_messages",
     "run_beacon",
 ]

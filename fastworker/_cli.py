@@ -9,6 +9,7 @@ traceback. Every flag can also be set as ``FASTWORKER_<FLAG>`` in the environmen
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -49,11 +50,32 @@ class CrashLoop(Exception):
 # -- argument parsing with environment defaults ------------------------------------------
 
 
+_TYPE_METAVARS = {"_seconds": "SECONDS", "_positive_int": "N", "_ws_url": "URL"}
+_METAVARS = {
+    "--port": "PORT",
+    "--discovery-port": "PORT",
+    "--secret-file": "FILE",
+    "--cluster": "NAME",
+    "--host": "HOST",
+    "--journal": "PATH",
+    "--log-level": "LEVEL",
+    "--tasks": "MODULES",
+    "--kwargs": "JSON",
+    "--priority": "P",
+    "--broadcast-address": "ADDR",
+}
+
+
 class _EnvDefaults(argparse.ArgumentParser):
     """An ArgumentParser whose options default to FASTWORKER_<FLAG> environment variables."""
 
     def add_argument(self, *names: Any, **kwargs: Any) -> Any:
         long = next((n for n in names if isinstance(n, str) and n.startswith("--")), None)
+        if long is not None and "metavar" not in kwargs and kwargs.get("action") is None:
+            kind = getattr(kwargs.get("type"), "__name__", "")
+            metavar = _METAVARS.get(long) or _TYPE_METAVARS.get(kind)
+            if metavar:
+                kwargs["metavar"] = metavar
         if long is not None and kwargs.get("action") not in ("help", "version"):
             env = "FASTWORKER_" + long[2:].replace("-", "_").upper()
             value = os.environ.get(env)
@@ -66,6 +88,9 @@ class _EnvDefaults(argparse.ArgumentParser):
                     kwargs["required"] = False
             help_text = kwargs.get("help")
             if help_text is not None and help_text != argparse.SUPPRESS:
+                default = kwargs.get("default")
+                if default not in (None, False, True, "") and "default:" not in help_text:
+                    help_text = f"{help_text} (default: {default})"
                 kwargs["help"] = f"{help_text} [env {env}]"
         return super().add_argument(*names, **kwargs)
 
@@ -94,23 +119,42 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _ws_url(text: str) -> str:
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    if scheme not in ("ws", "wss"):
+        why = " (the control plane speaks websocket, not HTTP)" if scheme.startswith("http") else ""
+        raise argparse.ArgumentTypeError(
+            f"expected a ws://HOST:PORT or wss://HOST:PORT URL, got {text!r}{why}"
+        )
+    return text
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", default="default", help="cluster name")
     parser.add_argument("--secret-file", help="file holding the cluster secret")
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument(
-        "--discovery-port", type=_positive_int, default=8799, help="UDP discovery port"
+        "--debug", action="store_true", help="show tracebacks (of errors, and of failed tasks)"
+    )
+    parser.add_argument(
+        "--discovery-port", type=_positive_int, default=8799, help="UDP port of discovery"
     )
 
 
 def _client_flags(parser: argparse.ArgumentParser) -> None:
     _common(parser)
-    parser.add_argument("--url", help="control plane URL (default: discover by beacon)")
     parser.add_argument(
-        "--connect-timeout", type=_seconds, default=5.0, help="seconds to find the cluster"
+        "--url", type=_ws_url, help="control plane URL, ws://HOST:PORT (default: discover it)"
     )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=5.0,
+        help="seconds to find and reach the cluster",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable output (errors with tracebacks)"
+    )
     _tls_ca_flag(parser)
 
 
@@ -140,7 +184,9 @@ def _server_flags(parser: argparse.ArgumentParser, tasks_required: bool = True) 
     _common(parser)
     _tasks_flag(parser, required=tasks_required)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=_positive_int, default=DEFAULT_PORT, help="port")
+    parser.add_argument(
+        "--port", type=_positive_int, default=DEFAULT_PORT, help="TCP port to listen on (0: any)"
+    )
     parser.add_argument(
         "--local-concurrency",
         type=_positive_int,
@@ -156,22 +202,26 @@ def _server_flags(parser: argparse.ArgumentParser, tasks_required: bool = True) 
         help="a task in flight on this many lost workers (the last time alone) fails with "
         "WorkerLost instead of being redelivered",
     )
-    parser.add_argument("--max-queue", type=_positive_int, default=100_000, help="queue limit")
     parser.add_argument(
-        "--result-cache-size", type=_positive_int, default=10_000, help="results kept"
+        "--max-queue", type=_positive_int, default=100_000, help="unfinished tasks held (tasks)"
     )
-    parser.add_argument("--result-ttl", type=_seconds, default=3600.0, help="result lifetime")
+    parser.add_argument(
+        "--result-cache-size", type=_positive_int, default=10_000, help="results kept (count)"
+    )
+    parser.add_argument(
+        "--result-ttl", type=_seconds, default=3600.0, help="how long a result is kept (seconds)"
+    )
     parser.add_argument(
         "--result-cache-bytes",
         type=_positive_int,
         default=256 * 1024 * 1024,
-        help="byte budget of the result cache",
+        help="budget of the result cache (bytes)",
     )
     parser.add_argument(
         "--max-payload",
         type=_positive_int,
         default=1024 * 1024,
-        help="largest packed arguments or result, in bytes",
+        help="largest packed arguments or result (bytes)",
     )
     parser.add_argument(
         "--aging",
@@ -183,9 +233,9 @@ def _server_flags(parser: argparse.ArgumentParser, tasks_required: bool = True) 
         "--cancel-timeout",
         type=_seconds,
         default=5.0,
-        help="how long a cancel waits for a running task to confirm",
+        help="seconds a cancel waits for a running task to confirm",
     )
-    parser.add_argument("--journal", help="journal file (durable queue)")
+    parser.add_argument("--journal", help="journal file, SQLite (durable queue)")
     parser.add_argument(
         "--shutdown-timeout",
         type=_seconds,
@@ -246,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _server_flags(p)
     p.add_argument("--subworkers", type=_positive_int, default=2, help="subworker processes")
-    p.add_argument("--concurrency", type=_positive_int, default=8, help="slots per subworker")
+    p.add_argument(
+        "--concurrency", type=_positive_int, default=8, help="slots (tasks at once) per subworker"
+    )
     p.add_argument(
         "--prefetch",
         type=_positive_int,
@@ -273,8 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--queues",
         help="serve only tasks of these queues, comma-separated (default: every queue)",
     )
-    p.add_argument("--join", help="control plane URL (default: discover by beacon)")
-    p.add_argument("--concurrency", type=_positive_int, default=8, help="slots")
+    p.add_argument(
+        "--join", type=_ws_url, help="control plane URL, ws://HOST:PORT (default: discover it)"
+    )
+    p.add_argument("--concurrency", type=_positive_int, default=8, help="slots (tasks at once)")
     p.add_argument(
         "--prefetch",
         type=_positive_int,
@@ -283,7 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: as many as --concurrency; 0: work only for free slots)",
     )
     p.add_argument("--connect-timeout", type=_seconds, default=30.0, help="seconds to join")
-    p.add_argument("--shutdown-timeout", type=_seconds, default=30.0, help="drain bound")
+    p.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=30.0,
+        help="seconds running tasks get to finish on Ctrl-C / SIGTERM",
+    )
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     _tls_ca_flag(p)
@@ -295,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs="*", help="arguments (JSON where they parse, else strings)")
     p.add_argument("--kwargs", help="keyword arguments as a JSON object")
     p.add_argument("--priority", help="critical, high, normal or low")
-    p.add_argument("--countdown", type=_seconds, help="run after this many seconds")
+    p.add_argument("--countdown", type=_seconds, help="run after this many seconds (seconds)")
     p.add_argument("--wait", action="store_true", help="wait and print the result value")
     p.set_defaults(func=cmd_submit)
 
@@ -320,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("top", help="live view of workers, queues and rates")
     _client_flags(p)
-    p.add_argument("--interval", type=_seconds, default=1.0, help="refresh seconds")
+    p.add_argument("--interval", type=_seconds, default=1.0, help="seconds between refreshes")
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
     p.set_defaults(func=cmd_top)
 
@@ -331,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--log-level", default="warning", help="log level")
     p.set_defaults(func=cmd_bench)
+    # Each subcommand's own --help starts with the line the command list shows.
+    for action in sub._choices_actions:
+        choice = sub.choices[action.dest]
+        if choice.description is None:
+            choice.description = action.help
     return parser
 
 
@@ -425,7 +489,11 @@ def _result_dict(result: Any) -> dict[str, Any]:
         "value": result.value,
         "error": None
         if result.error is None
-        else {"type": result.error.type, "message": result.error.message},
+        else {
+            "type": result.error.type,
+            "message": result.error.message,
+            "traceback": result.error.traceback,
+        },
         "attempts": result.attempts,
         "worker": result.worker,
         "started_at": result.started_at,
@@ -487,6 +555,12 @@ def _report_result(result: Any, args: argparse.Namespace) -> int:
         raise_for(result)
     except TaskError as exc:
         if not args.json:
+            traceback = result.error.traceback if result.error is not None else None
+            if getattr(args, "debug", False) and traceback:
+                print(f"remote traceback of task {result.task_id}:", file=sys.stderr)
+                print(str(traceback).rstrip(), file=sys.stderr)
+            elif traceback:
+                exc = TaskError(f"{exc} (--debug shows its traceback)")
             print(f"fastworker: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if not args.json:
@@ -626,18 +700,10 @@ async def cmd_top(args: argparse.Namespace) -> int:
 
                 Console().print(render_stats(stats, None, 0.0, client.url))
             return EXIT_OK
-        from rich.live import Live
+        from ._top import run_live
 
-        previous = None
-        last = trio.current_time()
-        stats = await client.stats()
-        with Live(render_stats(stats, None, 0.0, client.url), auto_refresh=False) as live:
-            while True:
-                await trio.sleep(args.interval)
-                previous, stats = stats, await client.stats()
-                now = trio.current_time()
-                live.update(render_stats(stats, previous, now - last, client.url), refresh=True)
-                last = now
+        await run_live(client, args.interval)
+    return EXIT_OK
 
 
 async def cmd_bench(args: argparse.Namespace) -> int:
@@ -731,6 +797,13 @@ async def _serve(args: argparse.Namespace, subworkers: int, concurrency: int) ->
     crashed: list[BaseException] = []
     try:
         await _serve_until_stopped(args, subworkers, concurrency, shutdown, supervisor, crashed)
+    except BaseException as exc:
+        if _address_in_use(exc):
+            raise UsageError(
+                f"port {args.port} on {args.host} is already in use (another FastWorker "
+                "system?): pick another with --port PORT (0: any free port)"
+            ) from None
+        raise
     finally:
         if supervisor is not None:
             # A second signal (or an error) cancels the graceful stop_all: the children
@@ -763,7 +836,7 @@ async def _serve_until_stopped(
                 secret_flag += f" --cluster {args.cluster}"
             if args.tls_cert:
                 secret_flag += f" --tls-ca {_children_ca(args)}"
-            example = default_registry.names()[0] if len(default_registry) else "TASK"
+            example = _example_submission(default_registry)
             workers = (
                 [f"{subworkers} subworker process(es) x {concurrency} slots"] if subworkers else []
             )
@@ -779,7 +852,7 @@ async def _serve_until_stopped(
                 f"FastWorker control plane at {node.url}{where} (cluster {args.cluster!r})\n"
                 f"  tasks: {names}\n"
                 f"  workers: {'; '.join(workers) or 'none yet: start a subworker'}\n"
-                f"  submit one: fastworker submit {example} ... --wait --url {url}"
+                f"  submit one: fastworker submit {example} --wait --url {url}"
                 + secret_flag
                 + (f"\n  dashboard: {node.dashboard_url}/" if node.dashboard_url else "")
                 + "\n  stop: Ctrl-C (drains running tasks first)",
@@ -805,6 +878,39 @@ async def _serve_until_stopped(
                     await supervisor.stop_all()
                 inner.cancel_scope.cancel()
         nursery.cancel_scope.cancel()
+
+
+def _example_submission(registry: Any) -> str:
+    """``TASK ARGS...`` for the banner, runnable as pasted: the first task that is not
+    periodic, with a sample value for each required parameter (by its annotation)."""
+    import inspect
+    import shlex
+
+    specs = [spec for spec in registry.specs() if not spec.periodic] or registry.specs()
+    if not specs:
+        return "TASK"
+    spec = specs[0]
+    samples = {int: "1", float: "1.5", str: "hello", bool: "true", list: "[]", dict: "{}"}
+    words = [spec.name]
+    try:
+        signature = inspect.signature(spec.func, eval_str=True)
+    except (TypeError, ValueError, NameError):
+        return shlex.join(words)
+    for param in signature.parameters.values():
+        if param.default is not inspect.Parameter.empty or param.kind in (
+            inspect.Parameter.VAR_POSITIONAL,
+            inspect.Parameter.VAR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        ):
+            continue
+        words.append(samples.get(param.annotation, "1"))
+    return shlex.join(words)
+
+
+def _address_in_use(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_address_in_use(inner) for inner in exc.exceptions)
+    return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
 
 
 class _ChildSupervisor:

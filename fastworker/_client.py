@@ -6,12 +6,15 @@ import logging
 import math
 import secrets
 import ssl
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from itertools import count
-from typing import Any
+from types import TracebackType
+from typing import Any, ParamSpec, TypeAlias, TypeVar, overload
 
+import attrs
+import sniffio
 import trio
 
 import actors
@@ -28,6 +31,7 @@ from ._errors import (
     NotSerializable,
     PayloadTooLarge,
     QueueFull,
+    ResultTimeout,
     ShuttingDown,
     TaskCancelled,
     TaskFailed,
@@ -60,6 +64,39 @@ from ._node import node_config, secret_bytes
 from ._serialization import DEFAULT_MAX_PAYLOAD, pack_arguments, unpack
 
 log = logging.getLogger("fastworker.client")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TaskRef: TypeAlias = "str | Callable[..., Any]"
+"""A task: its registered name, or the ``@task`` function itself."""
+PriorityLike: TypeAlias = "Priority | str | int"
+When: TypeAlias = "datetime | float"
+BatchItem: TypeAlias = (
+    "tuple[TaskRef, Sequence[Any]] | tuple[TaskRef, Sequence[Any], dict[str, Any]]"
+)
+
+# A frame the control plane could not take (over its own limit) closes the link with 1009.
+_CLOSE_TOO_BIG = 1009
+_SERVER_FRAME_DEFAULT = 16 * 1024 * 1024
+
+
+def task_name(task: TaskRef) -> str:
+    """The registered name of a task given by name or as its ``@task`` function.
+
+    Raises ConfigurationError for anything else (a plain function that is not a task).
+    """
+    if isinstance(task, str):
+        if not task:
+            raise ConfigurationError("a task name must be a non-empty string")
+        return task
+    spec = getattr(task, "fastworker_task", None)
+    name = getattr(spec, "name", None)
+    if isinstance(name, str):
+        return name
+    raise ConfigurationError(
+        f"{task!r} is not a task: pass a function decorated with @task, or a task's name"
+    )
 
 ROLE = "client"
 INBOX = "inbox"
@@ -107,6 +144,17 @@ def raise_for(result: TaskResult) -> None:
     elif error is not None and error.type == "WorkerLost":
         cls = WorkerLost
     raise cls(text + f"failed: {detail}", result)
+
+
+@attrs.frozen
+class ClientStatistics:
+    """A client's own bookkeeping (from ``Client.statistics()``): all 0 when idle."""
+
+    waited_ids: int
+    waiters: int
+    submitting: int
+    event_streams: int
+    connected: bool
 
 
 class _Inbox(Actor):
@@ -173,7 +221,7 @@ class Client:
     # -- submitting -------------------------------------------------------------------
     def _submission(
         self,
-        name: str,
+        task: TaskRef,
         args: Sequence[Any],
         kwargs: dict[str, Any] | None,
         priority: Priority | str | int | None,
@@ -182,8 +230,7 @@ class Client:
         task_id: str | None,
         unique_key: str | None = None,
     ) -> Submission:
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"a task name must be a non-empty string, got {name!r}")
+        name = task_name(task)
         payload = pack_arguments(tuple(args), kwargs or {}, limit=self.max_payload)
         when: float | None = None
         delay: float | None = None
@@ -220,41 +267,66 @@ class Client:
 
     async def submit(
         self,
-        name: str,
+        task: TaskRef,
         args: Sequence[Any] = (),
         kwargs: dict[str, Any] | None = None,
         *,
-        priority: Priority | str | int | None = None,
+        priority: PriorityLike | None = None,
         countdown: float | None = None,
-        eta: datetime | float | None = None,
+        eta: When | None = None,
         task_id: str | None = None,
         unique_key: str | None = None,
     ) -> str:
-        """Submit one task with explicit args and kwargs; returns its id once accepted.
+        """Submit one task (a name or the ``@task`` function) with explicit args and kwargs.
 
-        With ``unique_key``, while a task submitted with that key is not terminal, or
-        its result is still cached, the existing task's id is returned and nothing runs.
+        Returns its id once accepted. The way to pass keyword arguments named like
+        ``delay``'s own (priority, countdown, eta, unique_key). With ``unique_key``,
+        while a task submitted with that key is not terminal, or its result is still
+        cached, the existing task's id is returned and nothing runs.
         """
-        sub = self._submission(name, args, kwargs, priority, countdown, eta, task_id, unique_key)
+        sub = self._submission(task, args, kwargs, priority, countdown, eta, task_id, unique_key)
         return (await self._submit([sub], watch=False))[0]
 
+    @overload
+    async def delay(
+        self, task: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> str: ...
+    @overload
+    async def delay(
+        self, task: TaskRef, /, *args: Any, priority: PriorityLike | None, **kwargs: Any
+    ) -> str: ...
+    @overload
+    async def delay(
+        self, task: TaskRef, /, *args: Any, countdown: float | None, **kwargs: Any
+    ) -> str: ...
+    @overload
+    async def delay(self, task: TaskRef, /, *args: Any, eta: When | None, **kwargs: Any) -> str: ...
+    @overload
+    async def delay(
+        self, task: TaskRef, /, *args: Any, unique_key: str | None, **kwargs: Any
+    ) -> str: ...
+    @overload
+    async def delay(
+        self, task: str | Signature | Chain | Group | Chord, /, *args: Any, **kwargs: Any
+    ) -> str: ...
     async def delay(
         self,
-        name: str | Signature | Chain | Group | Chord,
+        task: TaskRef | Signature | Chain | Group | Chord,
         /,
         *args: Any,
-        priority: Priority | str | int | None = None,
-        countdown: float | None = None,
-        eta: datetime | float | None = None,
-        unique_key: str | None = None,
+        priority: Any = None,
+        countdown: Any = None,
+        eta: Any = None,
+        unique_key: Any = None,
         **kwargs: Any,
     ) -> str:
-        """Submit ``name(*args, **kwargs)``; returns the task id once the control plane accepted it.
+        """Submit ``task(*args, **kwargs)``; returns the task id once the control plane accepted it.
 
-        ``priority`` overrides the task's default; ``countdown`` (seconds) or ``eta``
-        (aware datetime or timestamp) schedule it. A task whose own keyword arguments are
-        called priority, countdown, eta or unique_key is submitted with ``submit()``
-        instead. With ``unique_key``, while a task submitted with that key is not
+        ``task`` is the ``@task`` function (type-checked: mypy checks the arguments) or
+        its name. ``priority`` overrides the task's default; ``countdown`` (seconds) or
+        ``eta`` (aware datetime or timestamp) schedule it. A task whose own keyword
+        arguments are called priority, countdown, eta or unique_key is submitted with
+        ``submit()``. With ``unique_key``, while a task submitted with that key is not
         terminal, or its result is still cached, its id is returned and nothing runs.
         A workflow (``chain``, ``group``, ``chord``; ``fastworker.sig``) is submitted
         whole and gets one id; ``priority`` is then the default of its members.
@@ -266,33 +338,34 @@ class Client:
             QueueFull, ShuttingDown: the control plane refused it.
             ConnectionFailed: the control plane cannot be reached.
         """
-        if isinstance(name, FLOWS):  # a workflow: one id for all of it
+        if isinstance(task, FLOWS):  # a workflow: one id for all of it
             if unique_key is not None:
                 raise ConfigurationError(
                     "unique_key applies to single tasks, not to workflows: give it to "
                     "delay() of a task"
                 )
-            return await self._delay_flow(name, args, kwargs, priority, countdown, eta, False)
-        sub = self._submission(name, args, kwargs, priority, countdown, eta, None, unique_key)
+            return await self._delay_flow(task, args, kwargs, priority, countdown, eta, False)
+        sub = self._submission(task, args, kwargs, priority, countdown, eta, None, unique_key)
         return (await self._submit([sub], watch=False))[0]
 
     async def delay_batch(
         self,
-        items: Iterable[tuple[str, Sequence[Any]] | tuple[str, Sequence[Any], dict[str, Any]]],
+        items: Iterable[BatchItem],
         *,
-        priority: Priority | str | int | None = None,
+        priority: PriorityLike | None = None,
     ) -> list[str]:
         """Submit many tasks as one all-or-nothing batch; returns their ids in order.
 
-        Each item is ``(name, args)`` or ``(name, args, kwargs)``. Everything is validated
-        and packed before anything is sent; the control plane accepts the whole batch
-        or none of it (QueueFull; TaskNotRegistered if any name is unknown).
+        Each item is ``(task, args)`` or ``(task, args, kwargs)``, the task a name or a
+        ``@task`` function. Everything is validated and packed before anything is sent;
+        the control plane accepts the whole batch or none of it (QueueFull;
+        TaskNotRegistered if any name is unknown).
         """
         subs = []
         for index, item in enumerate(items):
             if not isinstance(item, tuple | list) or len(item) not in (2, 3):
                 raise ConfigurationError(
-                    f"batch item {index} must be (name, args) or (name, args, kwargs), got {item!r}"
+                    f"batch item {index} must be (task, args) or (task, args, kwargs), got {item!r}"
                 )
             name, args = item[0], item[1]
             kwargs = item[2] if len(item) == 3 else None
@@ -304,20 +377,85 @@ class Client:
             return await self._submit(subs, watch=False)
         return []
 
+    @overload
     async def call(
-        self, name: str | Signature | Chain | Group | Chord, /, *args: Any, **kwargs: Any
+        self, task: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+    @overload
+    async def call(self, task: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    async def call(
+        self, task: TaskRef, /, *args: Any, priority: PriorityLike | None, **kwargs: Any
+    ) -> Any: ...
+    @overload
+    async def call(
+        self, task: TaskRef, /, *args: Any, countdown: float | None, **kwargs: Any
+    ) -> Any: ...
+    @overload
+    async def call(self, task: TaskRef, /, *args: Any, eta: When | None, **kwargs: Any) -> Any: ...
+    @overload
+    async def call(
+        self, task: TaskRef, /, *args: Any, unique_key: str | None, **kwargs: Any
+    ) -> Any: ...
+    @overload
+    async def call(
+        self, task: str | Signature | Chain | Group | Chord, /, *args: Any, **kwargs: Any
+    ) -> Any: ...
+    async def call(
+        self,
+        task: TaskRef | Signature | Chain | Group | Chord,
+        /,
+        *args: Any,
+        priority: Any = None,
+        countdown: Any = None,
+        eta: Any = None,
+        unique_key: Any = None,
+        **kwargs: Any,
     ) -> Any:
-        """Submit ``name(*args, **kwargs)`` (or a workflow), wait for it, return its value.
+        """Submit ``task(*args, **kwargs)`` (or a workflow), wait for it, return its value.
 
-        Raises TaskFailed (TaskTimeout, WorkerLost) or TaskCancelled; the TaskResult is
-        on the exception's ``result`` (a failed workflow's error is its failing member's).
+        Called with the ``@task`` function, the arguments are type-checked and the
+        result type is the function's. ``priority``, ``countdown``, ``eta`` and
+        ``unique_key`` are as for ``delay``. The caller owns the timeout.
+
+        Raises:
+            TaskFailed: the task failed (TaskTimeout, WorkerLost); the TaskResult is on
+                the exception's ``result`` (a failed workflow's error is its failing
+                member's).
+            TaskCancelled: the task was cancelled.
         """
-        if isinstance(name, FLOWS):  # a workflow: its value, or its failing member's error
-            return await self._call_flow(name, args, kwargs)
-        sub = self._submission(name, args, kwargs, None, None, None, None)
-        future = self._waiter(sub.id)
-        await self._submit([sub], watch=True)
-        result = to_result(await future.wait())
+        if isinstance(task, FLOWS):  # a workflow: its value, or its failing member's error
+            if priority is not None or countdown is not None or eta is not None or unique_key:
+                raise ConfigurationError(
+                    "call() of a workflow takes no options: set them on its members, "
+                    "sig(task, ...).set(priority=...)"
+                )
+            return await self._call_flow(task, args, kwargs)
+        sub = self._submission(task, args, kwargs, priority, countdown, eta, None, unique_key)
+        return await self._call(sub, None)
+
+    async def _call(self, sub: Submission, timeout: float | None) -> Any:  # noqa: ASYNC109
+        """Submit and wait (ResultTimeout after ``timeout`` seconds, if given)."""
+        task_id = sub.id
+        future = self._waiter(task_id)
+        try:
+            with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
+                ids = await self._submit([sub], watch=True)
+                if ids and ids[0] != sub.id:  # a unique key: wait for the existing task
+                    self._drop_waiter(task_id, future)
+                    task_id = ids[0]
+                    future = self._waiter(task_id)
+                    await self._tell(Watch([task_id]))
+                outcome = await future.wait()
+        finally:
+            self._drop_waiter(task_id, future)
+        if scope.cancelled_caught:
+            raise ResultTimeout(
+                f"no result for task {sub.name} ({task_id}) within {timeout}s; it goes on: "
+                "result(task_id) waits again",
+                task_id,
+            )
+        result = to_result(outcome)
         raise_for(result)
         return result.value
 
@@ -329,9 +467,12 @@ class Client:
         # A watched submission subscribes its own ids; the re-watch after a reconnect
         # must leave them out, or it could be answered "unknown" before the resubmission.
         self._submitting.update(ids)
+        size = sum(len(s.payload) for s in subs)
+        drops = 0
         try:
             while True:
                 connection = await self._connection_ref()
+                link = self.peer.link
                 try:
                     answer = await connection.ask(message)
                     if isinstance(answer, list):
@@ -339,7 +480,11 @@ class Client:
                     return [s.id for s in subs]
                 except actors.PeerDown:
                     # Whether it was accepted is unknown: resubmit after the reconnect (the
-                    # ids make a resubmission idempotent).
+                    # ids make a resubmission idempotent), unless the control plane closed
+                    # the link because this very frame was over its limit: resending it
+                    # would only drop the link again.
+                    drops += 1
+                    self._check_frame_refused(link, size, drops)
                     continue
                 except actors.MessageTooLarge as exc:
                     if len(subs) > 1:
@@ -352,6 +497,16 @@ class Client:
                     raise self._translate(exc) from None
         finally:
             self._submitting.difference_update(ids)
+
+    def _check_frame_refused(self, link: Any, size: int, drops: int) -> None:
+        closed = getattr(link, "closed", None)
+        code = getattr(closed, "code", None)
+        if code == _CLOSE_TOO_BIG or (drops >= 2 and size > _SERVER_FRAME_DEFAULT - 1024):
+            raise PayloadTooLarge(
+                f"the control plane at {self.url} closed the connection on a {size:,}-byte "
+                "submission: it is over the control plane's frame limit (its --max-payload); "
+                "pass a reference (a path, a key), not the data"
+            )
 
     async def _call_flow(
         self, flow: Signature | Chain | Group | Chord, args: Sequence[Any], kwargs: dict[str, Any]
@@ -455,6 +610,13 @@ class Client:
         self._waiters.setdefault(task_id, []).append(future)
         return future
 
+    def _drop_waiter(self, task_id: str, future: actors.Future) -> None:
+        waiters = self._waiters.get(task_id)
+        if waiters is not None and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[task_id]
+
     def _deliver(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
             for future in self._waiters.pop(outcome.id, ()):
@@ -482,11 +644,7 @@ class Client:
             await self._tell(Watch([task_id]))
             return to_result(await future.wait())
         finally:
-            waiters = self._waiters.get(task_id)
-            if waiters is not None and future in waiters:
-                waiters.remove(future)
-                if not waiters:
-                    del self._waiters[task_id]
+            self._drop_waiter(task_id, future)
 
     async def gather(self, task_ids: Sequence[str]) -> list[TaskResult]:
         """Wait until every task is terminal; their TaskResults in the same order.
@@ -505,11 +663,7 @@ class Client:
             return [to_result(future.result()) for future in futures]
         finally:
             for task_id, future in zip(task_ids, futures, strict=True):
-                waiters = self._waiters.get(task_id)
-                if waiters is not None and future in waiters:
-                    waiters.remove(future)
-                    if not waiters:
-                        del self._waiters[task_id]
+                self._drop_waiter(task_id, future)
 
     async def _watch(self, ids: list[str]) -> None:
         """Watch many ids: in several messages, each small enough for the link's frames."""
@@ -592,6 +746,16 @@ class Client:
     def events_dropped(self) -> int:
         """Events dropped because an ``events()`` consumer fell behind."""
         return self._events_dropped
+
+    def statistics(self) -> ClientStatistics:
+        """What this client holds: ids waited for, waits, submissions in flight."""
+        return ClientStatistics(
+            waited_ids=len(self._waiters),
+            waiters=sum(len(w) for w in self._waiters.values()),
+            submitting=len(self._submitting),
+            event_streams=len(self._event_channels),
+            connected=self.connected,
+        )
 
     def _publish(self, events: list[Event]) -> None:
         for channel in self._event_channels:
@@ -681,6 +845,11 @@ class Client:
 
 def _check_tls(url: str, ssl_context: ssl.SSLContext | None) -> None:
     """A TLS context is only for a wss:// URL: never fall back to plain text silently."""
+    scheme = url.partition(":")[0].lower()
+    if scheme not in ("ws", "wss", "memory"):
+        raise ConfigurationError(
+            f"{url!r} is not a control plane URL: use ws://HOST:PORT (wss:// with TLS)"
+        )
     if ssl_context is not None and url.lower().startswith("ws://"):
         raise ConfigurationError(
             f"a TLS context (--tls-ca) was given but {url} is not encrypted: "
@@ -689,7 +858,7 @@ def _check_tls(url: str, ssl_context: ssl.SSLContext | None) -> None:
 
 
 @asynccontextmanager
-async def open_client(
+async def open_trio_client(
     url: str | None = None,
     *,
     cluster: str = "default",
@@ -701,22 +870,22 @@ async def open_client(
     link: actors.LinkConfig | None = None,
     discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
 ) -> AsyncIterator[Client]:
-    """Connect to a cluster for the duration of the block.
-
-    ``url`` None discovers the control plane by UDP beacon. Raises ConnectionFailed if
-    none is reachable within ``connect_timeout`` seconds, AuthenticationFailed if the
-    secret is refused.
-    """
+    """open_client's trio side (see there); the asyncio and blocking clients run it in
+    the process's trio thread."""
     secret_key = secret_bytes(secret)
     config = node_config(
         cluster=cluster, role=ROLE, secret=secret_key, link=link, max_payload=max_payload
     )
+    started = trio.current_time()
+    if url is None:
+        url = await discover_control_plane(
+            cluster, secret_key, discovery_port, timeout=connect_timeout
+        )
+    _check_tls(url, ssl_context)
+    remaining = max(0.0, connect_timeout - (trio.current_time() - started))
     async with actors.open_actor_system(config) as system:
-        with trio.move_on_after(connect_timeout) as scope:
+        with trio.move_on_after(remaining) as scope:
             try:
-                if url is None:
-                    url = await discover_control_plane(cluster, secret_key, discovery_port)
-                _check_tls(url, ssl_context)
                 peer = await system.connect(url, ssl_context=ssl_context)
             except actors.AuthenticationError as exc:
                 raise AuthenticationFailed(
@@ -730,12 +899,89 @@ async def open_client(
             client._inbox_ref = await system.spawn(INBOX, lambda: _Inbox(client), capacity=100_000)
             await system.nursery.start(client._keep_registered)
         if scope.cancelled_caught:
-            where = url or f"cluster {cluster!r} (no beacon heard)"
             raise ConnectionFailed(
-                f"cannot reach the control plane at {where} within {connect_timeout}s: "
+                f"cannot reach the control plane at {url} within {connect_timeout}s: "
                 "is it running? (fastworker run-actor-system --tasks ...)"
             )
         try:
             yield client
         finally:
             client._close()
+
+
+def open_client(
+    url: str | None = None,
+    *,
+    cluster: str = "default",
+    secret: str | bytes | None = None,
+    connect_timeout: float = 10.0,
+    reconnect_timeout: float = 10.0,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ssl_context: ssl.SSLContext | None = None,
+    link: actors.LinkConfig | None = None,
+    discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
+) -> AbstractAsyncContextManager[Client]:
+    """Connect to a cluster for the duration of the ``async with`` block.
+
+    Works under trio and under asyncio (FastAPI, aiohttp, ``asyncio.run``): the same
+    Client methods, awaited in whichever loop is running. Under asyncio the client lives
+    in one trio thread shared by the process; cancelling an awaited call cancels it there.
+
+    ``url`` None discovers the control plane on this host's network (it asks, and
+    listens for beacons).
+
+    Raises:
+        ConnectionFailed: none is reachable within ``connect_timeout`` seconds, or two
+            control planes answer for the cluster (the message names both).
+        AuthenticationFailed: the secret is refused (or missing on one side).
+    """
+    options: dict[str, Any] = {
+        "cluster": cluster,
+        "secret": secret,
+        "connect_timeout": connect_timeout,
+        "reconnect_timeout": reconnect_timeout,
+        "max_payload": max_payload,
+        "ssl_context": ssl_context,
+        "link": link,
+        "discovery_port": discovery_port,
+    }
+    return _OpenClient(url, options)
+
+
+class _OpenClient(AbstractAsyncContextManager[Client]):
+    """Picks the trio client or the asyncio bridge by the library running the block."""
+
+    def __init__(self, url: str | None, options: dict[str, Any]) -> None:
+        self._url = url
+        self._options = options
+        self._trio: AbstractAsyncContextManager[Client] | None = None
+        self._bridge: Any = None
+
+    async def __aenter__(self) -> Client:
+        library = sniffio.current_async_library()
+        if library == "trio":
+            self._trio = open_trio_client(self._url, **self._options)
+            return await self._trio.__aenter__()
+        if library == "asyncio":
+            from ._asyncio import open_asyncio_client
+
+            self._bridge = open_asyncio_client(self._url, self._options)
+            client: Client = await self._bridge.__aenter__()
+            return client
+        raise ConfigurationError(
+            f"open_client runs under trio or asyncio, not {library}: "
+            "from threads or sync code use fastworker.connect()"
+        )
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if self._trio is not None:
+            return await self._trio.__aexit__(exc_type, exc, tb)
+        if self._bridge is not None:
+            result: bool | None = await self._bridge.__aexit__(exc_type, exc, tb)
+            return result
+        return None
