@@ -21,7 +21,6 @@ from .._messages import Submission, TaskInfo, WireError
 from .._model import TaskStatus
 from .._protocol import (
     Accept,
-    Announce,
     JournaledTask,
     NotDurable,
     Persist,
@@ -70,8 +69,7 @@ class Admission(ControlPlaneState):
                     old,
                 )
                 self.queue.policy_changed(name)
-        if new and self.journal is not None:
-            self.journal.tell_nowait(Announce(new))
+        self.journal_notes.announced(new)
 
     def _accept(self, msg: Accept) -> None:
         durable: list[tuple[Reply, Any]] = []

@@ -10,7 +10,7 @@ import trio
 
 from .._messages import Outcome, WireError
 from .._model import TaskStatus
-from .._protocol import Record, ScheduleAt, Store, WorkerCompleted
+from .._protocol import ScheduleAt, Store, WorkerCompleted
 from ._records import TaskRecord
 from ._state import ControlPlaneState
 
@@ -169,8 +169,7 @@ class Outcomes(ControlPlaneState):
         if self._outcomes:
             outcomes, self._outcomes = self._outcomes, []
             self.cache.tell_nowait(Store(outcomes))
-            if self.journal is not None:
-                self.journal.tell_nowait(Record(outcomes))
+            self.journal_notes.finished(outcomes)
         else:
             outcomes = []
         if self.observer is not None and (

@@ -19,6 +19,7 @@ from .._registry import Registry, TaskSpec
 from .._routing import Routable, Router
 from ._events import EventFeed
 from ._flows import FlowTable
+from ._journaling import JournalNotes
 from ._records import RECENT_DONE, ControlPlaneConfig, Observer, TaskRecord, WorkerSlot
 from ._tables import PendingCancels, RecentIds, UniqueKeys
 
@@ -47,7 +48,8 @@ class ControlPlaneState:
         self.clock = clock
         self.config = config
         self.scheduler: ActorRef | None = None
-        self.journal: ActorRef | None = None
+        self.journal_notes = JournalNotes()
+        """What the journal is told as things happen (see ``journal``)."""
         self.observer: Observer | None = None
         """Called after each batch (read-only: the dashboard's recent tasks, metrics)."""
         self._observed: list[Submission] = []
@@ -87,6 +89,16 @@ class ControlPlaneState:
         # -- workflows (see _control_plane_flows) --
         self.flows = FlowTable(cast("ControlPlane", self))
         self._ctx: Context | None = None
+
+    @property
+    def journal(self) -> ActorRef | None:
+        """The Journal actor (None: no journal); set once, before any message."""
+        ref: ActorRef | None = self.journal_notes.ref
+        return ref
+
+    @journal.setter
+    def journal(self, ref: ActorRef | None) -> None:
+        self.journal_notes.ref = ref
 
     def _context(self) -> Context:
         """The context (workflow steps cancel members outside any request)."""

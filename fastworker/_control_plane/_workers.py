@@ -6,7 +6,7 @@ import logging
 
 from .._messages import WireError
 from .._model import TaskStatus
-from .._protocol import Lost, WorkerJoined, WorkerLeft
+from .._protocol import WorkerJoined, WorkerLeft
 from .._routing import WorkerCapabilities
 from ._records import TaskRecord, WorkerSlot
 from ._state import ControlPlaneState
@@ -102,8 +102,7 @@ class Workers(ControlPlaneState):
                     self._observed_requeued.append((rec.id, rec.name, "redelivered"))
                 rec.worker = None
                 self._suspect(rec)
-        if losses and self.journal is not None:
-            self.journal.tell_nowait(Lost(losses))
+        self.journal_notes.lost(losses)
         if worker is not None:
             log.warning(
                 "worker %s left (%s); %d tasks in flight handled",

@@ -14,10 +14,11 @@ import pytest
 from actors import MailboxFull
 from fastworker._control_plane import ControlPlane, TaskRecord, WorkerSlot
 from fastworker._control_plane._events import EVENTS_PER_MESSAGE, EventFeed
+from fastworker._control_plane._journaling import JournalNotes
 from fastworker._control_plane._tables import PendingCancels, RecentIds, UniqueKeys
 from fastworker._messages import Events, Outcome, TaskInfo
 from fastworker._model import TaskStatus
-from fastworker._protocol import WorkerCompleted
+from fastworker._protocol import Announce, Lost, Record, WorkerCompleted
 
 
 @attrs.frozen
@@ -211,6 +212,39 @@ def test_a_big_batch_is_split_and_a_failing_subscriber_dropped() -> None:
     assert feed.subscribers == [good, full]
     feed.unsubscribe(full)
     assert feed.subscribers == [good]
+
+
+class Journal:
+    """A stand-in journal ref: keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.told: list[Any] = []
+
+    def tell_nowait(self, message: Any) -> None:
+        self.told.append(message)
+
+
+def test_journal_notes_tell_the_journal_only_what_there_is() -> None:
+    """With a journal, each non-empty note is one message; empty notes send nothing."""
+    journal = Journal()
+    notes = JournalNotes(journal)
+    outcome = Outcome(id="a", status="success", attempt=1)
+    notes.announced([TaskInfo("t")])
+    notes.finished([outcome])
+    notes.lost([("a", 1, 1)])
+    notes.announced([])
+    notes.finished([])
+    notes.lost([])
+    assert journal.told == [Announce([TaskInfo("t")]), Record([outcome]), Lost([("a", 1, 1)])]
+
+
+def test_without_a_journal_the_notes_are_no_ops() -> None:
+    """No journal ref: notes do nothing (the parts need not check for a journal)."""
+    notes = JournalNotes()
+    notes.announced([TaskInfo("t")])
+    notes.finished([Outcome(id="a", status="success", attempt=1)])
+    notes.lost([("a", 1, 1)])
+    assert notes.ref is None
 
 
 def test_every_in_process_message_has_a_handler() -> None:
