@@ -40,7 +40,6 @@ from ._errors import (
     TaskTimeout,
     WorkerLost,
 )
-from ._gateway import GATEWAY
 from ._messages import (
     Cancel,
     ClusterStats,
@@ -60,6 +59,7 @@ from ._messages import (
     Watch,
 )
 from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
+from ._names import REGISTRATION as GATEWAY
 from ._node import node_config, secret_bytes
 from ._serialization import DEFAULT_MAX_PAYLOAD, pack_arguments, unpack
 

@@ -18,11 +18,11 @@ import trio
 
 import actors
 
+from . import _names as names
 from ._client import _check_tls
 from ._discovery import discover_control_plane
 from ._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
 from ._executor import Executor
-from ._gateway import GATEWAY
 from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire, Run
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
@@ -32,7 +32,7 @@ from ._wire import Sender, drop_outcome_value, outcome_size
 
 log = logging.getLogger("fastworker.subworker")
 
-ROLE = "subworker"
+ROLE = names.ROLE_SUBWORKER
 
 
 @attrs.define
@@ -79,7 +79,7 @@ class SubworkerNode:
                 await target.ask(Retire())
             except actors.ActorError as exc:  # the link is down: nothing more comes anyway
                 log.debug("could not tell the control plane we retire: %s", exc)
-        await self.system.ref("executor").ask(Drain())
+        await self.system.ref(names.EXECUTOR).ask(Drain())
 
     def _report(self, outcomes: list[Outcome], credits: int) -> None:
         target = self._target
@@ -201,7 +201,7 @@ async def open_subworker(
             prefetch=prefetch,
             give_back=give_back,
         )
-        await system.spawn("executor", executor, capacity=100_000)
+        await system.spawn(names.EXECUTOR, executor, capacity=100_000)
         node = SubworkerNode(url, system, executor, peer)
         node._sender.start(system.nursery)
         holder["node"] = node
@@ -242,7 +242,7 @@ async def _keep_registered(
     """Register now, and again after every reconnect."""
     first = True
     peer = node.peer
-    gateway = peer.ref(GATEWAY)
+    gateway = peer.ref(names.REGISTRATION)
     while True:
         await peer.wait_connected()
         try:
@@ -251,13 +251,13 @@ async def _keep_registered(
                     node.system.node_id,
                     concurrency,
                     registry.names(),
-                    "executor",
+                    names.EXECUTOR,
                     busy=node.executor.busy,
                     infos=registry.infos(),
                     queues=queues,
                     prefetch=node.executor.prefetch,
                 ),
-                sender=node.system.ref("executor"),
+                sender=node.system.ref(names.EXECUTOR),
             )
         except actors.PeerDown:
             continue
