@@ -46,6 +46,7 @@ from ._errors import (
     RemoteError,
     UnknownMessageType,
 )
+from ._intensity import RestartIntensity
 from ._link import PROTOCOL_VERSION, Hello, Link, LinkConfig, LinkDown, LinkUp, Peer
 from ._mailbox import DeadLetters, Delivery, Mailbox, MailboxStatistics, Overflow
 from ._ref import ActorRef, Future, LocalRef, RemoteRef
@@ -109,6 +110,7 @@ __all__ = [
     "RemoteError",
     "RemoteRef",
     "Restart",
+    "RestartIntensity",
     "Supervisor",
     "SupervisorStatistics",
     "SystemConfig",

@@ -9,8 +9,9 @@ import trio
 import actors
 
 from ._errors import AuthenticationFailed, ConnectionFailed
+from ._names import ROLE_CONTROL_PLANE
 
-CONTROL_PLANE_ROLE = "control-plane"
+CONTROL_PLANE_ROLE = ROLE_CONTROL_PLANE
 ANSWER_GRACE = 0.04
 """Seconds to wait after the first answer for others (two systems under one name)."""
 

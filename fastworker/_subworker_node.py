@@ -32,7 +32,7 @@ from ._wire import Sender, drop_outcome_value, outcome_size
 
 log = logging.getLogger("fastworker.subworker")
 
-ROLE = "subworker"
+ROLE = names.ROLE_SUBWORKER
 
 
 @attrs.define
@@ -79,7 +79,7 @@ class SubworkerNode:
                 await target.ask(Retire())
             except actors.ActorError as exc:  # the link is down: nothing more comes anyway
                 log.debug("could not tell the control plane we retire: %s", exc)
-        await self.system.ref("executor").ask(Drain())
+        await self.system.ref(names.EXECUTOR).ask(Drain())
 
     def _report(self, outcomes: list[Outcome], credits: int) -> None:
         target = self._target
@@ -211,7 +211,7 @@ async def open_subworker(
             prefetch=prefetch,
             give_back=give_back,
         )
-        await system.spawn("executor", executor, capacity=100_000)
+        await system.spawn(names.EXECUTOR, executor, capacity=100_000)
         node = SubworkerNode(url, system, executor, peer)
         node._sender.start(system.nursery)
         holder["node"] = node
@@ -269,13 +269,13 @@ async def _keep_registered(
                     node.system.node_id,
                     concurrency,
                     registry.names(),
-                    "executor",
+                    names.EXECUTOR,
                     busy=node.executor.busy,
                     infos=registry.infos(),
                     queues=queues,
                     prefetch=node.executor.prefetch,
                 ),
-                sender=node.system.ref("executor"),
+                sender=node.system.ref(names.EXECUTOR),
             )
         except actors.PeerDown:
             continue

@@ -33,7 +33,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,10 @@ from typing import Any
 import attrs
 import trio
 
-BENCH_TASKS = "fastworker._bench_tasks"
+from ._bench_common import BENCH_TASKS
+from ._bench_common import free_port as _free_port
+from ._usage import UsageError
+
 ADD = "bench.add"
 TOTAL = "bench.total"
 BLOB = "bench.blob"
@@ -165,12 +167,6 @@ class BenchRow:
     def total_peak_rss_mib(self) -> float:
         """Control plane plus subworkers."""
         return self.cp_peak_rss_mib + sum(self.subworker_peak_rss_mib)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _status_kib(pid: int, field: str) -> float:
@@ -684,8 +680,6 @@ async def run_bench(args: argparse.Namespace) -> int:
     try:
         counts = [int(x) for x in str(args.subworkers).split(",") if x.strip()]
     except ValueError:
-        from ._cli import UsageError
-
         raise UsageError("--subworkers takes comma-separated numbers, e.g. 0,1,2") from None
     if args.workflows:
         return await run_workflow_bench(args, counts)

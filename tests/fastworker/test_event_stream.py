@@ -40,7 +40,7 @@ async def test_async_with_subscribes_on_entry_and_unsubscribes_on_exit(
             assert stream.closed
             assert client.statistics().event_streams == 0
             assert await client.call("async_add", 2, 2) == 4  # the unsubscribe went first
-        assert core._event_refs == []
+        assert core.events.subscribers == []
 
 
 async def test_aclose_from_another_task_ends_a_waiting_iteration(autojump_clock: Any) -> None:
