@@ -11,6 +11,7 @@ import os
 from typing import Any, NoReturn
 
 from .._control_plane_node import DEFAULT_PORT
+from .._version import VERSION
 from ..bench import add_bench_arguments
 from ._client_commands import (
     cmd_bench,
@@ -260,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastworker",
         description="FastWorker: a brokerless task queue for Python, built on trio.",
     )
-    parser.add_argument("--version", action="version", version="fastworker 0.1.0")
+    parser.add_argument("--version", action="version", version=f"fastworker {VERSION}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_EnvDefaults)
     sub.required = True
 
