@@ -59,14 +59,6 @@ class SubworkerNode:
         """True while linked to the control plane."""
         return self.peer.connected
 
-    async def wait_registered(self) -> None:
-        """Wait until registered with the control plane (again, after a reconnect)."""
-        while not (self.peer.connected and self._registered.is_set()):
-            await self._registered.wait()
-            if not self.peer.connected:
-                self._registered = trio.Event()
-        await trio.lowlevel.checkpoint()
-
     async def drain(self) -> None:
         """Stop taking work and wait for running tasks (the caller owns the timeout).
 

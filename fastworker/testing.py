@@ -161,6 +161,33 @@ class Cluster:
                 task_status.started(_Slot(node, scope))
                 await trio.sleep_forever()
 
+    async def join(self, *, scheduled: bool = True, poll: float = 0.01) -> None:
+        """Wait until the cluster has no work left: nothing queued, running, waiting to
+        be redelivered, and (with ``scheduled``) nothing scheduled or retrying.
+
+        The test's way to say "run everything submitted so far" (as dramatiq's
+        ``broker.join``): under the autojump clock countdowns, ETAs and retry backoffs
+        pass in virtual time. The caller owns the timeout (``with trio.fail_after(...)``):
+        a task no worker can run, or a periodic schedule firing faster than its runs
+        end, keeps the cluster busy. It looks every ``poll`` seconds (virtual under the
+        autojump clock).
+
+        Args:
+            scheduled: also wait for scheduled and retrying tasks (False: only for what
+                is queued or running now).
+            poll: seconds between two looks at the control plane's statistics.
+        """
+        while True:
+            stats = await self.control_plane.statistics()
+            queued = stats.queued
+            busy = queued.critical + queued.high + queued.normal + queued.low
+            busy += stats.running + stats.suspects
+            if scheduled:
+                busy += stats.scheduled
+            if not busy and not self.control_plane.control_plane._awaiting_durable:
+                return
+            await trio.sleep(poll)
+
     async def kill_subworker(self, index: int = 0) -> SubworkerNode:
         """Kill a subworker abruptly, as a crash would: no goodbye, work in flight lost.
 
