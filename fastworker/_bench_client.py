@@ -46,7 +46,8 @@ def run_fastworker(spec: dict[str, Any]) -> dict[str, Any]:
     """The measurements against a FastWorker system at ``spec["url"]``."""
     import trio
 
-    from . import bench
+    from . import _bench_phases as phases
+    from ._bench_common import ADD
     from ._client import open_client
 
     async def main() -> dict[str, Any]:
@@ -55,17 +56,15 @@ def run_fastworker(spec: dict[str, Any]) -> dict[str, Any]:
             spec["url"], cluster=spec["cluster"], connect_timeout=30.0
         ) as client:
             with trio.fail_after(60):
-                await bench._wait_for_workers(client, spec.get("subworkers", 1))
+                await phases.wait_for_workers(client, spec.get("subworkers", 1))
             warm = spec["warmup"]
-            await client.gather(
-                await client.delay_batch([(bench.ADD, (i, 0)) for i in range(warm)])
-            )
+            await client.gather(await client.delay_batch([(ADD, (i, 0)) for i in range(warm)]))
             _mark("batched")
-            out["batched"] = await bench._batched(client, spec["n"], spec["chunk"])
+            out["batched"] = await phases.batched(client, spec["n"], spec["chunk"])
             _mark("pipelined")
-            out["pipelined"] = await bench._pipelined(client, spec["n"], spec["senders"])
+            out["pipelined"] = await phases.pipelined(client, spec["n"], spec["senders"])
             _mark("sequential")
-            out |= _percentiles(await bench._sequential(client, spec["seconds"]))
+            out |= _percentiles(await phases.sequential(client, spec["seconds"]))
             _mark("done")
         return out
 

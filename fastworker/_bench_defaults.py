@@ -31,8 +31,17 @@ from typing import Any
 import attrs
 import trio
 
-from ._bench_common import BENCH_TASKS
-from ._bench_common import free_port as _free_port
+from ._bench_common import (
+    clean_env,
+    cpu_seconds,
+    free_port,
+    load_average,
+    rss_mib,
+    stop_process,
+    system_command,
+    tree,
+    wait_port,
+)
 from ._usage import UsageError
 
 DEFAULT_N = 8_000
@@ -61,44 +70,6 @@ class SystemRun:
     """Per phase: [system processes, client process] CPU microseconds per task."""
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants."""
-    found = [pid]
-    index = 0
-    while index < len(found):
-        current = found[index]
-        index += 1
-        try:
-            for tid in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{tid}/children") as handle:
-                    found += [int(c) for c in handle.read().split()]
-        except OSError:
-            pass
-    return found
-
-
-def _rss_mib(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as handle:
-                for line in handle:
-                    if line.startswith("VmRSS:"):
-                        total += float(line.split()[1])
-                        break
-        except OSError:
-            pass
-    return total / 1024
-
-
-def _load_average() -> str:
-    try:
-        with open("/proc/loadavg") as handle:
-            return " ".join(handle.read().split()[:3])
-    except OSError:
-        return "?"
-
-
 def huey_missing() -> str | None:
     """Why the huey comparison cannot run here, or None."""
     missing = [m for m in ("huey", "redis") if importlib.util.find_spec(m) is None]
@@ -109,31 +80,6 @@ def huey_missing() -> str | None:
     return None
 
 
-async def _stop(process: trio.Process, sig: int = signal.SIGINT) -> None:
-    if process.returncode is None:
-        process.send_signal(sig)
-        with trio.move_on_after(15):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time of these processes (threads included), in seconds."""
-    ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rpartition(")")[2].split()
-            ticks += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return ticks / _CLOCK_TICKS
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
 PHASES = ("batched", "pipelined", "sequential")
 
 
@@ -142,7 +88,7 @@ async def _run_client(
 ) -> None:
     """Run the client process; sample the system's RSS and CPU time while it works."""
     cmd = [sys.executable, "-m", "fastworker._bench_client", json.dumps(spec)]
-    run.idle_rss_mib = _rss_mib([p for r in roots() for p in _tree(r)])
+    run.idle_rss_mib = rss_mib([p for r in roots() for p in tree(r)])
     done = trio.Event()
     peak = 0.0
     processes = 0
@@ -151,14 +97,14 @@ async def _run_client(
     stderr = bytearray()
 
     def system_pids() -> list[int]:
-        return [p for r in roots() for p in _tree(r)]
+        return [p for r in roots() for p in tree(r)]
 
     async def sample() -> None:
         nonlocal peak, processes
         while not done.is_set():
             pids = system_pids()
             processes = max(processes, len(pids))
-            peak = max(peak, _rss_mib(pids))
+            peak = max(peak, rss_mib(pids))
             with trio.move_on_after(0.05):
                 await done.wait()
 
@@ -174,7 +120,7 @@ async def _run_client(
             *lines, pending = pending.split(b"\n")
             for line in lines:
                 if line.startswith(b"phase "):
-                    marks[line[6:].decode().strip()] = _cpu_seconds(system_pids())
+                    marks[line[6:].decode().strip()] = cpu_seconds(system_pids())
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(sample)
@@ -201,7 +147,7 @@ async def _run_client(
         setattr(run, key, value)
     run.load_rss_mib = peak
     run.processes = processes
-    run.load_average = _load_average()
+    run.load_average = load_average()
     tasks = {"batched": spec["n"], "pipelined": spec["n"], "sequential": run.seq_calls}
     order = [*PHASES, "done"]
     for phase, following in itertools.pairwise(order):
@@ -211,33 +157,12 @@ async def _run_client(
             run.cpu_us_per_task[phase] = [round(system, 1), round(client, 1)]
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    # FASTWORKER_* settings meant for the user's own cluster must not reach the systems.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTWORKER_")}
-    env.update(extra)
-    return env
-
-
 async def bench_fastworker(args: argparse.Namespace) -> SystemRun:
     """``run-actor-system`` with its defaults, the client in another process."""
-    port = _free_port()
+    port = free_port()
     cluster = f"bench-{uuid.uuid4().hex[:12]}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "fastworker",
-        "run-actor-system",
-        "--tasks",
-        BENCH_TASKS,
-        "--port",
-        str(port),
-        "--cluster",
-        cluster,
-        "--no-discovery",
-        "--log-level",
-        "warning",
-    ]
-    env = _clean_env()
+    cmd = system_command(port, "--cluster", cluster)
+    env = clean_env()
     system_env = dict(env)
     cwd = None
     if getattr(args, "system_path", None):
@@ -264,15 +189,15 @@ async def bench_fastworker(args: argparse.Namespace) -> SystemRun:
         }
         await _run_client(spec, lambda: [process.pid], run, env)
     finally:
-        await _stop(process)
+        await stop_process(process)
     return run
 
 
 async def bench_huey(args: argparse.Namespace) -> SystemRun:
     """huey's consumer + redis-server, the client in another process."""
     count, _, kind = str(args.huey_workers).partition(":")
-    redis_port = _free_port()
-    env = _clean_env(FASTWORKER_BENCH_REDIS_PORT=str(redis_port))
+    redis_port = free_port()
+    env = clean_env(FASTWORKER_BENCH_REDIS_PORT=str(redis_port))
     redis = await trio.lowlevel.open_process(
         [
             "redis-server",
@@ -290,7 +215,8 @@ async def bench_huey(args: argparse.Namespace) -> SystemRun:
     consumer = None
     run = SystemRun("huey")
     try:
-        await _wait_port(redis_port)
+        with trio.fail_after(20):
+            await wait_port(redis_port)
         consumer = await trio.lowlevel.open_process(
             [
                 sys.executable,
@@ -321,21 +247,9 @@ async def bench_huey(args: argparse.Namespace) -> SystemRun:
         await _run_client(spec, lambda: roots, run, env)
     finally:
         if consumer is not None:
-            await _stop(consumer)
-        await _stop(redis, signal.SIGTERM)
+            await stop_process(consumer)
+        await stop_process(redis, signal.SIGTERM)
     return run
-
-
-async def _wait_port(port: int) -> None:
-    with trio.fail_after(20):
-        while True:
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.05)
-                continue
-            await stream.aclose()
-            return
 
 
 def _median(runs: list[SystemRun], field: str) -> float:
