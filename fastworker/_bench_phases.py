@@ -9,6 +9,7 @@ in its own process by ``fastworker._bench_client`` (``--defaults``).
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import trio
 
 from ._bench_common import ADD, BLOB
+from ._blocking import connect
+from ._client import open_client
 
 
 async def wait_for_workers(client: Any, subworkers: int) -> None:
@@ -106,29 +109,16 @@ def client_kinds_p50(url: str, seconds: float) -> tuple[float, float]:
 
     Runs in a worker thread: ``asyncio.run`` for the one, plain calls for the other.
     """
-    import asyncio
-
-    from ._blocking import connect
-    from ._client import open_client
 
     def check(value: Any, i: int) -> None:
         if value != i + 3:
             raise AssertionError(f"call returned {value!r}, expected {i + 3}")
 
     async def asyncio_run() -> list[float]:
-        latencies: list[float] = []
         async with open_client(url, connect_timeout=30.0) as client:
             for i in range(50):  # warm-up
                 check(await client.call(ADD, i, 3), i)
-            deadline = time.perf_counter() + seconds
-            i = 0
-            while time.perf_counter() < deadline or len(latencies) < 20:
-                start = time.perf_counter()
-                value = await client.call(ADD, i, 3)
-                latencies.append(time.perf_counter() - start)
-                check(value, i)
-                i += 1
-        return latencies
+            return await sequential(client, seconds)
 
     def blocking_run() -> list[float]:
         latencies: list[float] = []
