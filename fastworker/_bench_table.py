@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 from typing import Any
 
 import attrs
@@ -24,12 +20,11 @@ import trio
 from ._bench_common import (
     ADD,
     children,
-    clean_env,
     cpu_seconds,
     free_port,
+    start_system,
     status_kib,
-    stop_process,
-    system_command,
+    stop_system,
 )
 from ._bench_phases import batched, burst, client_kinds_p50, pipelined, sequential, wait_for_workers
 from ._client import open_client
@@ -149,57 +144,6 @@ async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool =
         await stop_system(process, journal_dir)
     row.client_peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
-
-
-async def start_system(
-    args: argparse.Namespace,
-    port: int,
-    subworkers: int,
-    local_concurrency: int,
-    log_level: str = "warning",
-    dashboard_port: int | None = None,
-) -> tuple[trio.Process, str | None]:
-    """Start ``run-actor-system`` on ``port``; returns the process and its journal dir.
-
-    The dashboard is off unless ``dashboard_port`` is given.
-    """
-    concurrency = args.concurrency
-    if getattr(args, "burst", 0):
-        # Room for the whole burst at once (on one subworker or on the control plane).
-        concurrency = max(concurrency, -(-args.burst // max(1, subworkers)))
-        local_concurrency = max(local_concurrency, args.burst)
-    flags = [
-        "--subworkers",
-        str(subworkers),
-        "--concurrency",
-        str(concurrency),
-        "--local-concurrency",
-        str(local_concurrency),
-        "--max-queue",
-        str(max(100_000, 2 * args.n)),
-        "--result-cache-size",
-        str(max(10_000, 2 * args.n + 1000)),
-        *(
-            ["--dashboard", f"127.0.0.1:{dashboard_port}"]
-            if dashboard_port is not None
-            else ["--no-dashboard"]
-        ),
-    ]
-    journal_dir = None
-    if args.journal:
-        journal_dir = tempfile.mkdtemp(prefix="fastworker-bench-")
-        flags += ["--journal", os.path.join(journal_dir, "journal.db")]
-    cmd = system_command(port, *flags, log_level=log_level)
-    process = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL, env=clean_env())
-    return process, journal_dir
-
-
-async def stop_system(process: trio.Process, journal_dir: str | None) -> None:
-    """Stop the system (SIGINT, then SIGKILL past 15 s) and remove its journal."""
-    with trio.CancelScope(shield=True):
-        await stop_process(process)
-        if journal_dir is not None:
-            shutil.rmtree(journal_dir, ignore_errors=True)
 
 
 def format_table(rows: list[BenchRow]) -> str:

@@ -17,9 +17,8 @@ from typing import Any
 import attrs
 import trio
 
-from ._bench_common import ADD, TOTAL, free_port, status_kib
+from ._bench_common import ADD, TOTAL, free_port, start_system, status_kib, stop_system
 from ._bench_phases import batched, wait_for_workers
-from ._bench_table import start_system, stop_system
 from ._canvas import chord, group, sig
 from ._client import open_client
 
