@@ -9,14 +9,8 @@ from typing import Any, overload
 import trio
 
 from .._canvas import FLOWS, Chain, Chord, Group, Signature
-from .._errors import (
-    ConfigurationError,
-    ResultTimeout,
-)
-from .._messages import (
-    Submission,
-    Watch,
-)
+from .._errors import ConfigurationError, ResultTimeout
+from .._messages import Submission, Watch
 from ._outcomes import raise_for, to_result
 from ._submitting import SubmittingMixin
 from ._types import P, PriorityLike, R, TaskRef, When

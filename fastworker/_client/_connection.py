@@ -12,16 +12,8 @@ import trio
 
 import actors
 
-from .._errors import (
-    ConnectionFailed,
-    FastWorkerError,
-)
-from .._messages import (
-    Event,
-    RegisterClient,
-    SubscribeEvents,
-    Watch,
-)
+from .._errors import ConnectionFailed, FastWorkerError
+from .._messages import Event, RegisterClient, SubscribeEvents, Watch
 from .._names import REGISTRATION as GATEWAY
 from ._outcomes import translate
 

@@ -7,10 +7,7 @@ import trio
 import actors
 
 from .._event_stream import EventStream, TrioEventStream
-from .._messages import (
-    Event,
-    SubscribeEvents,
-)
+from .._messages import Event, SubscribeEvents
 from ._results import ResultsMixin
 from ._types import ClientStatistics
 
@@ -18,7 +15,6 @@ from ._types import ClientStatistics
 class EventsMixin(ResultsMixin):
     """events() streams fed by the control plane's pushes."""
 
-    # -- events -----------------------------------------------------------------------
     async def _subscribe(self, send: trio.MemorySendChannel[Event]) -> None:
         """Add an events() stream; the first one subscribes this client."""
         first = not self._event_channels

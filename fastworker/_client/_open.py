@@ -15,16 +15,8 @@ import actors
 from actors import Actor, Context
 
 from .._discovery import discover_control_plane
-from .._errors import (
-    AuthenticationFailed,
-    ConfigurationError,
-    ConnectionFailed,
-)
-from .._messages import (
-    Events,
-    Results,
-    Unknown,
-)
+from .._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
+from .._messages import Events, Results, Unknown
 from .._node import node_config, secret_bytes
 from .._serialization import DEFAULT_MAX_PAYLOAD
 from .._tls import check_tls

@@ -19,9 +19,7 @@ from .._errors import (
     TaskTimeout,
     WorkerLost,
 )
-from .._messages import (
-    Outcome,
-)
+from .._messages import Outcome
 from .._model import ErrorInfo, TaskResult, TaskStatus
 from .._serialization import unpack
 from ._types import TaskRef
@@ -45,7 +43,6 @@ def task_name(task: TaskRef) -> str:
     raise ConfigurationError(
         f"{task!r} is not a task: pass a function decorated with @task, or a task's name"
     )
-
 
 
 _SUBMISSION_ERRORS: dict[str, type[FastWorkerError]] = {
@@ -96,7 +93,6 @@ def raise_for(result: TaskResult) -> None:
     elif error is not None and error.type == "WorkerLost":
         cls = WorkerLost
     raise cls(text + f"failed: {detail}", result)
-
 
 
 def translate(exc: actors.ActorError) -> FastWorkerError:

@@ -8,18 +8,8 @@ import trio
 
 import actors
 
-from .._errors import (
-    TaskNotFound,
-)
-from .._messages import (
-    Cancel,
-    ClusterStats,
-    GetResult,
-    GetStats,
-    GetStatus,
-    Outcome,
-    Watch,
-)
+from .._errors import TaskNotFound
+from .._messages import Cancel, ClusterStats, GetResult, GetStats, GetStatus, Outcome, Watch
 from .._model import TaskResult, TaskStatus
 from ._connection import WATCH_CHUNK, ClientBase
 from ._outcomes import to_result
@@ -28,7 +18,6 @@ from ._outcomes import to_result
 class ResultsMixin(ClientBase):
     """Waiting for outcomes, and the one-shot queries."""
 
-    # -- results ----------------------------------------------------------------------
     def _waiter(self, task_id: str) -> actors.Future:
         future = actors.Future()
         self._waiters.setdefault(task_id, []).append(future)

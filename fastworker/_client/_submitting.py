@@ -10,17 +10,8 @@ from typing import Any, overload
 import actors
 
 from .._canvas import FLOWS, Chain, Chord, Group, Signature, flatten
-from .._errors import (
-    ConfigurationError,
-    FastWorkerError,
-    PayloadTooLarge,
-    TaskNotRegistered,
-)
-from .._messages import (
-    Submission,
-    Submit,
-    SubmitFlow,
-)
+from .._errors import ConfigurationError, FastWorkerError, PayloadTooLarge, TaskNotRegistered
+from .._messages import Submission, Submit, SubmitFlow
 from .._model import Priority
 from .._serialization import pack_arguments
 from ._events import EventsMixin
@@ -35,7 +26,6 @@ _SERVER_FRAME_DEFAULT = 16 * 1024 * 1024
 class SubmittingMixin(EventsMixin):
     """Packing and sending tasks and workflows; the acknowledgement gives their ids."""
 
-    # -- submitting -------------------------------------------------------------------
     def _submission(
         self,
         task: TaskRef,
@@ -134,9 +124,7 @@ class SubmittingMixin(EventsMixin):
         return (await self._submit([sub], watch=False))[0]
 
     @overload
-    async def delay(
-        self, task: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs
-    ) -> str: ...
+    async def delay(self, task: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> str: ...
     @overload
     async def delay(
         self, task: TaskRef, /, *args: Any, priority: PriorityLike | None, **kwargs: Any

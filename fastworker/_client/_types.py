@@ -22,7 +22,6 @@ BatchItem: TypeAlias = (
 )
 
 
-
 @attrs.frozen
 class ClientStatistics:
     """A client's own bookkeeping (from ``Client.statistics()``): all 0 when idle."""
