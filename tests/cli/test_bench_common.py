@@ -1,0 +1,58 @@
+"""``fastworker._bench_common``: the process helpers every bench mode uses."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import trio
+
+from fastworker import _bench_common as common
+
+
+async def test_tree_rss_cpu_and_stop_see_a_real_child_process() -> None:
+    """A child process is in this process's tree with a positive RSS, and
+    ``stop_process`` ends it and waits for it."""
+    child = await trio.lowlevel.open_process(
+        [sys.executable, "-c", "import time; time.sleep(60)"], stdout=subprocess.DEVNULL
+    )
+    try:
+        with trio.fail_after(30):
+            while child.pid not in common.tree(os.getpid()):  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        assert child.pid in common.children(os.getpid())
+        assert common.rss_mib([child.pid]) > 0
+        assert common.cpu_seconds([os.getpid()]) > 0
+    finally:
+        with trio.fail_after(30):
+            await common.stop_process(child, signal.SIGTERM)
+    assert child.returncode is not None
+    assert child.pid not in common.children(os.getpid())
+
+
+async def test_wait_port_returns_once_something_listens() -> None:
+    """``wait_port`` returns as soon as a listener accepts on the port."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    try:
+        with trio.fail_after(10):
+            await common.wait_port(port)
+    finally:
+        await listeners[0].aclose()
+
+
+def test_system_command_and_env() -> None:
+    """The system runs the bench tasks on the port, without discovery, with the flags
+    given; its environment drops the user's ``FASTWORKER_*`` settings only."""
+    cmd = common.system_command(1234, "--cluster", "c", log_level="critical")
+    assert cmd[:4] == [sys.executable, "-m", "fastworker", "run-actor-system"]
+    text = " ".join(cmd[4:])
+    assert f"--tasks {common.BENCH_TASKS}" in text and "--port 1234" in text
+    assert "--cluster c" in text and "--no-discovery" in text and "--log-level critical" in text
+    os.environ["FASTWORKER_BENCH_TEST_X"] = "1"
+    try:
+        env = common.clean_env(EXTRA="2")
+    finally:
+        del os.environ["FASTWORKER_BENCH_TEST_X"]
+    assert "FASTWORKER_BENCH_TEST_X" not in env and env["EXTRA"] == "2"
+    assert env.get("PATH") == os.environ.get("PATH")
