@@ -3,7 +3,9 @@
 The link protocol's constants (``PROTOCOL_VERSION``, the 4000-range close codes), the
 timing and size limits of links (``LinkConfig``), and the control messages a link
 carries besides actor envelopes: ``Hello`` and ``Proof`` (the handshake, ``_handshake``),
-``Ping`` (heartbeats) and ``Notice`` (a refusal report; both used by ``_link``).
+``Ping`` (heartbeats) and ``Notice`` (a refusal report; both used by ``_link``), and
+how an error answering an ask travels (``[type name, text]``, read back by
+``error_from``).
 """
 
 from __future__ import annotations
