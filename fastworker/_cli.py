@@ -211,6 +211,23 @@ def _server_flags(parser: argparse.ArgumentParser, tasks_required: bool = True) 
     parser.add_argument(
         "--tls-key", metavar="FILE", help="private key (PEM) of --tls-cert, if a separate file"
     )
+    _dashboard_flags(parser)
+
+
+def _dashboard_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dashboard",
+        metavar="HOST:PORT",
+        help="serve the dashboard, HTTP API and /metrics here (must be free; default "
+        "127.0.0.1:8766, skipped with a warning when taken)",
+    )
+    parser.add_argument("--no-dashboard", action="store_true", help="serve no dashboard")
+    parser.add_argument(
+        "--dashboard-token-file",
+        metavar="FILE",
+        help="file holding the token every HTTP request must carry as 'Authorization: "
+        "Bearer <token>' (required for a non-loopback --dashboard)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -655,7 +672,27 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
         "broadcast_address": args.broadcast_address,
         "allow_unauthenticated_remote": args.insecure_allow_unauthenticated,
         "ssl_context": server_tls(args),
+        **_dashboard_options(args),
     }
+
+
+def _dashboard_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.no_dashboard:
+        if args.dashboard:
+            raise UsageError("give --dashboard or --no-dashboard, not both")
+        return {"dashboard": None}
+    token = None
+    path = args.dashboard_token_file
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            raise UsageError(f"cannot read the dashboard token file {path}: {why}") from None
+        if not token:
+            raise UsageError(f"the dashboard token file {path} is empty")
+    return {"dashboard": args.dashboard or True, "dashboard_token": token}
 
 
 def _local_concurrency(args: argparse.Namespace) -> int:
@@ -744,6 +781,7 @@ async def _serve_until_stopped(
                 f"  workers: {'; '.join(workers) or 'none yet: start a subworker'}\n"
                 f"  submit one: fastworker submit {example} ... --wait --url {url}"
                 + secret_flag
+                + (f"\n  dashboard: {node.dashboard_url}/" if node.dashboard_url else "")
                 + "\n  stop: Ctrl-C (drains running tasks first)",
                 flush=True,
             )

@@ -11,7 +11,7 @@ import logging
 import random
 from collections.abc import Iterable
 from itertools import count
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -108,6 +108,17 @@ class StatusOf:
 
 
 @attrs.frozen
+class TaskDetail:
+    """Answer what is known of a non-terminal task (read-only), or None.
+
+    The answer is a dict: ``name``, ``status``, ``priority``, ``attempts``, ``worker``,
+    ``payload`` (the packed arguments).
+    """
+
+    id: str
+
+
+@attrs.frozen
 class CancelTask:
     """Cancel a task; answers True if it was not terminal.
 
@@ -186,6 +197,27 @@ class EventSubscription:
 
     ref: ActorRef
     enabled: bool
+
+
+class Observer(Protocol):
+    """Told after each batch what the control plane did (read-only; the dashboard).
+
+    ``submissions`` accepted; ``dispatched`` (worker id, runs) sent to workers;
+    ``requeued`` (id, name, why) with why "retry", "redelivered", "periodic" (a new
+    periodic run) or "refused" (the journal could not record it: it never runs);
+    ``outcomes`` terminal (the list the cache gets). The lists are the control plane's
+    own (no copies): an observer must not change them, must not block and should be
+    quick: it runs in the control plane's turn, a plain call rather than a message, so
+    feeding it costs no task switch.
+    """
+
+    def __call__(
+        self,
+        submissions: list[Submission],
+        dispatched: list[tuple[str, list[Run]]],
+        requeued: list[tuple[str, str, str]],
+        outcomes: list[Outcome],
+    ) -> None: ...
 
 
 @attrs.frozen
@@ -342,6 +374,11 @@ class ControlPlane(Actor):
         self.config = config
         self.scheduler: ActorRef | None = None
         self.journal: ActorRef | None = None
+        self.observer: Observer | None = None
+        """Called after each batch (read-only: the dashboard's recent tasks, metrics)."""
+        self._observed: list[Submission] = []
+        self._observed_runs: list[tuple[str, list[Run]]] = []
+        self._observed_requeued: list[tuple[str, str, str]] = []
         self._to_journal: list[JournaledTask] = []
         self._recent_done: dict[str, None] = {}
         self._cancelling: dict[str, list[Reply]] = {}
@@ -522,6 +559,19 @@ class ControlPlane(Actor):
             self.cache.tell_nowait(Store(outcomes))
             if self.journal is not None:
                 self.journal.tell_nowait(Record(outcomes))
+        else:
+            outcomes = []
+        if self.observer is not None and (
+            outcomes or self._observed or self._observed_runs or self._observed_requeued
+        ):
+            observed, self._observed = self._observed, []
+            runs, self._observed_runs = self._observed_runs, []
+            requeued, self._observed_requeued = self._observed_requeued, []
+            try:
+                self.observer(observed, runs, requeued, outcomes)
+            except Exception:  # an observer never takes the control plane down
+                log.exception("the observer %r failed; it is dropped", self.observer)
+                self.observer = None
 
     def _flush(self) -> None:
         self._flush_outcomes()
@@ -603,6 +653,18 @@ class ControlPlane(Actor):
                 self._event_refs.remove(message.ref)
         elif kind is GetClusterStats:
             return self.statistics(message.results_cached)
+        elif kind is TaskDetail:
+            rec = self.tasks.get(message.id)
+            if rec is None:
+                return None
+            return {
+                "name": rec.name,
+                "status": rec.status.value,
+                "priority": rec.priority,
+                "attempts": rec.attempts,
+                "worker": rec.worker,
+                "payload": rec.payload,
+            }
         elif kind is BeginDrain:
             self.draining = True
             return self._running_count()
@@ -729,6 +791,8 @@ class ControlPlane(Actor):
             self._flush_outcomes()
             watched = ids if ids is not None else [s.id for s in group]
             self.cache.tell_nowait(Subscribe(list(dict.fromkeys(watched)), watcher))
+        if self.observer is not None:
+            self._observed.extend(new)
         now = trio.current_time()
         wall = self.clock.now()
         scheduled: list[tuple[str, float]] = []
@@ -799,6 +863,8 @@ class ControlPlane(Actor):
             key = self._key_of.pop(task_id, None)
             if key is not None and self._unique.get(key, ("",))[0] == task_id:
                 del self._unique[key]  # refused: as if never submitted
+            if self.observer is not None:
+                self._observed_requeued.append((task_id, rec.name, "refused"))
 
     def _abandon(self, reason: str) -> tuple[int, int]:
         running = waiting = 0
@@ -879,6 +945,8 @@ class ControlPlane(Actor):
             task_id, tick.name, b"\x92\x90\x80", spec.priority, spec, trio.current_time()
         )
         rec.periodic = True
+        if self.observer is not None:
+            self._observed_requeued.append((task_id, tick.name, "periodic"))
         self.tasks[task_id] = rec
         self.periodic_active[tick.name] = task_id
         self.submitted += 1
@@ -936,6 +1004,8 @@ class ControlPlane(Actor):
                 self._reclaim_all(worker)
         for worker_id, runs in batches.items():
             self._send_runs(self.workers[worker_id], runs)
+        if self.observer is not None:
+            self._observed_runs.extend(batches.items())
 
     def _start(self, rec: TaskRecord, worker: WorkerSlot, batches: dict[str, list[Run]]) -> None:
         rec.status = TaskStatus.RUNNING
@@ -1175,6 +1245,8 @@ class ControlPlane(Actor):
         rec.status = TaskStatus.RETRYING
         rec.worker = None
         self.retried += 1
+        if self.observer is not None:
+            self._observed_requeued.append((rec.id, rec.name, "retry"))
         self._event(rec)
         if delay <= 0:
             self._enqueue(rec)
@@ -1373,6 +1445,8 @@ class ControlPlane(Actor):
                 self._terminal(rec, TaskStatus.FAILURE, self._worker_lost_error(rec, msg))
             else:
                 self.redelivered += 1
+                if self.observer is not None:
+                    self._observed_requeued.append((rec.id, rec.name, "redelivered"))
                 rec.worker = None
                 self._suspect(rec)
         if losses and self.journal is not None:

@@ -32,6 +32,7 @@ from ._control_plane import (
     WorkerJoined,
 )
 from ._control_plane_flows import JournaledFlow, RestoreFlows
+from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
 from ._errors import ConfigurationError
 from ._executor import Executor
 from ._gateway import GATEWAY, Gateway
@@ -83,6 +84,8 @@ class ControlPlaneNode:
     clock: WallClock
     executor: Executor | None = None
     journal: Journal | None = None
+    dashboard_url: str | None = None
+    """``http://host:port`` of the dashboard and HTTP API, or None without one."""
 
     @property
     def node_id(self) -> str:
@@ -201,6 +204,8 @@ async def open_control_plane(
     link: actors.LinkConfig | None = None,
     start_time: float | datetime | None = None,
     journal_compact_interval: float = 60.0,
+    dashboard: str | bool | DashboardConfig | None = None,
+    dashboard_token: str | None = None,
 ) -> AsyncIterator[ControlPlaneNode]:
     """Run a control plane for the duration of the block (embedding in a trio app).
 
@@ -216,7 +221,18 @@ async def open_control_plane(
     ``aging`` is how many seconds of waiting promote a queued task one priority level;
     a task in flight on ``max_worker_losses`` lost workers (the last time alone on its
     worker) fails with WorkerLost instead of being redelivered again.
+
+    ``dashboard`` serves the dashboard, HTTP API and metrics: ``"HOST:PORT"`` (must be
+    free; port 0 picks one), ``True`` for the default ``127.0.0.1:8766`` (skipped with a
+    warning when taken), None for none; ``node.dashboard_url`` says where.
+    ``dashboard_token`` makes every HTTP request need ``Authorization: Bearer <token>``
+    (required off loopback).
+
+    Raises:
+        ConfigurationError: bad limits, an unsafe listen or dashboard address, or an
+            explicit dashboard address that is taken.
     """
+    dashboard_settings = dashboard_config(dashboard, dashboard_token)
     secret_key = secret_bytes(secret)
     if url is None:
         if secret_key is None and not _is_loopback(host) and not allow_unauthenticated_remote:
@@ -341,6 +357,10 @@ async def open_control_plane(
                     secret=secret_key,
                 )
                 await system.nursery.start(_beacon, config, system.node_id, public_url)
+            if dashboard_settings is not None:
+                node.dashboard_url = await system.nursery.start(
+                    serve_dashboard, node, dashboard_settings, cluster, max_payload
+                )
             log.info(
                 "control plane %s listening at %s (cluster %r, tasks: %s)",
                 system.node_id[:8],

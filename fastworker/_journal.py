@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -536,6 +537,8 @@ class Journal(Actor):
         self.failures = 0
         self.tasks_written = 0
         self.outcomes_written = 0
+        self.on_commit: Callable[[float], None] | None = None
+        """Called with each commit's duration in seconds (the dashboard's metrics)."""
         self.last_error: str | None = None
         self._unrecorded: list[Outcome] = []
         self._unrecorded_lost: list[tuple[str, int, int]] = []
@@ -604,6 +607,10 @@ class Journal(Actor):
         self._unrecorded_catalogue = []
         try:
             async with self._lock:
+                began = time.perf_counter()
+                await self._blocking(self.file.write, accepted, finished, self.ttl, self.wall())
+                if self.on_commit is not None:
+                    self.on_commit(time.perf_counter() - began)
                 await self._blocking(
                     self.file.write,
                     accepted,

@@ -80,6 +80,19 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="run each row twice, without and with the dashboard open (a reader of the "
+        "page's live stream), and print the change",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="with --dashboard: alternate the off/on pair this many times; the changes "
+        "printed are medians (a shared machine is noisy)",
+    )
+    parser.add_argument(
         "--defaults",
         action="store_true",
         help="measure exactly what a user gets: run-actor-system with no tuning flags, "
@@ -123,12 +136,16 @@ class BenchRow:
     """The figures for one subworker count."""
 
     subworkers: int
+    dashboard: bool = False
     batched: float = 0.0
     pipelined: float = 0.0
     seq_p50_ms: float = 0.0
     seq_p99_ms: float = 0.0
     seq_calls: int = 0
     cp_idle_rss_mib: float = 0.0
+    cp_cpu_us_per_task: float = 0.0
+    dashboard_cpu_share: float = 0.0
+    """With the dashboard open: its share of the control plane's CPU in the throughput runs."""
     cp_peak_rss_mib: float = 0.0
     subworker_peak_rss_mib: list[float] = attrs.field(factory=list)
     client_peak_rss_mib: float = 0.0
@@ -155,6 +172,16 @@ def _status_kib(pid: int, field: str) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (0 if unknown)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _children(pid: int) -> list[int]:
@@ -246,24 +273,71 @@ async def _burst(client: Any, n: int, size: int) -> float:
     return elapsed
 
 
-async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
-    """Start a system with ``subworkers`` subworker processes and measure it."""
+async def _dashboard_cpu(base: str) -> float:
+    """fastworker_dashboard_cpu_seconds_total from /metrics."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        text = (await http.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "fastworker_dashboard_cpu_seconds_total":
+                return float(sample.value)
+    return 0.0
+
+
+async def _watch_page(base: str, updates: list[int], *, task_status: Any) -> None:
+    """What a browser with the dashboard open does: load the page, follow its stream."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, timeout=None) as http:
+        page = await http.get("/")
+        page.raise_for_status()
+        async with http.stream("GET", "/ui/stream") as stream:
+            task_status.started()
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    json.loads(line[6:])
+                    updates[0] += 1
+
+
+async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool = False) -> BenchRow:
+    """Start a system with ``subworkers`` subworker processes and measure it.
+
+    With ``dashboard``, the system serves its dashboard and this process follows the
+    page's live stream throughout, as a browser with the page open would.
+    """
     from ._client import open_client
 
     port = _free_port()
     url = f"ws://127.0.0.1:{port}"
-    process, journal_dir = await _start(args, port, subworkers, args.local_concurrency)
-    row = BenchRow(subworkers)
+    dashboard_port = _free_port() if dashboard else None
+    process, journal_dir = await _start(
+        args, port, subworkers, args.local_concurrency, dashboard_port=dashboard_port
+    )
+    row = BenchRow(subworkers, dashboard)
+    base = f"http://127.0.0.1:{dashboard_port}"
+    updates = [0]
     try:
-        async with open_client(url, connect_timeout=30.0) as client:
+        async with open_client(url, connect_timeout=30.0) as client, trio.open_nursery() as page:
             with trio.fail_after(60):
                 await _wait_for_workers(client, subworkers)
             await trio.sleep(0.2)
             row.cp_idle_rss_mib = _status_kib(process.pid, "VmRSS") / 1024
+            if dashboard:
+                await page.start(_watch_page, base, updates)
             # Warm-up: imports, code paths, connections.
             await client.gather(await client.delay_batch([(ADD, (i, 0)) for i in range(500)]))
+            dashboard_cpu = await _dashboard_cpu(base) if dashboard else 0.0
+            cpu = _cpu_seconds(process.pid)
             row.batched = await _batched(client, args.n, args.chunk)
             row.pipelined = await _pipelined(client, args.n, args.senders)
+            # CPU per task is steadier than tasks/s on a shared machine.
+            spent = _cpu_seconds(process.pid) - cpu
+            row.cp_cpu_us_per_task = spent / (2 * args.n) * 1e6
+            if dashboard and spent > 0:
+                row.dashboard_cpu_share = (await _dashboard_cpu(base) - dashboard_cpu) / spent
             if args.burst:
                 row.burst_seconds = await _burst(client, args.burst, args.burst_size)
             latencies = await _sequential(client, args.seconds)
@@ -275,6 +349,9 @@ async def bench_one(args: argparse.Namespace, subworkers: int) -> BenchRow:
             row.subworker_peak_rss_mib = [
                 _status_kib(pid, "VmHWM") / 1024 for pid in _children(process.pid)
             ]
+            if dashboard and not updates[0]:
+                raise AssertionError("the dashboard's live stream sent no update")
+            page.cancel_scope.cancel()
     finally:
         await _stop(process, journal_dir)
     row.client_peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -287,8 +364,12 @@ async def _start(
     subworkers: int,
     local_concurrency: int,
     log_level: str = "warning",
+    dashboard_port: int | None = None,
 ) -> tuple[trio.Process, str | None]:
-    """Start ``run-actor-system`` on ``port``; returns the process and its journal dir."""
+    """Start ``run-actor-system`` on ``port``; returns the process and its journal dir.
+
+    The dashboard is off unless ``dashboard_port`` is given.
+    """
     concurrency = args.concurrency
     if getattr(args, "burst", 0):
         # Room for the whole burst at once (on one subworker or on the control plane).
@@ -316,6 +397,11 @@ async def _start(
         "--no-discovery",
         "--log-level",
         log_level,
+        *(
+            ["--dashboard", f"127.0.0.1:{dashboard_port}"]
+            if dashboard_port is not None
+            else ["--no-dashboard"]
+        ),
     ]
     journal_dir = None
     if args.journal:
@@ -484,16 +570,17 @@ async def run_workflow_bench(args: argparse.Namespace, counts: list[int]) -> int
 def format_table(rows: list[BenchRow]) -> str:
     """The results as a plain-text table."""
     header = (
-        f"{'subworkers':>10} {'batched/s':>11} {'pipelined/s':>12} {'seq p50 ms':>11} "
-        f"{'seq p99 ms':>11} {'CP idle MiB':>12} {'CP peak MiB':>12} {'SW peak MiB':>14} "
-        f"{'total MiB':>10}"
+        f"{'subworkers':>10} {'dashboard':>9} {'batched/s':>11} {'pipelined/s':>12} "
+        f"{'seq p50 ms':>11} {'seq p99 ms':>11} {'CP us/task':>10} {'CP idle MiB':>12} "
+        f"{'CP peak MiB':>12} {'SW peak MiB':>14} {'total MiB':>10}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         sw = "/".join(f"{x:.0f}" for x in r.subworker_peak_rss_mib) or "-"
         lines.append(
-            f"{r.subworkers:>10} {r.batched:>11,.0f} {r.pipelined:>12,.0f} {r.seq_p50_ms:>11.3f} "
-            f"{r.seq_p99_ms:>11.3f} {r.cp_idle_rss_mib:>12.1f} {r.cp_peak_rss_mib:>12.1f} "
+            f"{r.subworkers:>10} {'open' if r.dashboard else 'off':>9} {r.batched:>11,.0f} "
+            f"{r.pipelined:>12,.0f} {r.seq_p50_ms:>11.3f} {r.seq_p99_ms:>11.3f} "
+            f"{r.cp_cpu_us_per_task:>10.1f} {r.cp_idle_rss_mib:>12.1f} {r.cp_peak_rss_mib:>12.1f} "
             f"{sw:>14} {r.total_peak_rss_mib:>10.1f}"
         )
     return "\n".join(lines)
@@ -534,6 +621,14 @@ async def run_bench(args: argparse.Namespace) -> int:
     for count in counts:
         print(f"bench: {count} subworker(s), n={args.n} ...", file=sys.stderr, flush=True)
         rows.append(await bench_one(args, count))
+        if args.dashboard:
+            for turn in range(max(1, args.repeat)):
+                if turn:
+                    rows.append(await bench_one(args, count))
+                print(
+                    f"bench: {count} subworker(s), dashboard open ...", file=sys.stderr, flush=True
+                )
+                rows.append(await bench_one(args, count, dashboard=True))
     if args.json:
         print(
             json.dumps(
@@ -549,5 +644,26 @@ async def run_bench(args: argparse.Namespace) -> int:
                     f"burst, {r.subworkers} subworker(s): {args.burst} results of "
                     f"{args.burst_size} bytes finishing at once, all received in "
                     f"{r.burst_seconds:.2f} s"
+                )
+        if args.dashboard:
+            pairs = list(zip(rows[::2], rows[1::2], strict=True))
+            for count in counts:
+                mine = [(off, on) for off, on in pairs if off.subworkers == count]
+
+                def median(field: str, pairs: list[tuple[BenchRow, BenchRow]] = mine) -> str:
+                    changes = [
+                        (getattr(on, field) - getattr(off, field)) / getattr(off, field) * 100
+                        for off, on in pairs
+                        if getattr(off, field)
+                    ]
+                    return f"{statistics.median(changes):+.1f}%" if changes else "n/a"
+
+                share = statistics.median(on.dashboard_cpu_share for _, on in mine) * 100
+                print(
+                    f"dashboard open, {count} subworker(s), median of {len(mine)}: batched "
+                    f"{median('batched')}, pipelined {median('pipelined')}, control plane CPU "
+                    f"per task {median('cp_cpu_us_per_task')} (the dashboard's own share of "
+                    f"it: {share:.1f}%), idle RSS {mine[0][0].cp_idle_rss_mib:.1f} -> "
+                    f"{mine[0][1].cp_idle_rss_mib:.1f} MiB"
                 )
     return 0
