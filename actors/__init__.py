@@ -17,7 +17,10 @@ from ._discovery import (
     PeerAppeared,
     PeerDisappeared,
     PeerInfo,
+    PeerQuery,
+    Refusal,
     open_discovery_listener,
+    open_peer_query,
     run_beacon,
 )
 from ._errors import (
@@ -26,9 +29,11 @@ from ._errors import (
     ActorGone,
     ActorNotFound,
     AuthenticationError,
+    AuthenticationFailed,
     BodyError,
     CodecError,
     ConnectFailed,
+    ConnectionFailed,
     DiscoveryError,
     EscalationError,
     HandshakeError,
@@ -41,6 +46,7 @@ from ._errors import (
     RemoteError,
     UnknownMessageType,
 )
+from ._intensity import RestartIntensity
 from ._link import Link
 from ._link_protocol import PROTOCOL_VERSION, Hello, LinkConfig
 from ._mailbox import DeadLetters, Delivery, Mailbox, MailboxStatistics, Overflow
@@ -63,12 +69,14 @@ __all__ = [
     "ActorRef",
     "ActorSystem",
     "AuthenticationError",
+    "AuthenticationFailed",
     "Beacon",
     "BodyError",
     "Codec",
     "CodecError",
     "ConnectFailed",
     "Connection",
+    "ConnectionFailed",
     "Context",
     "DeadLetters",
     "Delivery",
@@ -100,10 +108,13 @@ __all__ = [
     "PeerDisappeared",
     "PeerDown",
     "PeerInfo",
+    "PeerQuery",
+    "Refusal",
     "RemoteError",
     "RemoteRef",
     "Reply",
     "Restart",
+    "RestartIntensity",
     "Supervisor",
     "SupervisorStatistics",
     "SystemConfig",
@@ -115,6 +126,7 @@ __all__ = [
     "message_name",
     "open_actor_system",
     "open_discovery_listener",
+    "open_peer_query",
     "registered_messages",
     "run_beacon",
 ]

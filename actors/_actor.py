@@ -48,8 +48,13 @@ class Context:
 
         The handler's return value is then ignored; the caller waits until the returned
         Reply is resolved or failed. Useful to forward a request to another actor along
-        with its Reply, so the actor in the middle never waits. RuntimeError when the
-        current message is a tell.
+        with its Reply, so the actor in the middle never waits.
+
+        Returns:
+            The Reply to resolve (or fail) later.
+
+        Raises:
+            RuntimeError: the current message is a tell (there is nothing to answer).
         """
         reply = self._reply
         if reply is None:
@@ -107,7 +112,15 @@ class Actor:
                 return
 
     async def handle(self, ctx: Context, delivery: Delivery) -> None:
-        """Handle one delivery: call ``receive`` and route its answer or error."""
+        """Handle one delivery: call ``receive`` and route its answer or error.
+
+        An error in ``reply_errors`` answers the ask and the actor goes on; any other
+        error fails the ask with ActorCrashed and propagates (the supervisor decides).
+
+        Raises:
+            Exception: what ``receive`` raised, outside ``reply_errors``.
+            Cancelled: the actor was stopped mid-message (the ask gets ActorGone).
+        """
         ctx.sender = delivery.sender
         ctx._reply = delivery.reply
         try:

@@ -134,7 +134,11 @@ class Codec:
 
     # -- bodies ---------------------------------------------------------------
     def unstructure(self, msg: Any) -> tuple[str, Any]:
-        """Split a message into its type tag and plain body."""
+        """Split a message into its type tag and plain body.
+
+        Raises:
+            CodecError: an attrs class that is not a registered ``@message``.
+        """
         cls = type(msg)
         cached = self._unstructure.get(cls)
         if cached is None:
@@ -154,8 +158,9 @@ class Codec:
     def structure(self, type_name: str, body: Any) -> Any:
         """Type a body against its declared message type.
 
-        Raises UnknownMessageType for an unregistered tag and BodyError naming the type
-        and field for a body that does not fit.
+        Raises:
+            UnknownMessageType: the tag names no registered message type.
+            BodyError: the body does not fit the type (the message names type and field).
         """
         if type_name == PLAIN:
             return body
@@ -179,7 +184,11 @@ class Codec:
 
     # -- envelopes and frames ---------------------------------------------------
     def pack_envelope(self, kind: int, to: str, sender: str | None, corr: int, msg: Any) -> bytes:
-        """Encode one envelope to msgpack bytes (ready to be joined into a frame)."""
+        """Encode one envelope to msgpack bytes (ready to be joined into a frame).
+
+        Raises:
+            CodecError: the message is not registered, or not msgpack data.
+        """
         type_name, body = self.unstructure(msg)
         try:
             return self._packer.pack([kind, to, sender, corr, type_name, body])
@@ -199,8 +208,10 @@ class Codec:
     def decode_frame(frame: bytes) -> list[list[Any]]:
         """First layer: a frame to a list of raw envelopes ``[kind, to, sender, corr, type, body]``.
 
-        Raises CodecError for anything that is not a msgpack array of well-shaped
-        envelopes; bodies are left untyped.
+        Bodies are left untyped.
+
+        Raises:
+            CodecError: the frame is not a msgpack array of well-shaped envelopes.
         """
         if not isinstance(frame, bytes | bytearray | memoryview):
             raise CodecError("text frames are not accepted: send binary msgpack frames")

@@ -93,7 +93,8 @@ def _unpack(data: bytes, what: str) -> Any:
 def encode_beacon(beacon: Beacon, secret: bytes | None = None) -> bytes:
     """Encode ``beacon`` to datagram bytes, signed with HMAC-SHA256 when ``secret`` is given.
 
-    Raises :class:`DiscoveryError` if a field has the wrong type or the result is too big.
+    Raises:
+        DiscoveryError: a field has the wrong type, or the datagram would be too big.
     """
     fields: list[Any] = [beacon.cluster, beacon.node_id, beacon.role, beacon.url]
     fields += [beacon.protocol_version, beacon.timestamp]
@@ -118,7 +119,11 @@ def decode_beacon(
     With ``secret`` set the beacon must carry a valid signature and a timestamp within
     ``max_age`` seconds of ``now`` (default ``time.time()``) either way. Without a secret,
     signatures are ignored and timestamps are not checked.
-    """
+
+    Raises:
+        DiscoveryError: the datagram is malformed, unsigned or wrongly signed, or stale
+            (the message says which).
+    """  # noqa: DOC501 (it raises _Rejected, a private DiscoveryError)
     if len(data) > MAX_BEACON_SIZE:
         raise _Rejected("malformed", f"{len(data)} bytes is over the {MAX_BEACON_SIZE} limit")
     outer = _unpack(data, "datagram")
@@ -331,7 +336,11 @@ class DiscoveryListener:
         return stream
 
     async def wait_for_peer(self, role: str | None = None) -> PeerInfo:
-        """Return a known peer (with ``role``, if given) at once, else wait for one to appear."""
+        """Return a known peer (with ``role``, if given) at once, else wait for one to appear.
+
+        Raises:
+            DiscoveryError: the listener closed before one appeared.
+        """
         while True:
             await trio.lowlevel.checkpoint()
             for peer in self._table.peers().values():
@@ -407,6 +416,60 @@ class DiscoveryListener:
                 self._publish(self._table.expire(trio.current_time()))
 
 
+def _is_loopback(address: str) -> bool:
+    return ipaddress.IPv4Address(address).is_loopback
+
+
+def _listen_address(config: DiscoveryConfig) -> str:
+    """Where a node that answers queries listens: the loopback broadcast address when
+    beacons stay on this host (nothing listens on the network then), else the config's
+    bind address (all interfaces by default)."""
+    if not config.bind_address and _is_loopback(config.broadcast_address):
+        return config.broadcast_address
+    return config.bind_address
+
+
+def _reusable_udp_socket() -> trio.socket.SocketType:
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+    reuse_port = getattr(trio.socket, "SO_REUSEPORT", None)
+    if reuse_port is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(trio.socket.SOL_SOCKET, reuse_port, 1)
+    return sock
+
+
+_QUERY_TAG = b"?"
+
+
+def encode_query(cluster: str, role: str) -> bytes:
+    """A query datagram: "who plays ``role`` in ``cluster``?". Nodes that do answer with
+    their (signed) beacon, sent to the asker's address. Older listeners drop it as
+    malformed (it is not a ``[payload, signature]`` pair)."""
+    data: bytes = msgpack.packb([_QUERY_TAG, PROTOCOL_VERSION, cluster, role])
+    return data
+
+
+def decode_query(data: bytes) -> tuple[str, str] | None:
+    """``(cluster, role)`` of a query datagram, or None if ``data`` is not a query."""
+    if len(data) > MAX_BEACON_SIZE:
+        return None
+    try:
+        fields = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except Exception:  # junk is simply not a query
+        return None
+    if (
+        isinstance(fields, list)
+        and len(fields) == 4
+        and fields[0] == _QUERY_TAG
+        and fields[1] == PROTOCOL_VERSION
+        and isinstance(fields[2], str)
+        and isinstance(fields[3], str)
+    ):
+        return fields[2], fields[3]
+    return None
+
+
 async def run_beacon(
     config: DiscoveryConfig,
     *,
@@ -414,12 +477,17 @@ async def run_beacon(
     role: str,
     url: str,
     protocol_version: int,
+    answer_queries: bool = True,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Broadcast this node's beacon every ``config.interval`` seconds until cancelled.
 
-    Reports started once the socket is ready, then sends the first beacon at once. Send errors
-    are logged and retried next period; bad beacon fields raise DiscoveryError before start.
+    With ``answer_queries`` it also listens on the discovery port (the loopback broadcast
+    address when beacons stay on this host) and answers each query for its cluster and
+    role at once with its beacon, so an asker needs not wait for the next period.
+    Reports started once the sockets are ready, then sends the first beacon at once.
+    Send errors are logged and retried next period; bad beacon fields raise
+    DiscoveryError before start.
     """
 
     def beacon_bytes() -> bytes:
@@ -430,22 +498,208 @@ async def run_beacon(
     target = (config.broadcast_address, config.port)
     with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
         sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_BROADCAST, 1)
+        async with trio.open_nursery() as nursery:
+            if answer_queries:
+                await nursery.start(_answer_queries, config, role, beacon_bytes)
+            task_status.started()
+            failing = False
+            deadline = trio.current_time()
+            while True:
+                try:
+                    await sock.sendto(beacon_bytes(), target)
+                except OSError as exc:
+                    log = logger.debug if failing else logger.warning
+                    log("discovery beacon to %s:%d failed, will retry: %s", *target, exc)
+                    failing = True
+                else:
+                    if failing:
+                        logger.info("discovery beacon to %s:%d is being sent again", *target)
+                    failing = False
+                deadline = max(deadline + config.interval, trio.current_time())
+                await trio.sleep_until(deadline)
+
+
+async def _answer_queries(
+    config: DiscoveryConfig,
+    role: str,
+    beacon_bytes: Callable[[], bytes],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    address = _listen_address(config)
+    with _reusable_udp_socket() as sock:
+        try:
+            await sock.bind((address, config.port))
+        except OSError as exc:
+            logger.warning(
+                "cannot listen for discovery queries on %s:%d (%s): askers will wait for "
+                "the next beacon instead",
+                address or "*",
+                config.port,
+                exc,
+            )
+            task_status.started()
+            return
         task_status.started()
-        failing = False
-        deadline = trio.current_time()
+        # At most `burst` answers per second: a flood of queries costs little.
+        burst, tokens, refilled = 200.0, 200.0, trio.current_time()
         while True:
             try:
-                await sock.sendto(beacon_bytes(), target)
+                data, source = await sock.recvfrom(MAX_DATAGRAM_SIZE)
             except OSError as exc:
-                log = logger.debug if failing else logger.warning
-                log("discovery beacon to %s:%d failed, will retry: %s", *target, exc)
-                failing = True
+                logger.debug("discovery query receive failed: %s", exc)
+                await trio.sleep(config.interval)
+                continue
+            query = decode_query(data)
+            if query is None or query != (config.cluster, role):
+                continue
+            now = trio.current_time()
+            tokens = min(burst, tokens + (now - refilled) * burst)
+            refilled = now
+            if tokens < 1:
+                continue
+            tokens -= 1
+            with contextlib.suppress(OSError):
+                await sock.sendto(beacon_bytes(), source)
+
+
+@attrs.frozen
+class Refusal:
+    """A node of the asked-for cluster that answered with a beacon we cannot trust."""
+
+    url: str
+    address: tuple[str, int]
+    reason: str
+    """"bad-signature" (another secret) or "unsigned" (it has no secret, we do)."""
+
+
+class PeerQuery:
+    """The answers to "who plays ``role`` in this cluster?" (from ``open_peer_query``).
+
+    Answers to queries and ordinary beacons both count; a peer is keyed by its URL, so
+    one that restarted is still one peer.
+    """
+
+    def __init__(self, config: DiscoveryConfig, role: str) -> None:
+        self._config = config
+        self._role = role
+        self._found: dict[str, PeerInfo] = {}
+        self._refused: dict[str, Refusal] = {}
+        self._changed = trio.Event()
+
+    def peers(self) -> list[PeerInfo]:
+        """The trusted peers heard so far, by URL order."""
+        return [self._found[u] for u in sorted(self._found)]
+
+    def refusals(self) -> list[Refusal]:
+        """Peers of the cluster heard with a signature that does not match ours."""
+        return [self._refused[u] for u in sorted(self._refused)]
+
+    async def wait_for_peers(self, grace: float = 0.05) -> list[PeerInfo]:
+        """Wait for a first peer, then ``grace`` seconds more for others; all of them.
+
+        The caller owns the timeout.
+        """
+        while not self._found:
+            await self._changed.wait()
+        await trio.sleep(grace)
+        return self.peers()
+
+    def _handle(self, data: bytes, address: tuple[str, int]) -> None:
+        config = self._config
+        try:
+            beacon = decode_beacon(data, secret=config.secret, max_age=config.max_age)
+        except DiscoveryError as exc:
+            reason = exc.reason if isinstance(exc, _Rejected) else "malformed"
+            if reason in ("bad-signature", "unsigned"):
+                with contextlib.suppress(DiscoveryError):
+                    other = decode_beacon(data)
+                    if other.cluster == config.cluster and other.role == self._role:
+                        self._refused[other.url] = Refusal(other.url, address, reason)
+                        self._wake()
+            return
+        if beacon.cluster != config.cluster or beacon.role != self._role:
+            return
+        self._found[beacon.url] = PeerInfo(
+            beacon.node_id,
+            beacon.role,
+            beacon.url,
+            beacon.cluster,
+            beacon.protocol_version,
+            address,
+            trio.current_time(),
+        )
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _receive(self, sock: trio.socket.SocketType) -> None:
+        while True:
+            try:
+                data, address = await sock.recvfrom(MAX_DATAGRAM_SIZE)
+            except OSError as exc:
+                logger.debug("discovery receive failed: %s", exc)
+                await trio.sleep(0.1)
+                continue
+            self._handle(data, (str(address[0]), int(address[1])))
+
+    async def _ask(self, sock: trio.socket.SocketType, interval: float) -> None:
+        query = encode_query(self._config.cluster, self._role)
+        target = (self._config.broadcast_address, self._config.port)
+        while True:
+            try:
+                await sock.sendto(query, target)
+            except OSError as exc:
+                logger.debug("discovery query to %s:%d failed: %s", *target, exc)
+            await trio.sleep(interval)
+            interval = min(interval * 2, self._config.interval)
+
+
+@asynccontextmanager
+async def open_peer_query(
+    config: DiscoveryConfig, role: str, *, interval: float = 0.1
+) -> AsyncIterator[PeerQuery]:
+    """Ask the network who plays ``role`` in ``config.cluster`` and gather the answers.
+
+    A query goes to the broadcast address at once and again every ``interval`` seconds
+    (backing off to the beacon period); nodes that answer queries reply at once. Beacons
+    heard on the discovery port count too (nodes that do not answer queries, or other
+    hosts when ``broadcast_address`` is loopback).
+
+    Raises:
+        DiscoveryError: no socket can be opened.
+    """
+    query = PeerQuery(config, role)
+    with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as asker:
+        asker.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_BROADCAST, 1)
+        try:
+            await asker.bind(("", 0))
+        except OSError as exc:
+            raise DiscoveryError(f"cannot open a discovery socket: {exc}") from exc
+        with _reusable_udp_socket() as listener:
+            try:
+                await listener.bind((config.bind_address, config.port))
+            except OSError as exc:  # the queries alone may still find it
+                logger.debug("cannot listen for beacons on port %d: %s", config.port, exc)
+                listening = False
             else:
-                if failing:
-                    logger.info("discovery beacon to %s:%d is being sent again", *target)
-                failing = False
-            deadline = max(deadline + config.interval, trio.current_time())
-            await trio.sleep_until(deadline)
+                listening = True
+            body_error: BaseException | None = None
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(query._receive, asker)
+                if listening:
+                    nursery.start_soon(query._receive, listener)
+                nursery.start_soon(query._ask, asker, interval)
+                try:
+                    yield query
+                except BaseException as exc:  # re-raised below, unwrapped by the nursery
+                    body_error = exc
+                finally:
+                    nursery.cancel_scope.cancel()
+            if body_error is not None:
+                raise body_error
 
 
 @asynccontextmanager
@@ -455,14 +709,12 @@ async def open_discovery_listener(
     """Listen for beacons on ``config.port``; leaving the block closes it and ends all events.
 
     The socket uses SO_REUSEADDR and SO_REUSEPORT (where available) so several nodes on one
-    host can listen together. Raises DiscoveryError if the port cannot be bound.
+    host can listen together.
+
+    Raises:
+        DiscoveryError: the port cannot be bound.
     """
-    with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
-        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
-        reuse_port = getattr(trio.socket, "SO_REUSEPORT", None)
-        if reuse_port is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(trio.socket.SOL_SOCKET, reuse_port, 1)
+    with _reusable_udp_socket() as sock:
         try:
             await sock.bind((config.bind_address, config.port))
         except OSError as exc:

@@ -71,15 +71,32 @@ class HandshakeError(LinkError):
         self.code = code
 
 
-class AuthenticationError(HandshakeError):
-    """The peer could not prove it knows the cluster secret (close code 4001)."""
+class AuthenticationFailed(HandshakeError):
+    """The peer could not prove it knows the cluster secret (close code 4001).
+
+    The same name as ``fastworker.AuthenticationFailed`` (which the client and the
+    subworker raise for it).
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code=4001)
 
 
-class ConnectFailed(LinkError):
-    """Could not open a link to that address (nothing listening, refused, or timed out)."""
+AuthenticationError = AuthenticationFailed
+"""The former name of AuthenticationFailed; kept so existing code keeps working."""
+
+
+class ConnectionFailed(LinkError, ConnectionError):
+    """Could not open a link to that address (nothing listening, refused, or timed out).
+
+    The same name, and the same builtin base (``ConnectionError``), as
+    ``fastworker.ConnectionFailed``: ``except ConnectionError`` catches a failed
+    connection from either layer.
+    """
+
+
+ConnectFailed = ConnectionFailed
+"""The former name of ConnectionFailed; kept so existing ``except ConnectFailed`` works."""
 
 
 class EscalationError(ActorError):

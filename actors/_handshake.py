@@ -64,6 +64,13 @@ async def handshake(system: ActorSystem, connection: Connection) -> Hello:
     and HandshakeError (AuthenticationError for 4001) is raised. A close received from
     the peer during the handshake is turned into the same errors, so both sides learn
     why.
+
+    Raises:
+        HandshakeError: the hellos do not match (version, cluster, the node itself), a
+            message came out of order, or the handshake timed out.
+        AuthenticationError: one side has the cluster secret and the other not, or the
+            peer's proof is wrong.
+        LinkClosed: the connection closed without a 4000-range reason.
     """
     codec = system.codec
     secret = system.config.secret

@@ -162,6 +162,11 @@ class Link:
         MessageTooLarge for an envelope over the frame limit (the smaller of this node's
         and the peer's): that send fails, the link carries on. ``bounded=False`` (for
         replies, bounded by the asks that wait for them) ignores the outbox limit.
+
+        Raises:
+            PeerDown: the link is closed.
+            MessageTooLarge: the envelope exceeds the link's frame limit.
+            MailboxFull: the outbox is full (only when ``bounded``).
         """
         if self.closed is not None:
             raise PeerDown(f"link to {self.peer.node_id[:8]} is closed: {self.closed}")

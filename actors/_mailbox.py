@@ -162,7 +162,9 @@ class Mailbox:
     def put_nowait(self, delivery: Delivery) -> None:
         """Queue at once; a full mailbox applies its overflow policy.
 
-        Raises ActorGone when closed and MailboxFull when the policy rejects.
+        Raises:
+            ActorGone: the mailbox is closed (its actor stopped).
+            MailboxFull: the mailbox is full and its overflow policy rejects.
         """
         if self._closed:
             raise ActorGone(f"actor {self.name!r} has stopped")

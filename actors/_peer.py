@@ -231,7 +231,12 @@ class Peer:
         *,
         task_status: trio.TaskStatus[Peer] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Connect to ``url`` and keep the link up (with backoff) while ``reconnect``."""
+        """Connect to ``url`` and keep the link up (with backoff) while ``reconnect``.
+
+        Raises:
+            HandshakeError: the first handshake fails (later ones are logged and retried).
+            ConnectFailed: the first connection fails and ``reconnect`` is off.
+        """
         config = system.config.link
         backoff = config.reconnect_initial
         peer: Peer | None = None

@@ -59,7 +59,11 @@ class LocalRef(ActorRef):
             self._dead.add(self.name, message, "actor stopped")
 
     def tell_nowait(self, message: Any, *, sender: ActorRef | None = None) -> None:
-        """Deliver now; MailboxFull if the overflow policy rejects, dead letter if stopped."""
+        """Deliver now; a dead letter if the actor stopped.
+
+        Raises:
+            MailboxFull: the mailbox is full and its overflow policy rejects.
+        """
         try:
             self._mailbox.put_nowait(Delivery(message, sender))
         except ActorGone:

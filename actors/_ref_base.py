@@ -58,7 +58,11 @@ class Future(Reply):
             self._event.set()
 
     def result(self) -> Any:
-        """The value (or raise the error) of a done future; RuntimeError if not done yet."""
+        """The value of a done future (or raise its error).
+
+        Raises:
+            RuntimeError: the future is not done yet.
+        """
         if not self._done:
             raise RuntimeError("the future has no answer yet")
         if self._error is not None:
@@ -66,7 +70,11 @@ class Future(Reply):
         return self._value
 
     async def wait(self) -> Any:
-        """Wait for the answer; return the value or raise the error."""
+        """Wait for the answer; return the value or raise the error.
+
+        Raises:
+            Exception: the error the future was failed with.
+        """
         await self._event.wait()
         if self._error is not None:
             raise self._error

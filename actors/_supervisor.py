@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ import trio
 
 from ._actor import Actor, Context
 from ._errors import EscalationError, NameTaken
+from ._intensity import RestartIntensity
 from ._mailbox import Overflow
 
 if TYPE_CHECKING:
@@ -66,14 +66,12 @@ class Supervisor:
     def __init__(
         self, system: ActorSystem, name: str, *, max_restarts: int = 3, within: float = 5.0
     ) -> None:
-        if max_restarts < 0 or within <= 0:
-            raise ValueError("max_restarts must be >= 0 and within > 0")
+        self._intensity = RestartIntensity(max_restarts, within)  # ValueError if invalid
         self.system = system
         self.name = name
         self.max_restarts = max_restarts
         self.within = within
         self._nursery: trio.Nursery | None = None
-        self._restart_times: deque[float] = deque()
         self._restarts = 0
         self._children: dict[str, ChildSpec] = {}
 
@@ -100,8 +98,12 @@ class Supervisor:
         """Start a child and return its ref once its ``started`` hook has run.
 
         ``factory`` makes a fresh actor for each incarnation (an Actor subclass works);
-        an Actor instance is reused across restarts. Raises NameTaken if the name is in
-        use on this node, and whatever ``started`` raised if the first start fails.
+        an Actor instance is reused across restarts.
+
+        Raises:
+            NameTaken: the name is in use on this node.
+            RuntimeError: the supervisor is not running yet.
+            Exception: whatever ``started`` raised, if the first start fails.
         """
         if self._nursery is None:
             raise RuntimeError("the supervisor is not running yet")
@@ -178,13 +180,9 @@ class Supervisor:
             nursery.cancel_scope.cancel()
 
     def _count_restart(self, spec: ChildSpec, exc: BaseException | None) -> None:
-        now = trio.current_time()
-        times = self._restart_times
-        times.append(now)
-        while times and times[0] < now - self.within:
-            times.popleft()
+        exceeded = self._intensity.record(trio.current_time())
         self._restarts += 1
-        if len(times) > self.max_restarts:
+        if exceeded:
             error = EscalationError(
                 f"supervisor {self.name!r}: child {spec.name!r} restarted more than "
                 f"{self.max_restarts} times in {self.within}s; giving up and escalating"

@@ -113,7 +113,11 @@ class ActorSystem:
         )
 
     def ref(self, name: str) -> LocalRef:
-        """The ref of a running local actor; ActorNotFound if there is none."""
+        """The ref of a running local actor.
+
+        Raises:
+            ActorNotFound: no actor of that name runs on this node.
+        """
         ref = self._refs.get(name)
         if ref is None:
             raise ActorNotFound(f"no actor named {name!r} on node {self.node_id[:8]}")
@@ -175,7 +179,11 @@ class ActorSystem:
         return peer
 
     def peer(self, node_id: str) -> Peer:
-        """The Peer for a node this system has (or had) a link with."""
+        """The Peer for a node this system has (or had) a link with.
+
+        Raises:
+            ActorNotFound: this system never had a link with that node.
+        """
         try:
             return self._peers[node_id]
         except KeyError:
@@ -262,7 +270,11 @@ def _only(group: BaseExceptionGroup, error: BaseException) -> bool:
 
 
 def transport_for(url: str, link: LinkConfig | None = None) -> Transport:
-    """The transport for a URL's scheme: ws/wss or memory."""
+    """The transport for a URL's scheme: ws/wss or memory.
+
+    Raises:
+        ValueError: another scheme.
+    """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("ws", "wss"):
         from ._websocket import WebsocketTransport  # trio_websocket only when used

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._errors import ConnectFailed, LinkClosed
+from ._errors import ConnectionFailed, LinkClosed
 
 if TYPE_CHECKING:
     import ssl
@@ -65,7 +65,7 @@ class Transport(abc.ABC):
     def connect(
         self, url: str, ssl_context: ssl.SSLContext | None
     ) -> Any:  # an async context manager yielding a Connection
-        """Open a connection (async context manager); ConnectFailed if nothing answers."""
+        """Open a connection (async context manager); ConnectionFailed if nothing answers."""
 
 
 # -- the in-memory transport ----------------------------------------------------------
@@ -179,7 +179,11 @@ class MemoryNetwork:
     async def listen(
         self, url: str, handler: Handler, *, task_status: trio.TaskStatus[str]
     ) -> None:
-        """Register a listener at ``url`` until cancelled."""
+        """Register a listener at ``url`` until cancelled.
+
+        Raises:
+            OSError: another listener is registered at ``url``.
+        """
         if url in self._listeners:
             raise OSError(f"address already in use: {url}")
         async with trio.open_nursery() as nursery:
@@ -192,11 +196,15 @@ class MemoryNetwork:
 
     @asynccontextmanager
     async def connect(self, url: str) -> AsyncIterator[MemoryConnection]:
-        """Connect to a listener; ConnectFailed if none is registered at ``url``."""
+        """Connect to a listener.
+
+        Raises:
+            ConnectionFailed: no listener is registered at ``url``.
+        """
         await trio.lowlevel.checkpoint()
         entry = self._listeners.get(url)
         if entry is None:
-            raise ConnectFailed(f"nothing is listening at {url}")
+            raise ConnectionFailed(f"nothing is listening at {url}")
         nursery, handler = entry
         client, server = MemoryConnection.pair("memory-client", url)
         self._accepted.setdefault(url, []).append(server)

@@ -7,12 +7,16 @@ Public API::
     @task
     def add(x: int, y: int) -> int: ...
 
-    async with fastworker.open_client(url) as client:
-        value = await client.call("add", 1, 2)
+    async with fastworker.open_client(url) as client:   # under trio or asyncio
+        value = await client.call(add, 1, 2)
+
+    client = fastworker.connect(url)                     # threads and sync code
+    value = client.call(add, 1, 2, timeout=30.0)
 """
 
+from ._blocking import BlockingClient, connect
 from ._canvas import Chain, Chord, Group, Signature, chain, chord, group, sig
-from ._client import Client, open_client
+from ._client import Client, ClientStatistics, open_client
 from ._control_plane_node import ControlPlaneNode, open_control_plane, run_control_plane
 from ._errors import (
     AuthenticationFailed,
@@ -24,6 +28,7 @@ from ._errors import (
     NotSerializable,
     PayloadTooLarge,
     QueueFull,
+    ResultTimeout,
     ShuttingDown,
     SubmissionError,
     TaskCancelled,
@@ -35,24 +40,31 @@ from ._errors import (
     TaskTimeout,
     WorkerLost,
 )
+from ._event_stream import EventStream
 from ._messages import ClusterStats, Event, QueueStats, WorkerStats
 from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
 from ._registry import Registry, TaskSpec, default_registry, task
+from ._settings import ControlPlaneSettings
 from ._subworker_node import SubworkerNode, open_subworker, run_subworker
+from ._version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "AuthenticationFailed",
+    "BlockingClient",
     "Chain",
     "Chord",
     "Client",
+    "ClientStatistics",
     "ClusterStats",
     "ConfigurationError",
     "ConnectionFailed",
     "ControlPlaneNode",
+    "ControlPlaneSettings",
     "ErrorInfo",
     "Event",
+    "EventStream",
     "FastWorkerError",
     "Group",
     "InvalidSchedule",
@@ -63,6 +75,7 @@ __all__ = [
     "QueueFull",
     "QueueStats",
     "Registry",
+    "ResultTimeout",
     "ShuttingDown",
     "Signature",
     "SubmissionError",
@@ -81,6 +94,7 @@ __all__ = [
     "WorkerStats",
     "chain",
     "chord",
+    "connect",
     "default_registry",
     "group",
     "open_client",

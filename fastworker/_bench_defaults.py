@@ -31,7 +31,9 @@ from typing import Any
 import attrs
 import trio
 
-from .bench import BENCH_TASKS, _free_port
+from ._bench_common import BENCH_TASKS
+from ._bench_common import free_port as _free_port
+from ._usage import UsageError
 
 DEFAULT_N = 8_000
 """Tasks per throughput run: results are gathered after submitting them all, so the
@@ -418,15 +420,11 @@ async def run_defaults(args: argparse.Namespace) -> int:
     if args.n is None:
         args.n = DEFAULT_N
     if args.n + WARMUP > 10_000:
-        from ._cli import UsageError
-
         raise UsageError(
             f"--n {args.n} with --defaults: results are gathered after all are submitted, "
             f"so n + {WARMUP} (warm-up) must fit the default result cache of 10,000"
         )
     if args.runs < 1:
-        from ._cli import UsageError
-
         raise UsageError("--runs must be at least 1")
     skipped = huey_missing() if args.compare == "huey" else None
     if skipped:

@@ -23,7 +23,12 @@ __all__ = ["Chain", "Chord", "Flow", "Group", "Signature", "chain", "chord", "gr
 
 
 def task_name(task: Any) -> str:
-    """The registered name of a ``@task`` function, or the name itself."""
+    """The registered name of a ``@task`` function, or the name itself.
+
+    Raises:
+        ConfigurationError: ``task`` is an empty string, or neither a name nor a
+            ``@task`` function.
+    """
     if isinstance(task, str):
         if not task:
             raise ConfigurationError("a task name must be a non-empty string")

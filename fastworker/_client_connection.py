@@ -12,15 +12,6 @@ from typing import Any
 from actors import Actor, ActorRef, Context, Delivery, LinkDown, LinkUp, Peer
 from actors._ref import Reply
 
-from ._control_plane import (
-    Accept,
-    CancelTask,
-    EventSubscription,
-    GetClusterStats,
-    StatusOf,
-    WatchIds,
-)
-from ._control_plane_flows import AcceptFlow
 from ._messages import (
     Cancel,
     GetResult,
@@ -32,7 +23,18 @@ from ._messages import (
     SubscribeEvents,
     Watch,
 )
-from ._result_cache import GetCacheStatistics, Lookup, Unsubscribe
+from ._protocol import (
+    Accept,
+    AcceptFlow,
+    CancelTask,
+    EventSubscription,
+    GetCacheStatistics,
+    GetClusterStats,
+    Lookup,
+    StatusOf,
+    Unsubscribe,
+    WatchIds,
+)
 
 
 class ClientConnection(Actor):

@@ -1,4 +1,4 @@
-"""The control plane node: an actor system with the gateway, control plane, scheduler,
+"""The control plane node: an actor system with the registration actor, control plane, scheduler,
 result cache and local executor, listening for subworkers and clients, announcing
 itself by UDP beacon.
 """
@@ -18,42 +18,41 @@ import trio
 
 import actors
 
+from . import _names as names
 from ._clock import WallClock
-from ._control_plane import (
-    LOCAL_WORKER,
+from ._control_plane import LOCAL_WORKER, ControlPlane, ControlPlaneConfig
+from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
+from ._errors import ConfigurationError
+from ._executor import Executor
+from ._journal import Journal, open_journal_file
+from ._messages import ClusterStats, Drain, Outcome
+from ._node import node_config, run_blocking, secret_bytes
+from ._protocol import (
     Abandon,
     BeginDrain,
-    ControlPlane,
-    ControlPlaneConfig,
+    GetCacheStatistics,
     GetClusterStats,
+    JournaledFlow,
+    NextFireTimes,
     Restore,
+    RestoreFlows,
+    Store,
+    Sync,
     WaitIdle,
     WorkerCompleted,
     WorkerJoined,
 )
-from ._control_plane_flows import JournaledFlow, RestoreFlows
-from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
-from ._errors import ConfigurationError
-from ._executor import Executor
-from ._gateway import GATEWAY, Gateway
-from ._journal import Journal, Sync, open_journal_file
-from ._messages import ClusterStats, Drain, Outcome
-from ._node import node_config, run_blocking, secret_bytes
+from ._registration import Registration
 from ._registry import Registry, default_registry, import_task_modules
-from ._result_cache import (
-    DirectCacheRef,
-    GetCacheStatistics,
-    ResultCache,
-    ResultStore,
-    Store,
-)
-from ._scheduler import NextFireTimes, Scheduler
+from ._result_cache import DirectCacheRef, ResultCache, ResultStore
+from ._scheduler import Scheduler
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._settings import ControlPlaneSettings
 
 log = logging.getLogger("fastworker.control_plane")
 
 
-ROLE = "control-plane"
+ROLE = names.ROLE_CONTROL_PLANE
 DEFAULT_PORT = 8765
 
 
@@ -94,15 +93,15 @@ class ControlPlaneNode:
 
     async def statistics(self) -> ClusterStats:
         """A snapshot of queues, workers and counters."""
-        cached = (await self.system.ref("result-cache").ask(GetCacheStatistics())).entries
-        stats: ClusterStats = await self.system.ref("control-plane-core").ask(
+        cached = (await self.system.ref(names.RESULT_CACHE).ask(GetCacheStatistics())).entries
+        stats: ClusterStats = await self.system.ref(names.CONTROL_PLANE).ask(
             GetClusterStats(cached)
         )
         return stats
 
     async def next_fire_times(self) -> dict[str, float]:
         """Next wall-clock fire time of each periodic task."""
-        times: dict[str, float] = await self.system.ref("scheduler").ask(NextFireTimes())
+        times: dict[str, float] = await self.system.ref(names.SCHEDULER).ask(NextFireTimes())
         return times
 
     async def drain(self) -> None:
@@ -113,16 +112,16 @@ class ControlPlaneNode:
         that never started stay queued (without a journal they are lost when the process
         exits; a warning says how many).
         """
-        core = self.system.ref("control-plane-core")
-        await self.system.ref(GATEWAY).ask(BeginDrain())
+        core = self.system.ref(names.CONTROL_PLANE)
+        await self.system.ref(names.REGISTRATION).ask(BeginDrain())
         await core.ask(BeginDrain())
         if self.executor is not None:
-            await self.system.ref("executor").ask(Drain())
+            await self.system.ref(names.EXECUTOR).ask(Drain())
         await core.ask(WaitIdle())
         # The last outcomes were told to the journal before WaitIdle was answered.
         if self.journal is not None:
             try:
-                await self.system.ref("journal").ask(Sync())
+                await self.system.ref(names.JOURNAL).ask(Sync())
             except actors.ActorError as exc:
                 log.error("draining: the journal could not write the last outcomes: %s", exc)
         stats = await self.statistics()
@@ -143,9 +142,15 @@ class ControlPlaneNode:
         Without a journal, running tasks fail with WorkerLost and tasks that never
         started with ShuttingDown, and clients waiting on them are told (this waits up
         to a second for those results to leave); with a journal they stay on disk for
-        the next start. Returns (running, waiting) counts; logs what was lost.
+        the next start. Logs what was lost.
+
+        Args:
+            reason: why, for the log and the tasks' error messages.
+
+        Returns:
+            (running, waiting): how many tasks were running, and how many never started.
         """
-        running, waiting = await self.system.ref("control-plane-core").ask(Abandon(reason))
+        running, waiting = await self.system.ref(names.CONTROL_PLANE).ask(Abandon(reason))
         if self.journal is not None:
             if running or waiting:
                 log.warning(
@@ -165,7 +170,7 @@ class ControlPlaneNode:
                 waiting,
             )
         # The failures reach the cache (which pushes them to watchers) before this answers.
-        await self.system.ref("result-cache").ask(GetCacheStatistics())
+        await self.system.ref(names.RESULT_CACHE).ask(GetCacheStatistics())
         with trio.move_on_after(1.0):
             for peer in list(self.system.peers().values()):
                 link = peer.link
@@ -177,6 +182,7 @@ class ControlPlaneNode:
 @asynccontextmanager
 async def open_control_plane(
     tasks: Iterable[str] | str | None = None,
+    *,
     host: str = "127.0.0.1",
     port: int = 0,
     cluster: str = "default",
@@ -187,7 +193,6 @@ async def open_control_plane(
     local_concurrency: int = 4,
     journal: str | None = None,
     discovery: bool = True,
-    *,
     url: str | None = None,
     registry: Registry | None = None,
     result_cache_bytes: int = 256 * 1024 * 1024,
@@ -206,6 +211,7 @@ async def open_control_plane(
     journal_compact_interval: float = 60.0,
     dashboard: str | bool | DashboardConfig | None = None,
     dashboard_token: str | None = None,
+    settings: ControlPlaneSettings | None = None,
 ) -> AsyncIterator[ControlPlaneNode]:
     """Run a control plane for the duration of the block (embedding in a trio app).
 
@@ -228,9 +234,69 @@ async def open_control_plane(
     ``dashboard_token`` makes every HTTP request need ``Authorization: Bearer <token>``
     (required off loopback).
 
+    Every option after ``tasks`` is keyword-only. ``settings`` (a ControlPlaneSettings)
+    gives them all as one value instead; then no other option may be passed.
+
     Raises:
-        ConfigurationError: bad limits, an unsafe listen or dashboard address, or an
-            explicit dashboard address that is taken.
+        ConfigurationError: ``settings`` together with other options, bad limits, an
+            empty secret, a non-loopback ``host`` without a secret (unless
+            ``allow_unauthenticated_remote``), an unsafe or taken explicit dashboard
+            address, or an unusable ``journal`` (missing or
+            read-only directory, a foreign or corrupt file).
+        TaskModuleError: a module of ``tasks`` could not be imported.
+        OSError: the listen address cannot be bound (the port is taken, say).
+    """
+    options = {k: v for k, v in locals().items() if k not in ("tasks", "settings")}
+    if settings is not None:
+        defaults = attrs.asdict(ControlPlaneSettings(), recurse=False)
+        passed = sorted(k for k, v in options.items() if v is not defaults[k] and v != defaults[k])
+        if passed:
+            raise ConfigurationError(
+                f"open_control_plane got settings= and {', '.join(passed)}: put them in the "
+                "settings (attrs.evolve(settings, ...)) or pass no settings"
+            )
+        options = attrs.asdict(settings, recurse=False)
+    async with _open_control_plane(tasks, **options) as node:
+        yield node
+
+
+@asynccontextmanager
+async def _open_control_plane(
+    tasks: Iterable[str] | str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    cluster: str = "default",
+    secret: str | bytes | None = None,
+    result_cache_size: int = 10_000,
+    result_ttl: float = 3600.0,
+    max_queue: int = 100_000,
+    local_concurrency: int = 4,
+    journal: str | None = None,
+    discovery: bool = True,
+    url: str | None = None,
+    registry: Registry | None = None,
+    result_cache_bytes: int = 256 * 1024 * 1024,
+    aging: float | None = 60.0,
+    cancel_timeout: float = 5.0,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    max_worker_losses: int = 2,
+    sync_tasks_in_threads: bool = True,
+    ssl_context: ssl.SSLContext | None = None,
+    allow_unauthenticated_remote: bool = False,
+    discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
+    broadcast_address: str = actors.DEFAULT_BROADCAST_ADDRESS,
+    beacon_interval: float = 1.0,
+    link: actors.LinkConfig | None = None,
+    start_time: float | datetime | None = None,
+    journal_compact_interval: float = 60.0,
+    dashboard: str | bool | DashboardConfig | None = None,
+    dashboard_token: str | None = None,
+) -> AsyncIterator[ControlPlaneNode]:
+    """open_control_plane's body, once its options are settled.
+
+    Raises:
+        ConfigurationError: as ``open_control_plane`` (see there).
     """
     dashboard_settings = dashboard_config(dashboard, dashboard_token)
     secret_key = secret_bytes(secret)
@@ -272,7 +338,7 @@ async def open_control_plane(
     try:
         async with actors.open_actor_system(system_config) as system:
             cache = ResultCache(ResultStore(result_cache_size, result_ttl, result_cache_bytes))
-            cache_ref = await system.spawn("result-cache", cache, capacity=capacity)
+            cache_ref = await system.spawn(names.RESULT_CACHE, cache, capacity=capacity)
             core = ControlPlane(
                 registry,
                 DirectCacheRef(cache, cache_ref),
@@ -286,9 +352,9 @@ async def open_control_plane(
                     max_worker_losses=max_worker_losses,
                 ),
             )
-            core_ref = await system.spawn("control-plane-core", core, capacity=capacity)
+            core_ref = await system.spawn(names.CONTROL_PLANE, core, capacity=capacity)
             scheduler = Scheduler(core_ref, registry.periodic(), clock)
-            core.scheduler = await system.spawn("scheduler", scheduler, capacity=capacity)
+            core.scheduler = await system.spawn(names.SCHEDULER, scheduler, capacity=capacity)
             journal_actor = None
             if journal_file is not None:
                 unfinished, results = await run_blocking(
@@ -304,7 +370,7 @@ async def open_control_plane(
                     journal_compact_interval,
                     threads=sync_tasks_in_threads,
                 )
-                core.journal = await system.spawn("journal", journal_actor, capacity=capacity)
+                core.journal = await system.spawn(names.JOURNAL, journal_actor, capacity=capacity)
                 unfinished = await _restore_workflows(
                     core_ref, journal_file, unfinished, sync_tasks_in_threads
                 )
@@ -316,8 +382,8 @@ async def open_control_plane(
                     len(unfinished),
                     len(results),
                 )
-            gateway = Gateway(core_ref, cache_ref, registry)
-            await system.spawn(GATEWAY, gateway)
+            registration = Registration(core_ref, cache_ref, registry)
+            await system.spawn(names.REGISTRATION, registration)
             executor = None
             if local_concurrency:
 
@@ -333,7 +399,7 @@ async def open_control_plane(
                     clock=clock.now,
                     threads=sync_tasks_in_threads,
                 )
-                executor_ref = await system.spawn("executor", executor, capacity=capacity)
+                executor_ref = await system.spawn(names.EXECUTOR, executor, capacity=capacity)
                 await core_ref.tell(
                     WorkerJoined(
                         LOCAL_WORKER,
@@ -411,7 +477,12 @@ async def _beacon(
 
 
 async def run_control_plane(*, task_status: Any = trio.TASK_STATUS_IGNORED, **options: Any) -> None:
-    """``open_control_plane`` for ``nursery.start``: reports the node, runs until cancelled."""
+    """``open_control_plane`` for ``nursery.start``: reports the node, runs until cancelled.
+
+    Raises:
+        ConfigurationError, TaskModuleError, OSError: as ``open_control_plane``, from
+            ``nursery.start``.
+    """
     async with open_control_plane(**options) as node:
         task_status.started(node)
         await trio.sleep_forever()

@@ -84,5 +84,16 @@ class WorkerLost(TaskFailed):
     """The subworker running the task died and the task opted out of redelivery."""
 
 
+class ResultTimeout(FastWorkerError, TimeoutError):
+    """A wait for a task's result passed its ``timeout``; the task itself goes on.
+
+    ``task_id`` is the task waited for: ``result(task_id)`` waits again.
+    """
+
+    def __init__(self, message: str, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
 class JournalWriteFailed(SubmissionError):
     """The journal could not record the submission (disk full, I/O error): it will not run."""

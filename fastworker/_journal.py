@@ -27,6 +27,17 @@ from actors._ref import Reply
 from ._errors import ConfigurationError, FastWorkerError, JournalWriteFailed
 from ._messages import Outcome, RunTasks, TaskInfo, WireError
 from ._node import run_blocking
+from ._protocol import (
+    Announce,
+    Durable,
+    JournaledTask,
+    Lost,
+    NotDurable,
+    Persist,
+    Record,
+    Started,
+    Sync,  # noqa: F401
+)
 
 log = logging.getLogger("fastworker.journal")
 
@@ -77,21 +88,6 @@ CREATE TABLE IF NOT EXISTS workflows (
 
 class JournalError(FastWorkerError):
     """The journal file cannot be used (foreign, corrupt, or from another version)."""
-
-
-@attrs.frozen
-class JournaledTask:
-    """An accepted, unfinished task as recorded."""
-
-    id: str
-    name: str
-    payload: bytes
-    priority: int
-    eta: float | None
-    attempts: int = 0
-    losses: int = 0
-    """Workers lost while it was in flight (a running mark found at replay counts too)."""
-    unique_key: str | None = None
 
 
 def _pack_info(info: TaskInfo) -> bytes:
@@ -417,74 +413,6 @@ class JournalFile:
 
 
 # -- the actor ------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Persist:
-    """Make these accepted tasks durable, then resolve ``replies`` with their values.
-
-    ``notify`` (the control plane) is told Durable(ids) after the commit, or
-    NotDurable(ids, reason) if it failed: the tasks wait for that before they run.
-    """
-
-    tasks: list[JournaledTask]
-    replies: list[tuple[Reply, Any]]
-    notify: ActorRef | None = None
-    flows: list[tuple[str, bytes]] = attrs.field(factory=list)  # (workflow id, nodes)
-
-
-@attrs.frozen
-class Record:
-    """Record these terminal outcomes (no one waits for it)."""
-
-    outcomes: list[Outcome]
-
-
-@attrs.frozen
-class Started:
-    """Mark these tasks running in this process, then hand ``runs`` to ``executor``.
-
-    The mark is durable before the task starts: if the task crashes the process, the
-    next start counts it as a worker lost (see JournalFile.load).
-    """
-
-    ids: list[str]
-    executor: ActorRef
-    runs: RunTasks
-
-
-@attrs.frozen
-class Lost:
-    """(id, attempts, losses) of tasks that were in flight on a lost worker."""
-
-    losses: list[tuple[str, int, int]]
-
-
-@attrs.frozen
-class Announce:
-    """Remember these task names and options (announced by workers) across restarts."""
-
-    infos: list[TaskInfo]
-
-
-@attrs.frozen
-class Sync:
-    """Answer once everything told to the journal before this is committed (for a drain)."""
-
-
-@attrs.frozen
-class Durable:
-    """To the control plane: these accepted tasks are on disk and may run."""
-
-    ids: list[str]
-
-
-@attrs.frozen
-class NotDurable:
-    """To the control plane: the commit of these tasks failed; they were refused."""
-
-    ids: list[str]
-    reason: str
 
 
 MAX_UNRECORDED = 100_000

@@ -10,6 +10,8 @@ import attrs
 
 from actors import message
 
+from ._names import EXECUTOR
+
 # -- records --------------------------------------------------------------------------
 
 
@@ -270,7 +272,7 @@ class RegisterWorker:
     node_id: str
     concurrency: int
     tasks: list[str]
-    executor: str = "executor"
+    executor: str = EXECUTOR
     busy: int = 0
     infos: list[TaskInfo] = attrs.field(factory=list)
     """The options of each of ``tasks`` (older subworkers send none: defaults apply)."""

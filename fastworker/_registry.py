@@ -79,7 +79,11 @@ class Registry:
         self._tasks: dict[str, TaskSpec] = {}
 
     def add(self, spec: TaskSpec) -> None:
-        """Register a spec; a different function under a taken name is an error."""
+        """Register a spec; registering the same function again is harmless.
+
+        Raises:
+            ConfigurationError: a different function is registered under that name.
+        """
         existing = self._tasks.get(spec.name)
         if existing is not None and _origin(existing.func) != _origin(spec.func):
             raise ConfigurationError(
@@ -89,7 +93,11 @@ class Registry:
         self._tasks[spec.name] = spec
 
     def get(self, name: str) -> TaskSpec:
-        """The spec for ``name``; TaskNotRegistered (naming the known tasks) otherwise."""
+        """The spec for ``name``.
+
+        Raises:
+            TaskNotRegistered: no task has that name (the message names the known ones).
+        """
         spec = self._tasks.get(name)
         if spec is None:
             known = ", ".join(sorted(self._tasks)) or "none"
@@ -167,7 +175,12 @@ def make_spec(
     rate_limit: str | None = None,
     max_worker_losses: int | None = None,
 ) -> TaskSpec:
-    """Validate options and build a TaskSpec; ConfigurationError says what is wrong."""
+    """Validate options and build a TaskSpec (the options are those of ``@task``).
+
+    Raises:
+        ConfigurationError: an option is invalid (the message says which and why).
+        InvalidSchedule: ``cron``, ``timezone`` or ``repeat_interval`` cannot be used.
+    """
     if not callable(func):
         raise ConfigurationError(f"@task needs a function, got {func!r}")
     task_name = name if name is not None else getattr(func, "__name__", None)
@@ -295,9 +308,21 @@ def task(func: Any = None, /, *, registry: Registry | None = None, **options: An
     repeat_interval=..., cron=..., timezone=..., max_worker_losses=..., queue=...,
     max_concurrency=..., rate_limit=...)`` sets options (``queue``, ``max_concurrency``
     and ``rate_limit`` are the cluster-wide dispatch policy: see docs/semantics.md,
-    "Routing and limits"). Invalid options raise ConfigurationError (InvalidSchedule for
-    schedules) here, at decoration time. The function itself is returned unchanged
-    (still callable directly), with the spec at ``func.fastworker_task``.
+    "Routing and limits"). The function itself is returned unchanged (still callable
+    directly), with the spec at ``func.fastworker_task``.
+
+    Args:
+        func: the function, when used bare as ``@task``.
+        registry: where to register it (default: the process's default registry).
+        **options: the task's options, listed above.
+
+    Returns:
+        The function (bare ``@task``), or the decorator (``@task(...)``).
+
+    Raises:
+        ConfigurationError: an invalid option, both forms at once, or another function
+            already registered under the name; raised at decoration time.
+        InvalidSchedule: ``cron``, ``timezone`` or ``repeat_interval`` cannot be used.
     """
     target = registry if registry is not None else default_registry
 
@@ -320,8 +345,11 @@ def task(func: Any = None, /, *, registry: Registry | None = None, **options: An
 def import_task_modules(modules: Iterable[str] | str | None) -> list[str]:
     """Import task modules by dotted name (a list, or a comma-separated string).
 
-    Returns the module names imported. TaskModuleError names the module and carries the
-    original traceback text.
+    Returns the module names imported.
+
+    Raises:
+        TaskModuleError: a module could not be imported; it names the module and
+            carries the original traceback text.
     """
     if modules is None:
         return []
@@ -393,7 +421,11 @@ _shapes: dict[Callable[..., Any], _ArgShape] = {}
 def check_arguments(
     spec: TaskSpec, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
 ) -> None:
-    """Raise TypeError (as Python would) if the arguments do not fit the task's signature."""
+    """Check the arguments against the task's signature before they are sent.
+
+    Raises:
+        TypeError: they do not fit, with Python's own message.
+    """
     shape = _shapes.get(spec.func)
     if shape is None:
         shape = _shapes[spec.func] = _ArgShape(spec.func)

@@ -13,6 +13,14 @@ import trio
 from actors import Actor, ActorRef, Context, Delivery, PeerDown
 
 from ._messages import Outcome, Results, Unknown
+from ._protocol import (
+    GetCacheStatistics,
+    Lookup,
+    Peek,
+    Store,
+    Subscribe,
+    Unsubscribe,
+)
 from ._wire import Sender, drop_outcome_value, outcome_size
 
 log = logging.getLogger("fastworker.result_cache")
@@ -141,52 +149,6 @@ class ResultStore:
 
 
 # -- messages (in-process only) ---------------------------------------------------------
-
-
-@attrs.frozen
-class Store:
-    """Keep these terminal outcomes and wake their waiters."""
-
-    outcomes: list[Outcome]
-
-
-@attrs.frozen
-class Subscribe:
-    """Tell ``ref`` a Results message for each id once it has an outcome.
-
-    Ids in ``unknown_if_absent`` with no outcome now are answered with Unknown at once
-    (the control plane knows they are not running anywhere).
-    """
-
-    ids: list[str]
-    ref: ActorRef
-    unknown_if_absent: bool = False
-
-
-@attrs.frozen
-class Unsubscribe:
-    """Forget every waiter of ``ref`` (its client went away)."""
-
-    ref: ActorRef
-
-
-@attrs.frozen
-class Lookup:
-    """Answer the outcome for ``id`` or None."""
-
-    id: str
-
-
-@attrs.frozen
-class Peek:
-    """Answer which of ``ids`` have an outcome (no LRU refresh)."""
-
-    ids: list[str]
-
-
-@attrs.frozen
-class GetCacheStatistics:
-    """Answer CacheStatistics."""
 
 
 class ResultCache(Actor):
@@ -345,6 +307,8 @@ def _lost_push(ref: ActorRef, outcomes: list[Outcome], exc: Exception) -> None:
     # fault worth seeing.
     level = logging.INFO if isinstance(exc, PeerDown) else logging.WARNING
     log.log(level, "could not push %d results to %r: %s", len(outcomes), ref, exc)
+
+
 class DirectCacheRef(ActorRef):
     """The control plane's handle on the result cache of its own process.
 

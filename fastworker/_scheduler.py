@@ -20,43 +20,16 @@ import trio
 from actors import Actor, ActorRef, Context
 
 from ._clock import WallClock
+from ._protocol import (
+    Due,
+    NextFireTimes,
+    ScheduleAt,
+    Tick,
+    Unschedule,
+)
 from ._registry import TaskSpec
 
 log = logging.getLogger("fastworker.scheduler")
-
-
-@attrs.frozen
-class ScheduleAt:
-    """Tell the control plane ``Due`` for each id at its trio-clock time."""
-
-    items: list[tuple[str, float]]
-
-
-@attrs.frozen
-class Unschedule:
-    """Forget these ids (cancelled)."""
-
-    ids: list[str]
-
-
-@attrs.frozen
-class Due:
-    """These scheduled tasks are due now."""
-
-    ids: list[str]
-
-
-@attrs.frozen
-class Tick:
-    """A periodic task's time has come (``fire_at`` is the wall-clock fire time)."""
-
-    name: str
-    fire_at: float
-
-
-@attrs.frozen
-class NextFireTimes:
-    """Answer {periodic task name: next wall-clock fire time}."""
 
 
 @attrs.frozen

@@ -21,7 +21,6 @@ from actors import (
     PeerDown,
 )
 
-from ._control_plane import WorkerCompleted, WorkerJoined, WorkerLeft, WorkerRetiring
 from ._messages import (
     CancelRun,
     Completed,
@@ -34,6 +33,7 @@ from ._messages import (
     WireError,
 )
 from ._model import TaskStatus
+from ._protocol import WorkerCompleted, WorkerJoined, WorkerLeft, WorkerRetiring
 from ._wire import Sender, run_size, run_tasks
 
 log = logging.getLogger("fastworker.subworker_connection")

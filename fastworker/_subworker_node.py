@@ -18,21 +18,21 @@ import trio
 
 import actors
 
-from ._client import _check_tls
+from . import _names as names
 from ._discovery import discover_control_plane
 from ._errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
 from ._executor import Executor
-from ._gateway import GATEWAY
 from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire, Run
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._tls import check_tls
 from ._watchdog import DEFAULT_THRESHOLD, LoopWatchdog
 from ._wire import Sender, drop_outcome_value, outcome_size
 
 log = logging.getLogger("fastworker.subworker")
 
-ROLE = "subworker"
+ROLE = names.ROLE_SUBWORKER
 
 
 @attrs.define
@@ -59,14 +59,6 @@ class SubworkerNode:
         """True while linked to the control plane."""
         return self.peer.connected
 
-    async def wait_registered(self) -> None:
-        """Wait until registered with the control plane (again, after a reconnect)."""
-        while not (self.peer.connected and self._registered.is_set()):
-            await self._registered.wait()
-            if not self.peer.connected:
-                self._registered = trio.Event()
-        await trio.lowlevel.checkpoint()
-
     async def drain(self) -> None:
         """Stop taking work and wait for running tasks (the caller owns the timeout).
 
@@ -79,7 +71,7 @@ class SubworkerNode:
                 await target.ask(Retire())
             except actors.ActorError as exc:  # the link is down: nothing more comes anyway
                 log.debug("could not tell the control plane we retire: %s", exc)
-        await self.system.ref("executor").ask(Drain())
+        await self.system.ref(names.EXECUTOR).ask(Drain())
 
     def _report(self, outcomes: list[Outcome], credits: int) -> None:
         target = self._target
@@ -158,6 +150,16 @@ async def open_subworker(
     beyond its slots, run in priority order; 0 takes work only for free slots. The
     caller owns the timeout for finding and joining it:
     ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
+
+    Raises:
+        ConfigurationError: ``concurrency`` below 1, ``prefetch`` below 0, no queue
+            named in ``queues``, an empty secret, a bad URL or a TLS context for a
+            ws:// URL.
+        TaskModuleError: a module of ``tasks`` could not be imported.
+        ConnectionFailed: discovery found no control plane (or two) within its
+            timeout, the hello was refused, or the control plane refused the
+            registration.
+        AuthenticationFailed: the control plane refused the secret.
     """
     if concurrency < 1:
         raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -171,7 +173,7 @@ async def open_subworker(
     secret_key = secret_bytes(secret)
     if url is None:
         url = await discover_control_plane(cluster, secret_key, discovery_port)
-    _check_tls(url, ssl_context)
+    check_tls(url, ssl_context)
     config = node_config(
         cluster=cluster, role=ROLE, secret=secret_key, link=link, max_payload=max_payload
     )
@@ -201,7 +203,7 @@ async def open_subworker(
             prefetch=prefetch,
             give_back=give_back,
         )
-        await system.spawn("executor", executor, capacity=100_000)
+        await system.spawn(names.EXECUTOR, executor, capacity=100_000)
         node = SubworkerNode(url, system, executor, peer)
         node._sender.start(system.nursery)
         holder["node"] = node
@@ -220,7 +222,11 @@ async def open_subworker(
 
 
 def _queue_names(queues: Iterable[str] | str | None) -> list[str] | None:
-    """Validated queue names (None: every queue)."""
+    """Validated queue names (None: every queue).
+
+    Raises:
+        ConfigurationError: the names are all empty.
+    """
     if queues is None:
         return None
     if isinstance(queues, str):
@@ -239,10 +245,14 @@ async def _keep_registered(
     *,
     task_status: Any,
 ) -> None:
-    """Register now, and again after every reconnect."""
+    """Register now, and again after every reconnect.
+
+    Raises:
+        ConnectionFailed: the control plane refused the first registration.
+    """
     first = True
     peer = node.peer
-    gateway = peer.ref(GATEWAY)
+    gateway = peer.ref(names.REGISTRATION)
     while True:
         await peer.wait_connected()
         try:
@@ -251,13 +261,13 @@ async def _keep_registered(
                     node.system.node_id,
                     concurrency,
                     registry.names(),
-                    "executor",
+                    names.EXECUTOR,
                     busy=node.executor.busy,
                     infos=registry.infos(),
                     queues=queues,
                     prefetch=node.executor.prefetch,
                 ),
-                sender=node.system.ref("executor"),
+                sender=node.system.ref(names.EXECUTOR),
             )
         except actors.PeerDown:
             continue
@@ -283,7 +293,12 @@ async def _keep_registered(
 
 
 async def run_subworker(*, task_status: Any = trio.TASK_STATUS_IGNORED, **options: Any) -> None:
-    """``open_subworker`` for ``nursery.start``: reports the SubworkerNode, runs until cancelled."""
+    """``open_subworker`` for ``nursery.start``: reports the SubworkerNode, runs until cancelled.
+
+    Raises:
+        ConfigurationError, TaskModuleError, ConnectionFailed, AuthenticationFailed: as
+            ``open_subworker``, from ``nursery.start``.
+    """
     async with open_subworker(**options) as node:
         task_status.started(node)
         await trio.sleep_forever()

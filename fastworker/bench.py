@@ -9,6 +9,9 @@ runs a trivial ``add`` task and checks every result, and prints one table:
 - pipelined: single ``delay`` calls from 64 concurrent senders, then all results
   (tasks/s);
 - sequential: ``call`` one at a time, round-trip latency p50/p99 (ms);
+- by client kind: sequential ``call`` p50 through the asyncio and blocking clients,
+  with the difference to the trio client's (both run their trio side in the
+  process's shared trio thread);
 - peak RSS of each process, and the control plane's RSS when idle;
 - with ``--burst N``: N tasks each returning ``--burst-size`` bytes finish at the same
   moment (more than one frame holds); the time from that moment until every result
@@ -30,7 +33,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +42,10 @@ from typing import Any
 import attrs
 import trio
 
-BENCH_TASKS = "fastworker._bench_tasks"
+from ._bench_common import BENCH_TASKS
+from ._bench_common import free_port as _free_port
+from ._usage import UsageError
+
 ADD = "bench.add"
 TOTAL = "bench.total"
 BLOB = "bench.blob"
@@ -66,6 +71,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--local-concurrency", type=int, default=8, help="control plane slots (0 subworkers)"
     )
     parser.add_argument("--journal", action="store_true", help="run with a journal")
+    parser.add_argument(
+        "--no-client-kinds",
+        action="store_true",
+        help="skip the sequential p50 through the asyncio and blocking clients",
+    )
     parser.add_argument(
         "--workflows",
         action="store_true",
@@ -150,17 +160,13 @@ class BenchRow:
     subworker_peak_rss_mib: list[float] = attrs.field(factory=list)
     client_peak_rss_mib: float = 0.0
     burst_seconds: float = 0.0
+    seq_p50_asyncio_ms: float = 0.0
+    seq_p50_blocking_ms: float = 0.0
 
     @property
     def total_peak_rss_mib(self) -> float:
         """Control plane plus subworkers."""
         return self.cp_peak_rss_mib + sum(self.subworker_peak_rss_mib)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _status_kib(pid: int, field: str) -> float:
@@ -345,6 +351,11 @@ async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool =
             row.seq_calls = len(latencies)
             row.seq_p50_ms = statistics.median(latencies) * 1000
             row.seq_p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+            if not getattr(args, "no_client_kinds", False):
+                seconds = max(0.5, args.seconds / 2)
+                row.seq_p50_asyncio_ms, row.seq_p50_blocking_ms = await trio.to_thread.run_sync(
+                    _client_kinds_p50, url, seconds
+                )
             row.cp_peak_rss_mib = _status_kib(process.pid, "VmHWM") / 1024
             row.subworker_peak_rss_mib = [
                 _status_kib(pid, "VmHWM") / 1024 for pid in _children(process.pid)
@@ -567,11 +578,61 @@ async def run_workflow_bench(args: argparse.Namespace, counts: list[int]) -> int
     return 0
 
 
+def _client_kinds_p50(url: str, seconds: float) -> tuple[float, float]:
+    """Sequential ``call`` p50 (ms) through the asyncio client and the blocking client.
+
+    Runs in a worker thread: ``asyncio.run`` for the one, plain calls for the other.
+    """
+    import asyncio
+
+    from ._blocking import connect
+    from ._client import open_client
+
+    def check(value: Any, i: int) -> None:
+        if value != i + 3:
+            raise AssertionError(f"call returned {value!r}, expected {i + 3}")
+
+    async def asyncio_run() -> list[float]:
+        latencies: list[float] = []
+        async with open_client(url, connect_timeout=30.0) as client:
+            for i in range(50):  # warm-up
+                check(await client.call(ADD, i, 3), i)
+            deadline = time.perf_counter() + seconds
+            i = 0
+            while time.perf_counter() < deadline or len(latencies) < 20:
+                start = time.perf_counter()
+                value = await client.call(ADD, i, 3)
+                latencies.append(time.perf_counter() - start)
+                check(value, i)
+                i += 1
+        return latencies
+
+    def blocking_run() -> list[float]:
+        latencies: list[float] = []
+        with connect(url, connect_timeout=30.0) as client:
+            for i in range(50):
+                check(client.call(ADD, i, 3), i)
+            deadline = time.perf_counter() + seconds
+            i = 0
+            while time.perf_counter() < deadline or len(latencies) < 20:
+                start = time.perf_counter()
+                value = client.call(ADD, i, 3)
+                latencies.append(time.perf_counter() - start)
+                check(value, i)
+                i += 1
+        return latencies
+
+    a = statistics.median(asyncio.run(asyncio_run())) * 1000
+    b = statistics.median(blocking_run()) * 1000
+    return a, b
+
+
 def format_table(rows: list[BenchRow]) -> str:
     """The results as a plain-text table."""
     header = (
         f"{'subworkers':>10} {'dashboard':>9} {'batched/s':>11} {'pipelined/s':>12} "
-        f"{'seq p50 ms':>11} {'seq p99 ms':>11} {'CP us/task':>10} {'CP idle MiB':>12} "
+        f"{'seq p50 ms':>11} {'seq p99 ms':>11} {'asyncio p50 ms':>16} {'blocking p50 ms':>16} "
+        f"{'CP us/task':>10} {'CP idle MiB':>12} "
         f"{'CP peak MiB':>12} {'SW peak MiB':>14} {'total MiB':>10}"
     )
     lines = [header, "-" * len(header)]
@@ -580,10 +641,17 @@ def format_table(rows: list[BenchRow]) -> str:
         lines.append(
             f"{r.subworkers:>10} {'open' if r.dashboard else 'off':>9} {r.batched:>11,.0f} "
             f"{r.pipelined:>12,.0f} {r.seq_p50_ms:>11.3f} {r.seq_p99_ms:>11.3f} "
+            f"{_versus(r.seq_p50_asyncio_ms, r.seq_p50_ms):>16} "
+            f"{_versus(r.seq_p50_blocking_ms, r.seq_p50_ms):>16} "
             f"{r.cp_cpu_us_per_task:>10.1f} {r.cp_idle_rss_mib:>12.1f} {r.cp_peak_rss_mib:>12.1f} "
             f"{sw:>14} {r.total_peak_rss_mib:>10.1f}"
         )
     return "\n".join(lines)
+
+
+def _versus(p50: float, trio_p50: float) -> str:
+    """A client kind's p50 and its difference to the trio client's ("-" if not run)."""
+    return f"{p50:.3f} ({p50 - trio_p50:+.2f})" if p50 else "-"
 
 
 async def run_bench(args: argparse.Namespace) -> int:
@@ -612,8 +680,6 @@ async def run_bench(args: argparse.Namespace) -> int:
     try:
         counts = [int(x) for x in str(args.subworkers).split(",") if x.strip()]
     except ValueError:
-        from ._cli import UsageError
-
         raise UsageError("--subworkers takes comma-separated numbers, e.g. 0,1,2") from None
     if args.workflows:
         return await run_workflow_bench(args, counts)

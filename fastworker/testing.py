@@ -79,7 +79,17 @@ class Cluster:
 
     @asynccontextmanager
     async def open_client(self, **options: Any) -> AsyncIterator[Client]:
-        """A second, independent client of this cluster."""
+        """A second, independent client of this cluster.
+
+        Args:
+            **options: ``open_client`` options over the cluster's own.
+
+        Yields:
+            The connected Client, closed when the block ends.
+
+        Raises:
+            ConnectionFailed: the client could not reach the control plane.
+        """
         async with open_client(self.url, **{**self._client_options(), **options}) as client:
             yield client
 
@@ -99,6 +109,19 @@ class Cluster:
         ``tasks`` (module names) gives it only the tasks those modules define, as a
         service of its own would have; ``queues`` limits it to those queues. Without
         either it has every task of this process and serves every queue.
+
+        Args:
+            concurrency: its slots (default: the cluster's ``concurrency``).
+            tasks: task modules it has (default: every task of this process).
+            queues: queues it serves (default: every queue).
+
+        Returns:
+            The registered SubworkerNode.
+
+        Raises:
+            TaskModuleError: a module of ``tasks`` could not be imported.
+            ConfigurationError: a bad ``concurrency`` or ``queues``.
+            ConnectionFailed: the control plane refused the registration.
         """
         registry = None
         if tasks is not None:
@@ -138,12 +161,48 @@ class Cluster:
                 task_status.started(_Slot(node, scope))
                 await trio.sleep_forever()
 
+    async def join(self, *, scheduled: bool = True, poll: float = 0.01) -> None:
+        """Wait until the cluster has no work left: nothing queued, running, waiting to
+        be redelivered, and (with ``scheduled``) nothing scheduled or retrying.
+
+        The test's way to say "run everything submitted so far" (as dramatiq's
+        ``broker.join``): under the autojump clock countdowns, ETAs and retry backoffs
+        pass in virtual time. The caller owns the timeout (``with trio.fail_after(...)``):
+        a task no worker can run, or a periodic schedule firing faster than its runs
+        end, keeps the cluster busy. It looks every ``poll`` seconds (virtual under the
+        autojump clock).
+
+        Args:
+            scheduled: also wait for scheduled and retrying tasks (False: only for what
+                is queued or running now).
+            poll: seconds between two looks at the control plane's statistics.
+        """
+        while True:
+            stats = await self.control_plane.statistics()
+            queued = stats.queued
+            busy = queued.critical + queued.high + queued.normal + queued.low
+            busy += stats.running + stats.suspects
+            if scheduled:
+                busy += stats.scheduled
+            if not busy and not self.control_plane.control_plane._awaiting_durable:
+                return
+            await trio.sleep(poll)
+
     async def kill_subworker(self, index: int = 0) -> SubworkerNode:
         """Kill a subworker abruptly, as a crash would: no goodbye, work in flight lost.
 
         Its link is cut (close code 1006) before anything else, so nothing it was doing
         reaches the control plane; the control plane notices the lost link and
         redelivers its in-flight tasks.
+
+        Args:
+            index: which live subworker, in start order.
+
+        Returns:
+            The killed SubworkerNode (no longer in ``subworkers``).
+
+        Raises:
+            IndexError: there is no live subworker at ``index``.
         """
         slot = self._slots.pop(index)
         node = slot.node
@@ -182,10 +241,14 @@ async def open_cluster(
     Leaving the block stops everything.
 
     Raises:
-        ConfigurationError: a subworker mapping has an unknown key.
+        ConfigurationError: ``transport`` is neither "memory" nor "websocket", a
+            subworker mapping has an unknown key, or an option is invalid (as
+            ``open_control_plane`` and ``open_subworker`` raise it).
+        TaskModuleError: a module of ``tasks`` could not be imported.
+        OSError: the websocket transport could not listen on loopback.
     """
     if transport not in ("memory", "websocket"):
-        raise ValueError('transport must be "memory" or "websocket"')
+        raise ConfigurationError('transport must be "memory" or "websocket"')
     if isinstance(tasks, str):
         tasks = [tasks]
     specs: list[Mapping[str, Any]] = (

@@ -27,11 +27,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actors._ref import Future
 
-from .._control_plane import Accept, CancelTask, StatusOf, TaskDetail
+from .. import _names as names
 from .._errors import NotSerializable, PayloadTooLarge
 from .._messages import Event, Outcome, Submission
 from .._model import Priority
-from .._result_cache import GetCacheStatistics, Lookup, Peek
+from .._protocol import Accept, CancelTask, GetCacheStatistics, Lookup, Peek, StatusOf, TaskDetail
 from .._serialization import pack_arguments, unpack, unpack_arguments
 from . import _metrics, _page
 from ._hub import Hub
@@ -205,8 +205,8 @@ class DashboardApp:
         self.node = node
         self.hub = hub
         self.ring: RecentTasks = hub.ring
-        self.core = node.system.ref("control-plane-core")
-        self.cache = node.system.ref("result-cache")
+        self.core = node.system.ref(names.CONTROL_PLANE)
+        self.cache = node.system.ref(names.RESULT_CACHE)
         self.cluster = cluster
         self.max_payload = max_payload
         self.max_body = max_payload * 4 + 64 * 1024  # base64 and JSON overhead

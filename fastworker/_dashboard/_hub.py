@@ -20,13 +20,14 @@ import trio
 
 from actors import Actor, ActorRef, Context, Delivery
 
-from .._control_plane import EventSubscription, WatchIds
+from .. import _names as names
 from .._messages import Event, Events, Outcome, Results, Run, Submission, Unknown
+from .._protocol import EventSubscription, WatchIds
 from ._ring import Histogram, RecentTasks
 
 log = logging.getLogger("fastworker.dashboard")
 
-HUB = "dashboard"
+HUB = names.DASHBOARD
 EVENT_STREAM_BUFFER = 256
 """Batches of events an ``/api/v1/events`` connection may lag behind before losing some."""
 

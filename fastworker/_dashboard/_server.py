@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from .. import _names as names
 from .._errors import ConfigurationError
 from ._hub import HUB, Hub
 from ._ring import DEFAULT_KEEP_ARGUMENTS, DEFAULT_RECENT_BYTES, DEFAULT_RECENT_TASKS, RecentTasks
@@ -158,7 +159,7 @@ async def serve_dashboard(
 
     with sock:
         ring = RecentTasks(config.recent_tasks, config.recent_bytes, config.keep_arguments)
-        core_ref = node.system.ref("control-plane-core")
+        core_ref = node.system.ref(names.CONTROL_PLANE)
         hub = Hub(core_ref, ring, node.clock.now)
         await node.system.spawn(HUB, hub, capacity=10_000, overflow="drop_oldest")
         node.control_plane.observer = hub.observe

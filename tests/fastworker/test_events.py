@@ -85,9 +85,9 @@ async def test_a_client_that_stopped_following_is_unsubscribed(autojump_clock: A
                 events = await start_following(nursery, cluster.client)
                 task_id = await cluster.client.delay("async_add", 1, 1)
                 await wait_for_event(events, id=task_id, status="success")
-                assert len(core._event_refs) == 1
+                assert len(core.events.subscribers) == 1
                 nursery.cancel_scope.cancel()
             assert cluster.client._event_channels == []
             # The unsubscribe travels ahead of this call on the same link.
             assert await cluster.client.call("async_add", 2, 2) == 4
-        assert core._event_refs == []
+        assert core.events.subscribers == []

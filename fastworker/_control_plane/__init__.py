@@ -1,0 +1,66 @@
+"""The control plane: a thin actor over parts that each tell one piece of a task's story.
+
+Read in this order: ``_records`` (a task's record, a worker's slot, the settings),
+``_state`` (what the actor keeps), ``_admission``, ``_dispatch``, ``_outcomes``,
+``_cancellation``, ``_workers``, ``_flows`` (workflows), then ``_actor`` (the loop
+and its handler table). Its in-process messages are in ``fastworker._protocol`` and
+re-exported here, so older imports keep working.
+"""
+
+from .._protocol import (
+    Abandon,
+    Accept,
+    BeginDrain,
+    CancelDeadline,
+    CancelTask,
+    EventSubscription,
+    GetClusterStats,
+    RateWake,
+    Restore,
+    StatusOf,
+    TaskDetail,
+    WaitIdle,
+    WatchIds,
+    WorkerCompleted,
+    WorkerJoined,
+    WorkerLeft,
+    WorkerRetiring,
+)
+from ._actor import ControlPlane
+from ._records import (
+    LOCAL_WORKER,
+    PREFETCH_BELOW,
+    RECENT_DONE,
+    ControlPlaneConfig,
+    Observer,
+    TaskRecord,
+    WorkerSlot,
+)
+
+__all__ = [
+    "LOCAL_WORKER",
+    "PREFETCH_BELOW",
+    "RECENT_DONE",
+    "Abandon",
+    "Accept",
+    "BeginDrain",
+    "CancelDeadline",
+    "CancelTask",
+    "ControlPlane",
+    "ControlPlaneConfig",
+    "EventSubscription",
+    "GetClusterStats",
+    "Observer",
+    "RateWake",
+    "Restore",
+    "StatusOf",
+    "TaskDetail",
+    "TaskRecord",
+    "WaitIdle",
+    "WatchIds",
+    "WorkerCompleted",
+    "WorkerJoined",
+    "WorkerLeft",
+    "WorkerRetiring",
+    "WorkerSlot",
+]

@@ -1,0 +1,140 @@
+"""The worker table: workers joining, retiring and leaving, and tasks lost with them."""
+
+from __future__ import annotations
+
+import logging
+
+from .._messages import WireError
+from .._model import TaskStatus
+from .._protocol import WorkerJoined, WorkerLeft
+from .._routing import WorkerCapabilities
+from ._records import TaskRecord, WorkerSlot
+from ._state import ControlPlaneState
+
+log = logging.getLogger("fastworker.control_plane")
+
+
+class Workers(ControlPlaneState):
+    """Keeps the worker table; redelivers or quarantines what a lost worker ran."""
+
+    def _worker_joined(self, msg: WorkerJoined) -> None:
+        old = self.workers.get(msg.id)
+        if old is not None:
+            self._worker_left(
+                WorkerLeft(
+                    msg.id,
+                    [(i, self.tasks[i].attempts) for i in old.running if i in self.tasks],
+                    "replaced",
+                )
+            )
+        self.workers[msg.id] = WorkerSlot(
+            msg.id, msg.ref, msg.slots, msg.busy, msg.local, msg.prefetch
+        )
+        if msg.runs_to is not None:
+            self.workers[msg.id].runs_to = msg.runs_to
+        if msg.tasks is not None:
+            self._announce(msg.infos, msg.tasks)
+        self.queue.set_worker(
+            msg.id,
+            WorkerCapabilities(
+                None if msg.tasks is None else frozenset(msg.tasks),
+                None if msg.queues is None else frozenset(msg.queues),
+            ),
+        )
+        self._update_local()
+        log.info("worker %s joined with %d slots", msg.id, msg.slots)
+        self.events.worker_changed(msg.id, "joined")
+
+    def _worker_left(self, msg: WorkerLeft) -> None:
+        worker = self.workers.pop(msg.id, None)
+        self.queue.remove_worker(msg.id)
+        running = list(msg.running)
+        if worker is not None:
+            # Work dispatched after the connection took its in-flight snapshot (it was
+            # already gone, so the RunTasks was dead-lettered) is lost with it too.
+            reported = {task_id for task_id, _ in running}
+            running += [
+                (task_id, self.tasks[task_id].attempts)
+                for task_id in self._in_task_order(worker.running)
+                if task_id not in reported
+            ]
+        lost = 0
+        losses: list[tuple[str, int, int]] = []
+        for task_id, attempt in running:
+            rec = self.tasks.get(task_id)
+            if rec is None or rec.status is not TaskStatus.RUNNING or rec.attempts != attempt:
+                continue
+            if rec.worker != msg.id:
+                continue
+            lost += 1
+            rec.losses += 1
+            losses.append((rec.id, rec.attempts, rec.losses))
+            if rec.id in self._cancelling:
+                self._terminal(
+                    rec,
+                    TaskStatus.CANCELLED,
+                    WireError("TaskCancelled", "cancelled by request (its worker was lost)"),
+                )
+            elif not rec.spec.redeliver:
+                self._terminal(
+                    rec,
+                    TaskStatus.FAILURE,
+                    WireError(
+                        "WorkerLost",
+                        f"the worker running it ({msg.id}) was lost: {msg.reason or 'gone'}; "
+                        "the task opted out of redelivery (redeliver=False)",
+                    ),
+                )
+            elif rec.losses >= self._max_losses(rec):
+                self.quarantined += 1
+                log.error(
+                    "task %s (%s) was in flight on %d lost workers, the last one (%s) alone: "
+                    "it fails with WorkerLost and is not run again",
+                    rec.name,
+                    rec.id,
+                    rec.losses,
+                    msg.id,
+                )
+                self._terminal(rec, TaskStatus.FAILURE, self._worker_lost_error(rec, msg))
+            else:
+                self.redelivered += 1
+                if self.observer is not None:
+                    self._observed_requeued.append((rec.id, rec.name, "redelivered"))
+                rec.worker = None
+                self._suspect(rec)
+        self.journal_notes.lost(losses)
+        if worker is not None:
+            log.warning(
+                "worker %s left (%s); %d tasks in flight handled",
+                msg.id,
+                msg.reason or "gone",
+                lost,
+            )
+        self._update_local()
+        self.events.worker_changed(msg.id, "left")
+
+    def _in_task_order(self, ids: set[str]) -> list[str]:
+        """Known ``ids`` in the order their tasks were accepted (redelivery keeps it).
+
+        Runs go straight to a subworker's executor, so its connection's in-flight table
+        does not list them: the task table's order stands in for the dispatch order.
+        """
+        if not ids:
+            return []
+        return [task_id for task_id in self.tasks if task_id in ids]
+
+    def _worker_lost_error(self, rec: TaskRecord, msg: WorkerLeft) -> WireError:
+        return WireError(
+            "WorkerLost",
+            f"task {rec.name!r} took down its worker {rec.losses} times (the last: worker "
+            f"{msg.id}, {msg.reason or 'gone'}; it ran alone there, so it is the cause): it "
+            "is not run again. A task that kills its process (a crash in a C extension, "
+            "running out of memory, os._exit) or blocks its event loop fails this way; "
+            "max_worker_losses sets how many losses a task may cause",
+        )
+
+    def _update_local(self) -> None:
+        """The local executor takes work only while no subworker is connected."""
+        local = self.workers.get(self.config.worker_name)
+        if local is not None:
+            local.accepting = not any(not w.local and not w.retiring for w in self.workers.values())
