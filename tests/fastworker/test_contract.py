@@ -17,10 +17,13 @@ SERVER_SIDE = {
 
 
 def _internal_imports(module: str) -> set[str]:
-    """The fastworker modules ``module`` imports at run time (outside TYPE_CHECKING)."""
+    """The fastworker modules ``module`` imports at run time (outside TYPE_CHECKING);
+    a module inside a subpackage is named by its path (``_client/_open``)."""
     path = PACKAGE / f"{module}.py"
+    package = module.split("/")[:-1]
     if not path.exists():
         path = PACKAGE / module / "__init__.py"
+        package = module.split("/")
     if not path.exists():
         return set()
     tree = ast.parse(path.read_text())
@@ -31,8 +34,9 @@ def _internal_imports(module: str) -> set[str]:
             if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
                 visit(node.orelse)
                 continue
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-                found.add(node.module.split(".")[0])
+            if isinstance(node, ast.ImportFrom) and node.level >= 1 and node.module:
+                base = package[: len(package) - (node.level - 1)]
+                found.add("/".join([*base, node.module.split(".")[0]]))
             elif isinstance(node, ast.ImportFrom) and node.module and (
                 node.module.startswith("fastworker.")
             ):
