@@ -47,9 +47,12 @@ from ._errors import (
     UnknownMessageType,
 )
 from ._intensity import RestartIntensity
-from ._link import PROTOCOL_VERSION, Hello, Link, LinkConfig, LinkDown, LinkUp, Peer
+from ._link import Link
+from ._link_protocol import PROTOCOL_VERSION, Hello, LinkConfig
 from ._mailbox import DeadLetters, Delivery, Mailbox, MailboxStatistics, Overflow
-from ._ref import ActorRef, Future, LocalRef, RemoteRef
+from ._peer import LinkDown, LinkUp, Peer, RemoteRef
+from ._ref import LocalRef
+from ._ref_base import ActorRef, Future, Reply
 from ._supervisor import Restart, Supervisor, SupervisorStatistics
 from ._system import ActorSystem, SystemConfig, SystemStatistics, open_actor_system
 from ._transport import Connection, MemoryConnection, MemoryNetwork, Transport, memory_network
@@ -109,6 +112,7 @@ __all__ = [
     "Refusal",
     "RemoteError",
     "RemoteRef",
+    "Reply",
     "Restart",
     "RestartIntensity",
     "Supervisor",

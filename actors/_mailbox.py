@@ -14,7 +14,7 @@ from ._codec import preview
 from ._errors import ActorGone, MailboxFull
 
 if TYPE_CHECKING:
-    from ._ref import ActorRef, Reply
+    from ._ref_base import ActorRef, Reply
 
 log = logging.getLogger("actors.mailbox")
 

@@ -14,11 +14,12 @@ import trio
 from ._actor import Actor
 from ._codec import Codec
 from ._errors import ActorNotFound
-from ._link import LinkConfig, LinkDown, LinkUp, Peer, serve_link
-from ._mailbox import DeadLetters, Mailbox, Overflow
+from ._link_protocol import LinkConfig
+from ._mailbox import DeadLetters, Delivery, Mailbox, Overflow
+from ._peer import LinkDown, LinkUp, Peer, serve_link
 from ._ref import ActorRef, LocalRef
 from ._supervisor import Restart, Supervisor
-from ._transport import Transport, transport_for
+from ._transport import MemoryTransport, Transport
 
 if TYPE_CHECKING:
     import ssl
@@ -149,7 +150,7 @@ class ActorSystem:
         Returns the URL peers should use (with the real port when 0 was asked for).
         Runs in the system's nursery until the system closes.
         """
-        transport = transport_for(url, self)
+        transport = transport_for(url, self.config.link)
         listening: str = await self._nursery.start(transport.listen, url, self._accept, ssl_context)
         return listening
 
@@ -171,7 +172,7 @@ class ActorSystem:
         ``reconnect`` the link is re-opened with backoff whenever it drops, and the Peer
         (and every RemoteRef made from it) keeps working across reconnects.
         """
-        transport: Transport = transport_for(url, self)
+        transport: Transport = transport_for(url, self.config.link)
         peer: Peer = await self._nursery.start(
             Peer.maintain, self, transport, url, reconnect, ssl_context
         )
@@ -209,8 +210,6 @@ class ActorSystem:
         return peer
 
     def _notify_peer(self, event: LinkUp | LinkDown) -> None:
-        from ._mailbox import Delivery
-
         for ref in list(self._peer_monitors):
             if isinstance(ref, LocalRef):
                 if ref.mailbox.closed:  # a monitor that stopped: forget it
@@ -268,3 +267,21 @@ def _only(group: BaseExceptionGroup, error: BaseException) -> bool:
         elif not isinstance(exc, trio.Cancelled):
             return False
     return found
+
+
+def transport_for(url: str, link: LinkConfig | None = None) -> Transport:
+    """The transport for a URL's scheme: ws/wss or memory.
+
+    Raises:
+        ValueError: another scheme.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("ws", "wss"):
+        from ._websocket import WebsocketTransport  # trio_websocket only when used
+
+        return WebsocketTransport(link)
+    if scheme == "memory":
+        return MemoryTransport()
+    raise ValueError(
+        f"unsupported URL {url!r}: use ws://host:port, wss://host:port or memory://name"
+    )

@@ -21,8 +21,6 @@ from ._errors import ConnectionFailed, LinkClosed
 if TYPE_CHECKING:
     import ssl
 
-    from ._system import ActorSystem
-
 log = logging.getLogger("actors.transport")
 
 Handler = Callable[["Connection"], Awaitable[None]]
@@ -260,22 +258,3 @@ class MemoryTransport(Transport):
     def connect(self, url: str, ssl_context: ssl.SSLContext | None) -> Any:
         """Connect to ``url`` on the network."""
         return self.network.connect(url)
-
-
-def transport_for(url: str, system: ActorSystem | None = None) -> Transport:
-    """The transport for a URL's scheme: ws/wss or memory.
-
-    Raises:
-        ValueError: another scheme.
-    """
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("ws", "wss"):
-        from ._websocket import WebsocketTransport
-
-        link = system.config.link if system is not None else None
-        return WebsocketTransport(link)
-    if scheme == "memory":
-        return MemoryTransport()
-    raise ValueError(
-        f"unsupported URL {url!r}: use ws://host:port, wss://host:port or memory://name"
-    )

@@ -15,17 +15,14 @@ import ssl
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 import trio
 import trio_websocket
 from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection
 
 from ._errors import ConnectFailed, HandshakeError, LinkClosed
+from ._link_protocol import LinkConfig
 from ._transport import Connection, Handler, Transport
-
-if TYPE_CHECKING:
-    from ._link import LinkConfig
 
 log = logging.getLogger("actors.websocket")
 
@@ -97,8 +94,6 @@ class WebsocketTransport(Transport):
     """Websocket listener and connector with the link's limits and short disconnects."""
 
     def __init__(self, config: LinkConfig | None = None) -> None:
-        from ._link import LinkConfig
-
         self.config = config or LinkConfig()
 
     async def listen(

@@ -1,0 +1,51 @@
+"""The runtime's module layout keeps the names its importers use.
+
+``actors/_link.py`` was split into ``_link_protocol``, ``_handshake``, ``_link`` and
+``_peer``, and the ``ActorRef``/``Reply`` interfaces moved below the mailbox
+(``_ref_base``). These tests pin what code written against the old layout relies on.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import actors
+import actors._link
+import actors._ref
+
+
+def test_reply_is_public_and_still_importable_from_ref() -> None:
+    """``actors.Reply`` is exported, and ``actors._ref`` still hands out the same classes."""
+    assert "Reply" in actors.__all__
+    assert actors._ref.Reply is actors.Reply
+    assert actors._ref.Future is actors.Future
+    assert actors._ref.ActorRef is actors.ActorRef
+    assert issubclass(actors.Future, actors.Reply)
+
+
+def test_link_module_still_offers_the_protocol_names() -> None:
+    """Tests and tools that import the handshake and control messages from ``_link`` work."""
+    for name in ("Hello", "Proof", "Ping", "Notice", "LinkConfig", "PROTOCOL_VERSION"):
+        assert getattr(actors._link, name) is getattr(actors._link_protocol, name), name
+    assert actors._link.handshake is actors._handshake.handshake
+    assert actors._link.Link is actors.Link
+
+
+def test_public_names_come_from_their_new_homes() -> None:
+    """Peer, RemoteRef and the link events are the classes the runtime uses itself."""
+    assert actors.Peer is actors._peer.Peer
+    assert actors.RemoteRef is actors._peer.RemoteRef
+    assert actors.LinkUp is actors._peer.LinkUp
+    assert actors.LinkDown is actors._peer.LinkDown
+    for name in actors.__all__:
+        assert hasattr(actors, name), name
+
+
+def test_importing_actors_does_not_load_the_websocket_stack() -> None:
+    """trio_websocket is imported only when a ws:// URL is used (a fresh interpreter)."""
+    code = "import sys, actors; print('trio_websocket' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False"
