@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import Actor, ActorRef, Context, Delivery, LinkDown, LinkUp, Peer
-from actors._ref import Reply
+from actors import Actor, ActorRef, Context, Delivery, LinkDown, LinkUp, Peer, Reply
 
 from ._messages import (
     Cancel,

@@ -11,8 +11,7 @@ from typing import Any
 
 import attrs
 
-from actors import ActorRef
-from actors._ref import Reply
+from actors import ActorRef, Reply
 
 from ._messages import Outcome, RunTasks, Submission, SubmitFlow, TaskInfo
 

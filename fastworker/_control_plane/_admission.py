@@ -13,8 +13,7 @@ from typing import Any
 
 import trio
 
-from actors import ActorRef
-from actors._ref import Reply
+from actors import ActorRef, Reply
 
 from .._errors import PayloadTooLarge, QueueFull, ShuttingDown, TaskNotRegistered
 from .._messages import Submission, TaskInfo, WireError

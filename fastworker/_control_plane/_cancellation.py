@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from actors import ActorRef, Context
-from actors._ref import Reply
+from actors import ActorRef, Context, Reply
 
 from .._messages import CancelRun, WireError
 from .._model import TaskStatus

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from actors import ActorRef
-from actors._ref import Reply
+from actors import ActorRef, Reply
 
 from .._errors import FastWorkerError, PayloadTooLarge, QueueFull, ShuttingDown, TaskNotRegistered
 from .._messages import Outcome, Submission, WireError

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 import trio
 
-from actors import ActorRef, Context
-from actors._ref import Reply
+from actors import ActorRef, Context, Reply
 
 from .._clock import WallClock
 from .._messages import Outcome, Run, Submission, TaskInfo, WireError

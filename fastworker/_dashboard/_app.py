@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from actors._ref import Future
+from actors import Future
 
 from .. import _names as names
 from .._errors import NotSerializable, PayloadTooLarge

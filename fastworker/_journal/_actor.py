@@ -9,8 +9,7 @@ from typing import Any
 
 import trio
 
-from actors import Actor, ActorRef, Context, Delivery
-from actors._ref import Reply
+from actors import Actor, ActorRef, Context, Delivery, Reply
 
 from .._errors import JournalWriteFailed
 from .._messages import Outcome, RunTasks, TaskInfo
