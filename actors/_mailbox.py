@@ -93,17 +93,25 @@ class DeadLetters:
         self.count = 0
         self.recent: deque[tuple[str, Any, str]] = deque(maxlen=keep)
 
-    def add(self, to: str, message: Any, reason: str) -> None:
+    def add(self, to: str, message: Any, reason: str, *, notice: bool = False) -> None:
         """Record an undeliverable message.
 
         A small message is kept as it is; a big one (over ~1 KiB, e.g. a large body a
         peer sent to a missing actor) only as a short preview, so dead letters never
-        pin their data in memory.
+        pin their data in memory. A runtime ``notice`` (a peer up/down for an actor that
+        has stopped, as every connection actor does when its links close) is expected:
+        counted and kept, but logged at debug level only.
         """
         self.count += 1
         text = preview(message, 200)
         self.recent.append((to, message if _small(message) else text, reason))
-        log.warning("dead letter to %r (%s): %s", to, reason, text)
+        log.log(
+            logging.DEBUG if notice else logging.WARNING,
+            "dead letter to %r (%s): %s",
+            to,
+            reason,
+            text,
+        )
 
 
 class Mailbox:
@@ -205,7 +213,7 @@ class Mailbox:
     def put_system(self, delivery: Delivery) -> None:
         """Queue a runtime notice past the bound; dropped (dead-lettered) if closed."""
         if self._closed:
-            self._dead.add(self.name, delivery.message, "actor stopped")
+            self._dead.add(self.name, delivery.message, "actor stopped", notice=True)
             return
         self._system.append(delivery)
         self._receivers.unpark()
@@ -238,14 +246,15 @@ class Mailbox:
         if self._closed:
             return
         self._closed = True
-        for lane in (self._system, self._queue):
-            while lane:
-                self._discard(lane.popleft(), reason)
+        while self._system:
+            self._discard(self._system.popleft(), reason, notice=True)
+        while self._queue:
+            self._discard(self._queue.popleft(), reason)
         self._senders.unpark_all()
         self._receivers.unpark_all()
 
-    def _discard(self, delivery: Delivery, reason: str) -> None:
+    def _discard(self, delivery: Delivery, reason: str, *, notice: bool = False) -> None:
         if delivery.reply is not None:
             delivery.reply.fail(ActorGone(f"actor {self.name!r}: {reason}"))
         else:
-            self._dead.add(self.name, delivery.message, reason)
+            self._dead.add(self.name, delivery.message, reason, notice=notice)

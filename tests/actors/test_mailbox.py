@@ -617,3 +617,21 @@ async def test_leaving_the_system_cancels_every_actor_and_its_tasks() -> None:
         assert sorted(cleaned) == ["a-background", "a-handler", "b-background"]
     assert not a.alive and not b.alive
     assert system.statistics().actors == 0
+
+
+def test_notices_to_a_stopped_actor_are_counted_but_not_warned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A peer up/down notice for an actor that stopped (expected whenever links close) is a
+    dead letter logged at debug level; an ordinary message to it still warns."""
+    dead = actors.DeadLetters()
+    mailbox = actors.Mailbox("conn", 10, Overflow.REJECT, dead)
+    mailbox.put_system(actors.Delivery("notice queued before the stop"))
+    with caplog.at_level("DEBUG", logger="actors.mailbox"):
+        mailbox.close()
+        mailbox.put_system(actors.Delivery("notice after the stop"))
+        assert dead.count == 2
+        assert [r.levelname for r in caplog.records] == ["DEBUG", "DEBUG"]
+        caplog.clear()
+        dead.add("conn", "an ordinary message", "actor stopped")
+        assert [r.levelname for r in caplog.records] == ["WARNING"]
