@@ -255,101 +255,74 @@ async def open_control_plane(
                 f"open_control_plane got settings= and {', '.join(passed)}: put them in the "
                 "settings (attrs.evolve(settings, ...)) or pass no settings"
             )
-        options = attrs.asdict(settings, recurse=False)
-    async with _open_control_plane(tasks, **options) as node:
+    else:
+        settings = ControlPlaneSettings(**options)
+    async with _open_control_plane(tasks, settings) as node:
         yield node
 
 
 @asynccontextmanager
 async def _open_control_plane(
-    tasks: Iterable[str] | str | None = None,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    cluster: str = "default",
-    secret: str | bytes | None = None,
-    result_cache_size: int = 10_000,
-    result_ttl: float = 3600.0,
-    max_queue: int = 100_000,
-    local_concurrency: int = 4,
-    journal: str | None = None,
-    discovery: bool = True,
-    url: str | None = None,
-    registry: Registry | None = None,
-    result_cache_bytes: int = 256 * 1024 * 1024,
-    aging: float | None = 60.0,
-    cancel_timeout: float = 5.0,
-    max_payload: int = DEFAULT_MAX_PAYLOAD,
-    max_worker_losses: int = 2,
-    sync_tasks_in_threads: bool = True,
-    ssl_context: ssl.SSLContext | None = None,
-    allow_unauthenticated_remote: bool = False,
-    discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
-    broadcast_address: str = actors.DEFAULT_BROADCAST_ADDRESS,
-    beacon_interval: float = 1.0,
-    link: actors.LinkConfig | None = None,
-    start_time: float | datetime | None = None,
-    journal_compact_interval: float = 60.0,
-    dashboard: str | bool | DashboardConfig | None = None,
-    dashboard_token: str | None = None,
+    tasks: Iterable[str] | str | None, s: ControlPlaneSettings
 ) -> AsyncIterator[ControlPlaneNode]:
     """open_control_plane's body, once its options are settled.
 
     Raises:
         ConfigurationError: as ``open_control_plane`` (see there).
     """
-    dashboard_settings = dashboard_config(dashboard, dashboard_token)
-    secret_key = secret_bytes(secret)
-    if url is None:
-        if secret_key is None and not _is_loopback(host) and not allow_unauthenticated_remote:
+    dashboard_settings = dashboard_config(s.dashboard, s.dashboard_token)
+    secret_key = secret_bytes(s.secret)
+    if s.url is None:
+        if secret_key is None and not _is_loopback(s.host) and not s.allow_unauthenticated_remote:
             raise ConfigurationError(
-                f"refusing to listen on {host} without a cluster secret: anyone who can reach "
+                f"refusing to listen on {s.host} without a cluster secret: anyone who can reach "
                 "it could submit tasks or register as a worker. Set a secret (--secret-file), "
                 "bind 127.0.0.1, or pass allow_unauthenticated_remote=True "
                 "(--insecure-allow-unauthenticated) if you really mean it"
             )
-        scheme = "wss" if ssl_context is not None else "ws"
-        listen_url = f"{scheme}://{host}:{port}"
+        scheme = "wss" if s.ssl_context is not None else "ws"
+        listen_url = f"{scheme}://{s.host}:{s.port}"
     else:
-        listen_url = url
-    for label, value in (("result_cache_size", result_cache_size), ("max_queue", max_queue)):
+        listen_url = s.url
+    for label, value in (("result_cache_size", s.result_cache_size), ("max_queue", s.max_queue)):
         if value < 1:
             raise ConfigurationError(f"{label} must be at least 1, got {value}")
-    if max_worker_losses < 1:
-        raise ConfigurationError(f"max_worker_losses must be >= 1, got {max_worker_losses}")
-    if local_concurrency < 0:
-        raise ConfigurationError(f"local_concurrency must be >= 0, got {local_concurrency}")
-    if result_ttl <= 0:
-        raise ConfigurationError(f"result_ttl must be > 0, got {result_ttl}")
-    if journal_compact_interval <= 0:
+    if s.max_worker_losses < 1:
+        raise ConfigurationError(f"max_worker_losses must be >= 1, got {s.max_worker_losses}")
+    if s.local_concurrency < 0:
+        raise ConfigurationError(f"local_concurrency must be >= 0, got {s.local_concurrency}")
+    if s.result_ttl <= 0:
+        raise ConfigurationError(f"result_ttl must be > 0, got {s.result_ttl}")
+    if s.journal_compact_interval <= 0:
         raise ConfigurationError(
-            f"journal_compact_interval must be > 0, got {journal_compact_interval}"
+            f"journal_compact_interval must be > 0, got {s.journal_compact_interval}"
         )
     import_task_modules(tasks)
-    registry = registry if registry is not None else default_registry
-    clock = WallClock(start_time)
+    registry = s.registry if s.registry is not None else default_registry
+    clock = WallClock(s.start_time)
     system_config = node_config(
-        cluster=cluster, role=ROLE, secret=secret_key, link=link, max_payload=max_payload
+        cluster=s.cluster, role=ROLE, secret=secret_key, link=s.link, max_payload=s.max_payload
     )
-    capacity = max_queue * 2 + 10_000
+    capacity = s.max_queue * 2 + 10_000
     journal_file = None
-    if journal is not None:
-        journal_file = await run_blocking(sync_tasks_in_threads, open_journal_file, journal)
+    if s.journal is not None:
+        journal_file = await run_blocking(s.sync_tasks_in_threads, open_journal_file, s.journal)
     try:
         async with actors.open_actor_system(system_config) as system:
-            cache = ResultCache(ResultStore(result_cache_size, result_ttl, result_cache_bytes))
+            store = ResultStore(s.result_cache_size, s.result_ttl, s.result_cache_bytes)
+            cache = ResultCache(store)
             cache_ref = await system.spawn(names.RESULT_CACHE, cache, capacity=capacity)
             core = ControlPlane(
                 registry,
                 DirectCacheRef(cache, cache_ref),
                 clock,
                 ControlPlaneConfig(
-                    max_queue,
-                    aging,
-                    cancel_timeout=cancel_timeout,
-                    max_payload=max_payload,
-                    result_ttl=result_ttl,
-                    max_worker_losses=max_worker_losses,
+                    s.max_queue,
+                    s.aging,
+                    cancel_timeout=s.cancel_timeout,
+                    max_payload=s.max_payload,
+                    result_ttl=s.result_ttl,
+                    max_worker_losses=s.max_worker_losses,
                 ),
             )
             core_ref = await system.spawn(names.CONTROL_PLANE, core, capacity=capacity)
@@ -358,21 +331,21 @@ async def _open_control_plane(
             journal_actor = None
             if journal_file is not None:
                 unfinished, results = await run_blocking(
-                    sync_tasks_in_threads, journal_file.load, clock.now(), result_cache_size
+                    s.sync_tasks_in_threads, journal_file.load, clock.now(), s.result_cache_size
                 )
-                known = await run_blocking(sync_tasks_in_threads, journal_file.catalogue)
+                known = await run_blocking(s.sync_tasks_in_threads, journal_file.catalogue)
                 if results:
                     await cache_ref.ask(Store(results))
                 journal_actor = Journal(
                     journal_file,
-                    result_ttl,
+                    s.result_ttl,
                     clock.now,
-                    journal_compact_interval,
-                    threads=sync_tasks_in_threads,
+                    s.journal_compact_interval,
+                    threads=s.sync_tasks_in_threads,
                 )
                 core.journal = await system.spawn(names.JOURNAL, journal_actor, capacity=capacity)
                 unfinished = await _restore_workflows(
-                    core_ref, journal_file, unfinished, sync_tasks_in_threads
+                    core_ref, journal_file, unfinished, s.sync_tasks_in_threads
                 )
                 if unfinished or results or known:
                     await core_ref.ask(Restore(unfinished, [o.id for o in results], known))
@@ -385,53 +358,53 @@ async def _open_control_plane(
             registration = Registration(core_ref, cache_ref, registry)
             await system.spawn(names.REGISTRATION, registration)
             executor = None
-            if local_concurrency:
+            if s.local_concurrency:
 
                 def report(outcomes: list[Outcome], credits: int) -> None:
                     core_ref.tell_nowait(WorkerCompleted(LOCAL_WORKER, outcomes, credits))
 
                 executor = Executor(
                     registry,
-                    local_concurrency,
+                    s.local_concurrency,
                     report,
                     LOCAL_WORKER,
-                    max_result_size=max_payload,
+                    max_result_size=s.max_payload,
                     clock=clock.now,
-                    threads=sync_tasks_in_threads,
+                    threads=s.sync_tasks_in_threads,
                 )
                 executor_ref = await system.spawn(names.EXECUTOR, executor, capacity=capacity)
                 await core_ref.tell(
                     WorkerJoined(
                         LOCAL_WORKER,
                         executor_ref,
-                        local_concurrency,
+                        s.local_concurrency,
                         local=True,
                         tasks=registry.names(),
                         infos=registry.infos(),
                     )
                 )
-            public_url = await system.listen(listen_url, ssl_context=ssl_context)
+            public_url = await system.listen(listen_url, ssl_context=s.ssl_context)
             node = ControlPlaneNode(
                 public_url, system, core, cache, scheduler, registry, clock, executor, journal_actor
             )
-            if discovery and not public_url.startswith("memory:"):
+            if s.discovery and not public_url.startswith("memory:"):
                 config = actors.DiscoveryConfig(
-                    cluster=cluster,
-                    port=discovery_port,
-                    broadcast_address=broadcast_address,
-                    interval=beacon_interval,
+                    cluster=s.cluster,
+                    port=s.discovery_port,
+                    broadcast_address=s.broadcast_address,
+                    interval=s.beacon_interval,
                     secret=secret_key,
                 )
                 await system.nursery.start(_beacon, config, system.node_id, public_url)
             if dashboard_settings is not None:
                 node.dashboard_url = await system.nursery.start(
-                    serve_dashboard, node, dashboard_settings, cluster, max_payload
+                    serve_dashboard, node, dashboard_settings, s.cluster, s.max_payload
                 )
             log.info(
                 "control plane %s listening at %s (cluster %r, tasks: %s)",
                 system.node_id[:8],
                 public_url,
-                cluster,
+                s.cluster,
                 ", ".join(registry.names()) or "none",
             )
             yield node
