@@ -1,7 +1,7 @@
 """The workflow graph the control plane holds: pure state machine, no trio, no I/O.
 
-A ``Workflow`` is built from the packed node list a client submitted (root first;
-see ``_decode`` for the format). The control plane tells it "member X finished with
+A ``Workflow`` is built from the packed node list a client submitted (root first; the
+format is in ``_workflow_format``). The control plane tells it "member X finished with
 outcome Y" and it answers with ``Effects``: which members to start now (with their
 payloads: the member's own arguments with the incoming value put first), which active
 members to cancel, which never-started members end cancelled, and, once the flow is
@@ -20,69 +20,36 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import attrs
-import msgpack
 
 from ._messages import WireError
+from ._workflow_format import (
+    CHAIN,
+    GROUP,
+    KIND_NAMES,
+    PACKED_NONE,
+    TASK,
+    array_header,
+    decode_nodes,
+    pack_list,
+    with_first_argument,
+)
+
+# The format's names the canvas, the control plane and tests import from here too.
+from ._workflow_format import CHORD as CHORD
+from ._workflow_format import InvalidFlow as InvalidFlow
+from ._workflow_format import encode_composite as encode_composite
+from ._workflow_format import encode_task as encode_task
+from ._workflow_format import pack_nodes as pack_nodes
 
 _IDLE, _ACTIVE, _DONE, _FAILED, _SKIPPED = 0, 1, 2, 3, 4
 
 SEPARATOR = ":"
 """Member ids are ``<flow id>:<node index>``."""
 
-PACKED_NONE = b"\xc0"
 _NO_OPTIONS: tuple[int | None, float | None, bool] = (None, None, False)
-_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
-
-
-class InvalidFlow(ValueError):
-    """A submitted node list that is not a well-formed workflow."""
-
-
-def array_header(n: int) -> bytes:
-    """The msgpack header of an array of ``n`` items."""
-    return bytes(_packer.pack_array_header(n))
-
-
-def pack_list(values: Sequence[bytes]) -> bytes:
-    """Packed values as one packed list (no decoding)."""
-    return array_header(len(values)) + b"".join(values)
-
-
-def with_first_argument(payload: bytes, value: bytes) -> bytes:
-    """Packed ``[args, kwargs]`` with the packed ``value`` put before ``args``.
-
-    Raises:
-        ValueError: ``payload`` is not a packed ``[args, kwargs]``.
-    """
-    if len(payload) < 2 or payload[0] != 0x92:
-        raise ValueError("task arguments must be packed as [args, kwargs]")
-    head = payload[1]
-    if 0x90 <= head <= 0x9F:
-        n, start = head - 0x90, 2
-    elif head == 0xDC:
-        n, start = int.from_bytes(payload[2:4], "big"), 4
-    elif head == 0xDD:
-        n, start = int.from_bytes(payload[2:6], "big"), 6
-    else:
-        raise ValueError("task arguments must be packed as [args, kwargs]")
-    return b"\x92" + array_header(n + 1) + value + payload[start:]
-
-
-def _arguments_shape(payload: bytes) -> bool:
-    """True if ``payload`` starts like a packed ``[args, kwargs]`` (what
-    ``with_first_argument`` needs; the executor checks the rest)."""
-    if len(payload) < 3 or payload[0] != 0x92:
-        return False
-    head = payload[1]
-    return (
-        0x90 <= head <= 0x9F
-        or (head == 0xDC and len(payload) > 4)
-        or (head == 0xDD and len(payload) > 6)
-    )
 
 
 @attrs.frozen
@@ -120,107 +87,6 @@ NOTHING = Effects()
 """The shared answer of a step with no effects (never modified)."""
 
 
-TASK, CHAIN, GROUP, CHORD = 0, 1, 2, 3
-KIND_NAMES = ("task", "chain", "group", "chord")
-
-
-def encode_task(
-    name: str,
-    payload: bytes,
-    priority: int | None = None,
-    countdown: float | None = None,
-    immutable: bool = False,
-) -> list[Any]:
-    """A task node of the packed format."""
-    if priority is None and countdown is None and not immutable:
-        return [name, payload]
-    return [name, payload, priority, countdown, immutable]
-
-
-def encode_composite(kind: int, children: list[int]) -> list[Any]:
-    """A chain, group or chord node of the packed format."""
-    return [kind, children]
-
-
-def pack_nodes(nodes: list[list[Any]]) -> bytes:
-    """The packed format: a msgpack list of nodes, root first."""
-    return bytes(_packer.pack(nodes))
-
-
-_Decoded = tuple[bytearray, list[str], list[bytes | None], dict[int, Any], dict[int, list[int]]]
-
-
-def _decode(data: bytes) -> _Decoded:
-    """Parse and validate the packed format (InvalidFlow says what is wrong).
-
-    Format: a list of nodes, root first. A task node is ``[name, payload]`` or
-    ``[name, payload, priority, countdown, immutable]``; a chain, group or chord node is
-    ``[kind, [child index, ...]]`` (kind 1, 2, 3; a chord's children are its group and
-    its body). Every node but the root has exactly one parent, listed before it.
-    """
-    try:
-        rows = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
-    except Exception as exc:
-        raise InvalidFlow(f"the workflow is not packed as a node list ({exc})") from None
-    if not isinstance(rows, list) or not rows:
-        raise InvalidFlow("a workflow needs at least one node")
-    size = len(rows)
-    kinds = bytearray(size)
-    names: list[str] = [""] * size
-    payloads: list[bytes | None] = [None] * size
-    options: dict[int, Any] = {}
-    children: dict[int, list[int]] = {}
-    interned: dict[str, str] = {}
-    seen = bytearray(size)
-    seen[0] = 1
-    for index, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) not in (2, 5):
-            raise InvalidFlow(f"node {index} is malformed")
-        head = row[0]
-        if isinstance(head, str):
-            payload = row[1]
-            if not head or not isinstance(payload, bytes) or not _arguments_shape(payload):
-                raise InvalidFlow(f"node {index} is a task without a name or packed arguments")
-            names[index] = interned.setdefault(head, head)
-            payloads[index] = payload
-            if len(row) == 5:
-                priority, countdown, immutable = row[2], row[3], row[4]
-                if not (priority is None or (type(priority) is int and 0 <= priority <= 3)):
-                    raise InvalidFlow(f"node {index} has an invalid priority {priority!r}")
-                if not (
-                    countdown is None or (isinstance(countdown, int | float) and countdown >= 0)
-                ):
-                    raise InvalidFlow(f"node {index} has an invalid countdown {countdown!r}")
-                if priority is not None or countdown is not None or immutable:
-                    options[index] = (priority, countdown, bool(immutable))
-            continue
-        kids = row[1]
-        if (
-            type(head) is not int
-            or head not in (CHAIN, GROUP, CHORD)
-            or len(row) != 2
-            or not isinstance(kids, list)
-            or not all(type(k) is int for k in kids)
-        ):
-            raise InvalidFlow(f"node {index} is malformed")
-        kinds[index] = head
-        if head == CHAIN and not kids:
-            raise InvalidFlow(f"node {index} is a chain without members")
-        for child in kids:
-            if not index < child < size:
-                raise InvalidFlow(f"node {index} refers to node {child}, which is not after it")
-            if seen[child]:
-                raise InvalidFlow(f"node {child} has two parents")
-            seen[child] = 1
-        children[index] = kids
-    for index, kids in children.items():
-        if kinds[index] == CHORD and (len(kids) != 2 or kinds[kids[0]] != GROUP):
-            raise InvalidFlow(f"node {index} is a chord without a group and a body")
-    if not all(seen):
-        raise InvalidFlow(f"node {seen.index(0)} is not part of the workflow")
-    return kinds, names, payloads, options, children
-
-
 class Workflow:
     """One workflow's graph and the state of each node.
 
@@ -248,7 +114,7 @@ class Workflow:
     )
 
     def __init__(self, flow_id: str, packed: bytes) -> None:
-        self.kinds, self.names, self.payloads, self.options, self.children = _decode(packed)
+        self.kinds, self.names, self.payloads, self.options, self.children = decode_nodes(packed)
         self.id = flow_id
         size = len(self.kinds)
         self.parent = array("i", [-1]) * size
