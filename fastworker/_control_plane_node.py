@@ -1,11 +1,15 @@
 """The control plane node: an actor system with the registration actor, control plane, scheduler,
 result cache and local executor, listening for subworkers and clients, announcing
 itself by UDP beacon.
+
+``open_control_plane`` settles its options into a ControlPlaneSettings and assembles
+the node here; the checks and the journal replay it runs once at start are in
+``_control_plane_startup``, and the handle it yields (``ControlPlaneNode``: statistics,
+drain, abandon) is in ``_control_plane_handle``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import ssl
 from collections.abc import AsyncIterator, Iterable
@@ -21,27 +25,15 @@ import actors
 from . import _names as names
 from ._clock import WallClock
 from ._control_plane import LOCAL_WORKER, ControlPlane, ControlPlaneConfig
+from ._control_plane_handle import ControlPlaneNode
+from ._control_plane_startup import check_settings, replay_journal
 from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
 from ._errors import ConfigurationError
 from ._executor import Executor
-from ._journal import Journal, open_journal_file
-from ._messages import ClusterStats, Drain, Outcome
+from ._journal import open_journal_file
+from ._messages import Outcome
 from ._node import node_config, run_blocking, secret_bytes
-from ._protocol import (
-    Abandon,
-    BeginDrain,
-    GetCacheStatistics,
-    GetClusterStats,
-    JournaledFlow,
-    NextFireTimes,
-    Restore,
-    RestoreFlows,
-    Store,
-    Sync,
-    WaitIdle,
-    WorkerCompleted,
-    WorkerJoined,
-)
+from ._protocol import WorkerCompleted, WorkerJoined
 from ._registration import Registration
 from ._registry import Registry, default_registry, import_task_modules
 from ._result_cache import DirectCacheRef, ResultCache, ResultStore
@@ -54,129 +46,6 @@ log = logging.getLogger("fastworker.control_plane")
 
 ROLE = names.ROLE_CONTROL_PLANE
 DEFAULT_PORT = 8765
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@attrs.define
-class ControlPlaneNode:
-    """A running control plane (from ``open_control_plane``).
-
-    ``url`` is where subworkers and clients connect. ``control_plane``, ``cache``,
-    ``scheduler`` and ``journal`` (None without one) are the actor instances, for
-    inspection in tests.
-    """
-
-    url: str
-    system: actors.ActorSystem
-    control_plane: ControlPlane
-    cache: ResultCache
-    scheduler: Scheduler
-    registry: Registry
-    clock: WallClock
-    executor: Executor | None = None
-    journal: Journal | None = None
-    dashboard_url: str | None = None
-    """``http://host:port`` of the dashboard and HTTP API, or None without one."""
-
-    @property
-    def node_id(self) -> str:
-        """This node's uuid."""
-        return self.system.node_id
-
-    async def statistics(self) -> ClusterStats:
-        """A snapshot of queues, workers and counters."""
-        cached = (await self.system.ref(names.RESULT_CACHE).ask(GetCacheStatistics())).entries
-        stats: ClusterStats = await self.system.ref(names.CONTROL_PLANE).ask(
-            GetClusterStats(cached)
-        )
-        return stats
-
-    async def next_fire_times(self) -> dict[str, float]:
-        """Next wall-clock fire time of each periodic task."""
-        times: dict[str, float] = await self.system.ref(names.SCHEDULER).ask(NextFireTimes())
-        return times
-
-    async def drain(self) -> None:
-        """Refuse new work and wait until running tasks finished (caller owns the timeout).
-
-        Their outcomes are in the result cache (and pushed to watchers) when this returns,
-        and with a journal also on disk (a restart does not run them again). Queued tasks
-        that never started stay queued (without a journal they are lost when the process
-        exits; a warning says how many).
-        """
-        core = self.system.ref(names.CONTROL_PLANE)
-        await self.system.ref(names.REGISTRATION).ask(BeginDrain())
-        await core.ask(BeginDrain())
-        if self.executor is not None:
-            await self.system.ref(names.EXECUTOR).ask(Drain())
-        await core.ask(WaitIdle())
-        # The last outcomes were told to the journal before WaitIdle was answered.
-        if self.journal is not None:
-            try:
-                await self.system.ref(names.JOURNAL).ask(Sync())
-            except actors.ActorError as exc:
-                log.error("draining: the journal could not write the last outcomes: %s", exc)
-        stats = await self.statistics()
-        left = stats.queued.critical + stats.queued.high + stats.queued.normal + stats.queued.low
-        if left or stats.scheduled:
-            log.warning(
-                "draining: %d queued and %d scheduled tasks were not started (%s)",
-                left,
-                stats.scheduled,
-                "the journal keeps them for the next start"
-                if self.journal is not None
-                else "no journal: they are lost when the process exits",
-            )
-
-    async def abandon(self, reason: str) -> tuple[int, int]:
-        """After a drain ran out of time: end every unfinished task and say so.
-
-        Without a journal, running tasks fail with WorkerLost and tasks that never
-        started with ShuttingDown, and clients waiting on them are told (this waits up
-        to a second for those results to leave); with a journal they stay on disk for
-        the next start. Logs what was lost.
-
-        Args:
-            reason: why, for the log and the tasks' error messages.
-
-        Returns:
-            (running, waiting): how many tasks were running, and how many never started.
-        """
-        running, waiting = await self.system.ref(names.CONTROL_PLANE).ask(Abandon(reason))
-        if self.journal is not None:
-            if running or waiting:
-                log.warning(
-                    "%s: %d running tasks were interrupted and %d never started; the journal "
-                    "keeps them: they run again at the next start",
-                    reason,
-                    running,
-                    waiting,
-                )
-            return running, waiting
-        if running or waiting:
-            log.error(
-                "%s: %d running tasks were killed and %d waiting tasks dropped (no journal: "
-                "they are lost; clients waiting on them get WorkerLost / ShuttingDown)",
-                reason,
-                running,
-                waiting,
-            )
-        # The failures reach the cache (which pushes them to watchers) before this answers.
-        await self.system.ref(names.RESULT_CACHE).ask(GetCacheStatistics())
-        with trio.move_on_after(1.0):
-            for peer in list(self.system.peers().values()):
-                link = peer.link
-                if link is not None:
-                    await link.wait_outbox_taken()
-        return running, waiting
 
 
 @asynccontextmanager
@@ -272,31 +141,7 @@ async def _open_control_plane(
     """
     dashboard_settings = dashboard_config(s.dashboard, s.dashboard_token)
     secret_key = secret_bytes(s.secret)
-    if s.url is None:
-        if secret_key is None and not _is_loopback(s.host) and not s.allow_unauthenticated_remote:
-            raise ConfigurationError(
-                f"refusing to listen on {s.host} without a cluster secret: anyone who can reach "
-                "it could submit tasks or register as a worker. Set a secret (--secret-file), "
-                "bind 127.0.0.1, or pass allow_unauthenticated_remote=True "
-                "(--insecure-allow-unauthenticated) if you really mean it"
-            )
-        scheme = "wss" if s.ssl_context is not None else "ws"
-        listen_url = f"{scheme}://{s.host}:{s.port}"
-    else:
-        listen_url = s.url
-    for label, value in (("result_cache_size", s.result_cache_size), ("max_queue", s.max_queue)):
-        if value < 1:
-            raise ConfigurationError(f"{label} must be at least 1, got {value}")
-    if s.max_worker_losses < 1:
-        raise ConfigurationError(f"max_worker_losses must be >= 1, got {s.max_worker_losses}")
-    if s.local_concurrency < 0:
-        raise ConfigurationError(f"local_concurrency must be >= 0, got {s.local_concurrency}")
-    if s.result_ttl <= 0:
-        raise ConfigurationError(f"result_ttl must be > 0, got {s.result_ttl}")
-    if s.journal_compact_interval <= 0:
-        raise ConfigurationError(
-            f"journal_compact_interval must be > 0, got {s.journal_compact_interval}"
-        )
+    listen_url = check_settings(s, secret_key)
     import_task_modules(tasks)
     registry = s.registry if s.registry is not None else default_registry
     clock = WallClock(s.start_time)
@@ -330,30 +175,8 @@ async def _open_control_plane(
             core.scheduler = await system.spawn(names.SCHEDULER, scheduler, capacity=capacity)
             journal_actor = None
             if journal_file is not None:
-                unfinished, results = await run_blocking(
-                    s.sync_tasks_in_threads, journal_file.load, clock.now(), s.result_cache_size
-                )
-                known = await run_blocking(s.sync_tasks_in_threads, journal_file.catalogue)
-                if results:
-                    await cache_ref.ask(Store(results))
-                journal_actor = Journal(
-                    journal_file,
-                    s.result_ttl,
-                    clock.now,
-                    s.journal_compact_interval,
-                    threads=s.sync_tasks_in_threads,
-                )
-                core.journal = await system.spawn(names.JOURNAL, journal_actor, capacity=capacity)
-                unfinished = await _restore_workflows(
-                    core_ref, journal_file, unfinished, s.sync_tasks_in_threads
-                )
-                if unfinished or results or known:
-                    await core_ref.ask(Restore(unfinished, [o.id for o in results], known))
-                log.info(
-                    "journal %s: replayed %d unfinished tasks and %d results",
-                    journal_file.path,
-                    len(unfinished),
-                    len(results),
+                journal_actor = await replay_journal(
+                    system, s, journal_file, core, core_ref, cache_ref, clock, capacity
                 )
             registration = Registration(core_ref, cache_ref, registry)
             await system.spawn(names.REGISTRATION, registration)
@@ -411,29 +234,6 @@ async def _open_control_plane(
     finally:
         if journal_file is not None:
             journal_file.close()
-
-
-async def _restore_workflows(
-    core: actors.ActorRef,
-    journal_file: Any,
-    unfinished: list[Any],
-    threads: bool,
-) -> list[Any]:
-    """Replay the journal's workflows; returns the unfinished tasks that are not members."""
-    rows = await run_blocking(threads, journal_file.load_workflows)
-    if not rows:
-        return unfinished
-    flows = {flow_id: JournaledFlow(flow_id, nodes, results) for flow_id, nodes, results in rows}
-    rest = []
-    for task in unfinished:
-        flow = flows.get(task.id.rpartition(":")[0])
-        if flow is not None:
-            flow.tasks.append(task)
-        else:
-            rest.append(task)
-    await core.ask(RestoreFlows(list(flows.values())))
-    log.info("journal: replayed %d unfinished workflows", len(flows))
-    return rest
 
 
 async def _beacon(

@@ -12,6 +12,8 @@ SERVER_SIDE = {
     "_journal",
     "_control_plane",
     "_control_plane_node",
+    "_control_plane_handle",
+    "_control_plane_startup",
     "_cli",
 }
 
