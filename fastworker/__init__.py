@@ -44,7 +44,7 @@ from ._event_stream import EventStream
 from ._messages import ClusterStats, Event, QueueStats, WorkerStats
 from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
 from ._registry import Registry, TaskSpec, default_registry, task
-from ._settings import ControlPlaneSettings
+from ._settings import ControlPlaneSettings, SubworkerSettings
 from ._subworker_node import SubworkerNode, open_subworker, run_subworker
 from ._version import VERSION
 
@@ -80,6 +80,7 @@ __all__ = [
     "Signature",
     "SubmissionError",
     "SubworkerNode",
+    "SubworkerSettings",
     "TaskCancelled",
     "TaskError",
     "TaskFailed",

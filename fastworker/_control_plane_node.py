@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-import attrs
 import trio
 
 import actors
@@ -28,7 +27,6 @@ from ._control_plane import LOCAL_WORKER, ControlPlane, ControlPlaneConfig
 from ._control_plane_handle import ControlPlaneNode
 from ._control_plane_startup import check_settings, replay_journal
 from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
-from ._errors import ConfigurationError
 from ._executor import Executor
 from ._journal import open_journal_file
 from ._messages import Outcome
@@ -39,7 +37,7 @@ from ._registry import Registry, default_registry, import_task_modules
 from ._result_cache import DirectCacheRef, ResultCache, ResultStore
 from ._scheduler import Scheduler
 from ._serialization import DEFAULT_MAX_PAYLOAD
-from ._settings import ControlPlaneSettings
+from ._settings import ControlPlaneSettings, settle
 
 log = logging.getLogger("fastworker.control_plane")
 
@@ -116,16 +114,7 @@ async def open_control_plane(
         OSError: the listen address cannot be bound (the port is taken, say).
     """
     options = {k: v for k, v in locals().items() if k not in ("tasks", "settings")}
-    if settings is not None:
-        defaults = attrs.asdict(ControlPlaneSettings(), recurse=False)
-        passed = sorted(k for k, v in options.items() if v is not defaults[k] and v != defaults[k])
-        if passed:
-            raise ConfigurationError(
-                f"open_control_plane got settings= and {', '.join(passed)}: put them in the "
-                "settings (attrs.evolve(settings, ...)) or pass no settings"
-            )
-    else:
-        settings = ControlPlaneSettings(**options)
+    settings = settle(ControlPlaneSettings, settings, options, "open_control_plane")
     async with _open_control_plane(tasks, settings) as node:
         yield node
 

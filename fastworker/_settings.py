@@ -1,20 +1,31 @@
-"""ControlPlaneSettings: every option of ``open_control_plane`` as one frozen record."""
+"""Settings records: every option of ``open_control_plane`` (ControlPlaneSettings) and of
+``open_subworker`` (SubworkerSettings) as one frozen value."""
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 import actors
 
+from ._errors import ConfigurationError
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._watchdog import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
     from ._dashboard import DashboardConfig
     from ._registry import Registry
+
+S = TypeVar("S", "ControlPlaneSettings", "SubworkerSettings")
+
+
+def _hidden(value: object) -> str:
+    """A secret's repr: whether there is one, never what it is."""
+    return "None" if value is None else "'<hidden>'"
 
 
 @attrs.frozen(kw_only=True)
@@ -30,7 +41,7 @@ class ControlPlaneSettings:
     host: str = "127.0.0.1"
     port: int = 0
     cluster: str = "default"
-    secret: str | bytes | None = None
+    secret: str | bytes | None = attrs.field(default=None, repr=_hidden)
     result_cache_size: int = 10_000
     result_ttl: float = 3600.0
     max_queue: int = 100_000
@@ -54,4 +65,54 @@ class ControlPlaneSettings:
     start_time: float | datetime | None = None
     journal_compact_interval: float = 60.0
     dashboard: str | bool | DashboardConfig | None = None
-    dashboard_token: str | None = None
+    dashboard_token: str | None = attrs.field(default=None, repr=_hidden)
+
+
+@attrs.frozen(kw_only=True)
+class SubworkerSettings:
+    """The options of ``open_subworker`` (all but ``tasks``), as one value.
+
+    Build it once and pass it whole: ``open_subworker(tasks=tasks, settings=settings)``;
+    ``attrs.evolve(settings, url=url)`` changes one field. The fields, their defaults
+    and their meaning are those of ``open_subworker``'s options (``url`` included).
+    """
+
+    url: str | None = None
+    concurrency: int = 8
+    cluster: str = "default"
+    secret: str | bytes | None = attrs.field(default=None, repr=_hidden)
+    registry: Registry | None = None
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+    ssl_context: ssl.SSLContext | None = None
+    link: actors.LinkConfig | None = None
+    discovery_port: int = actors.DEFAULT_DISCOVERY_PORT
+    clock: Callable[[], float] | None = None
+    sync_tasks_in_threads: bool = True
+    loop_watchdog: float | None = DEFAULT_THRESHOLD
+    queues: Iterable[str] | str | None = None
+    prefetch: int | None = None
+
+
+def settle(kind: type[S], settings: S | None, options: dict[str, Any], opener: str) -> S:
+    """The settings to run with: ``settings`` as given, or a ``kind`` of the options.
+
+    Args:
+        kind: the settings class, whose defaults are the opener's.
+        settings: what the caller passed as ``settings=`` (None: use ``options``).
+        options: the opener's other options, as passed (or defaulted).
+        opener: the function's name, for the error.
+
+    Raises:
+        ConfigurationError: ``settings`` came with options that differ from their
+            defaults; it names them and says how to combine them.
+    """
+    if settings is None:
+        return kind(**options)
+    defaults = attrs.asdict(kind(), recurse=False)
+    passed = sorted(k for k, v in options.items() if v is not defaults[k] and v != defaults[k])
+    if passed:
+        raise ConfigurationError(
+            f"{opener} got settings= and {', '.join(passed)}: put them in the "
+            "settings (attrs.evolve(settings, ...)) or pass no settings"
+        )
+    return settings

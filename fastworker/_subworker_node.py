@@ -26,6 +26,7 @@ from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire, Run
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._settings import SubworkerSettings, settle
 from ._tls import check_tls
 from ._watchdog import DEFAULT_THRESHOLD, LoopWatchdog
 from ._wire import Sender, drop_outcome_value, outcome_size
@@ -120,10 +121,10 @@ def _outcome_sender() -> Sender[Outcome]:
 async def open_subworker(
     url: str | None = None,
     tasks: Iterable[str] | str | None = None,
+    *,
     concurrency: int = 8,
     cluster: str = "default",
     secret: str | bytes | None = None,
-    *,
     registry: Registry | None = None,
     max_payload: int = DEFAULT_MAX_PAYLOAD,
     ssl_context: ssl.SSLContext | None = None,
@@ -134,6 +135,7 @@ async def open_subworker(
     loop_watchdog: float | None = DEFAULT_THRESHOLD,
     queues: Iterable[str] | str | None = None,
     prefetch: int | None = None,
+    settings: SubworkerSettings | None = None,
 ) -> AsyncIterator[SubworkerNode]:
     """Run a subworker for the duration of the block; it yields once registered.
 
@@ -151,35 +153,77 @@ async def open_subworker(
     caller owns the timeout for finding and joining it:
     ``with trio.fail_after(10): async with open_subworker(...) as sw: ...``.
 
+    Every option after ``url`` and ``tasks`` is keyword-only. ``settings`` (a
+    SubworkerSettings) gives them all, ``url`` included, as one value instead; then no
+    other option may be passed.
+
+    Args:
+        url: the control plane's URL (``ws://HOST:PORT``, ``wss://`` with
+            ``ssl_context``); None discovers it.
+        tasks: task modules to import (names, or a comma-separated string).
+        concurrency: slots: tasks it runs at once.
+        cluster: the cluster's name (discovery and the hello check it).
+        secret: the cluster secret (None: none).
+        registry: the tasks it has (default: every ``@task`` of this process).
+        max_payload: the largest frame and result, in bytes.
+        ssl_context: trusted CAs for a ``wss://`` URL.
+        link: the link's timeouts and limits (default: actors.LinkConfig()).
+        discovery_port: the UDP port discovery asks on.
+        clock: POSIX seconds that stamp results (default: time.time).
+        sync_tasks_in_threads: run sync tasks in worker threads (False: in the loop).
+        loop_watchdog: seconds the loop may be held before it is logged (None: off).
+        queues: the queues it serves (None: all).
+        prefetch: short tasks kept ready beyond the slots (None: ``concurrency``).
+        settings: every option above but ``tasks``, as one SubworkerSettings.
+
     Raises:
-        ConfigurationError: ``concurrency`` below 1, ``prefetch`` below 0, no queue
-            named in ``queues``, an empty secret, a bad URL or a TLS context for a
-            ws:// URL.
+        ConfigurationError: ``settings`` together with other options, ``concurrency``
+            below 1, ``prefetch`` below 0, no queue named in ``queues``, an empty
+            secret, a bad URL or a TLS context for a ws:// URL.
         TaskModuleError: a module of ``tasks`` could not be imported.
         ConnectionFailed: discovery found no control plane (or two) within its
             timeout, the hello was refused, or the control plane refused the
             registration.
         AuthenticationFailed: the control plane refused the secret.
     """
-    if concurrency < 1:
-        raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
-    if prefetch is None:
-        prefetch = concurrency
+    options = {k: v for k, v in locals().items() if k not in ("tasks", "settings")}
+    settings = settle(SubworkerSettings, settings, options, "open_subworker")
+    async with _open_subworker(tasks, settings) as node:
+        yield node
+
+
+@asynccontextmanager
+async def _open_subworker(
+    tasks: Iterable[str] | str | None, s: SubworkerSettings
+) -> AsyncIterator[SubworkerNode]:
+    """open_subworker's body, once its options are settled.
+
+    Raises:
+        ConfigurationError: a bad option (as ``open_subworker``).
+        TaskModuleError: a module of ``tasks`` could not be imported.
+        ConnectionFailed: no control plane found, or it refused the hello or the
+            registration.
+        AuthenticationFailed: the control plane refused the secret.
+    """
+    if s.concurrency < 1:
+        raise ConfigurationError(f"concurrency must be at least 1, got {s.concurrency}")
+    prefetch = s.concurrency if s.prefetch is None else s.prefetch
     if prefetch < 0:
         raise ConfigurationError(f"prefetch must be 0 or more, got {prefetch}")
     import_task_modules(tasks)
-    registry = registry if registry is not None else default_registry
-    queue_names = _queue_names(queues)
-    secret_key = secret_bytes(secret)
+    registry = s.registry if s.registry is not None else default_registry
+    queue_names = _queue_names(s.queues)
+    secret_key = secret_bytes(s.secret)
+    url = s.url
     if url is None:
-        url = await discover_control_plane(cluster, secret_key, discovery_port)
-    check_tls(url, ssl_context)
+        url = await discover_control_plane(s.cluster, secret_key, s.discovery_port)
+    check_tls(url, s.ssl_context)
     config = node_config(
-        cluster=cluster, role=ROLE, secret=secret_key, link=link, max_payload=max_payload
+        cluster=s.cluster, role=ROLE, secret=secret_key, link=s.link, max_payload=s.max_payload
     )
     async with actors.open_actor_system(config) as system:
         try:
-            peer = await system.connect(url, ssl_context=ssl_context)
+            peer = await system.connect(url, ssl_context=s.ssl_context)
         except actors.AuthenticationError as exc:
             raise AuthenticationFailed(f"the control plane at {url} refused us: {exc}") from None
         except actors.HandshakeError as exc:
@@ -194,12 +238,12 @@ async def open_subworker(
 
         executor = Executor(
             registry,
-            concurrency,
+            s.concurrency,
             report,
             system.node_id[:8],
-            max_result_size=max_payload,
-            clock=clock or time.time,
-            threads=sync_tasks_in_threads,
+            max_result_size=s.max_payload,
+            clock=s.clock or time.time,
+            threads=s.sync_tasks_in_threads,
             prefetch=prefetch,
             give_back=give_back,
         )
@@ -207,17 +251,13 @@ async def open_subworker(
         node = SubworkerNode(url, system, executor, peer)
         node._sender.start(system.nursery)
         holder["node"] = node
-        if loop_watchdog is None:
-            await system.nursery.start(
-                _keep_registered, node, registry, concurrency, queue_names
-            )
+        if s.loop_watchdog is None:
+            await system.nursery.start(_keep_registered, node, registry, s.concurrency, queue_names)
             yield node
             return
-        node.watchdog = LoopWatchdog(loop_watchdog, attempt_code=Executor.attempt_code())
+        node.watchdog = LoopWatchdog(s.loop_watchdog, attempt_code=Executor.attempt_code())
         async with node.watchdog.running():
-            await system.nursery.start(
-                _keep_registered, node, registry, concurrency, queue_names
-            )
+            await system.nursery.start(_keep_registered, node, registry, s.concurrency, queue_names)
             yield node
 
 

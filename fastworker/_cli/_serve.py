@@ -14,6 +14,7 @@ import inspect
 import logging
 import os
 import shlex
+import ssl
 from functools import partial
 from typing import Any
 
@@ -22,6 +23,7 @@ import trio
 from .._control_plane_node import open_control_plane
 from .._errors import ConnectionFailed
 from .._registry import default_registry
+from .._settings import SubworkerSettings
 from .._subworker_node import run_subworker
 from .._usage import UsageError
 from ._exits import EXIT_INTERRUPTED, EXIT_OK
@@ -200,6 +202,26 @@ async def cmd_control_plane(args: argparse.Namespace) -> int:
     return await _serve(args, 0, 0)
 
 
+def subworker_settings(
+    args: argparse.Namespace, ssl_context: ssl.SSLContext | None
+) -> SubworkerSettings:
+    """The options of ``fastworker subworker`` (all but ``--tasks``) as a SubworkerSettings.
+
+    Raises:
+        UsageError: the secret file cannot be read or is empty.
+    """
+    return SubworkerSettings(
+        url=args.join,
+        queues=args.queues,
+        concurrency=args.concurrency,
+        prefetch=args.prefetch,
+        cluster=args.cluster,
+        secret=read_secret(args.secret_file),
+        discovery_port=args.discovery_port,
+        ssl_context=ssl_context,
+    )
+
+
 async def cmd_subworker(args: argparse.Namespace) -> int:
     """fastworker subworker"""
     if args.concurrency < 1:
@@ -210,20 +232,8 @@ async def cmd_subworker(args: argparse.Namespace) -> int:
         await nursery.start(shutdown.watch, nursery.cancel_scope.cancel)
         node = None
         with trio.move_on_after(args.connect_timeout):
-            node = await nursery.start(
-                partial(
-                    run_subworker,
-                    url=args.join,
-                    tasks=args.tasks,
-                    queues=args.queues,
-                    concurrency=args.concurrency,
-                    prefetch=args.prefetch,
-                    cluster=args.cluster,
-                    secret=read_secret(args.secret_file),
-                    discovery_port=args.discovery_port,
-                    ssl_context=ssl_context,
-                )
-            )
+            settings = subworker_settings(args, ssl_context)
+            node = await nursery.start(partial(run_subworker, tasks=args.tasks, settings=settings))
         if node is None:
             raise ConnectionFailed(
                 f"no control plane found within {args.connect_timeout}s "
