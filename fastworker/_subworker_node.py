@@ -46,7 +46,6 @@ class SubworkerNode:
     peer: actors.Peer
     registrations: int = 0
     watchdog: LoopWatchdog | None = None
-    _registered: trio.Event = attrs.field(factory=trio.Event)
     _target: actors.ActorRef | None = None
     _sender: Sender[Outcome] = attrs.field(factory=lambda: _outcome_sender())
 
@@ -319,7 +318,6 @@ async def _keep_registered(
             continue
         node._target = peer.ref(name)
         node.registrations += 1
-        node._registered.set()
         log.info("registered with the control plane at %s as %s", node.url, name)
         if first:
             first = False
@@ -328,7 +326,6 @@ async def _keep_registered(
         node._target = None
         # Unstarted work: the control plane re-queues it when it sees the link drop.
         node.executor.drop_backlog()
-        node._registered = trio.Event()
         log.warning("lost the control plane at %s; reconnecting", node.url)
 
 
