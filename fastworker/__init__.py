@@ -41,8 +41,8 @@ from ._errors import (
     WorkerLost,
 )
 from ._event_stream import EventStream
-from ._messages import ClusterStats, Event, QueueStats, WorkerStats
 from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
+from ._records import ClusterStats, Event, EventKind, QueueStats, WorkerStats, WorkerStatus
 from ._registry import Registry, TaskSpec, default_registry, task
 from ._settings import ControlPlaneSettings
 from ._subworker_node import SubworkerNode, open_subworker, run_subworker
@@ -64,6 +64,7 @@ __all__ = [
     "ControlPlaneSettings",
     "ErrorInfo",
     "Event",
+    "EventKind",
     "EventStream",
     "FastWorkerError",
     "Group",
@@ -92,6 +93,7 @@ __all__ = [
     "TaskTimeout",
     "WorkerLost",
     "WorkerStats",
+    "WorkerStatus",
     "chain",
     "chord",
     "connect",

@@ -18,9 +18,9 @@ import trio
 
 from ._client import Client, ClientStatistics, open_trio_client
 from ._event_stream import EventStream
-from ._messages import ClusterStats, Event
 from ._model import TaskResult, TaskStatus
 from ._portal import Portal, get_portal
+from ._records import ClusterStats, Event
 
 
 class Holder:

@@ -24,9 +24,9 @@ from ._asyncio import Holder
 from ._canvas import FLOWS, Chain, Chord, Group, Signature
 from ._client import BatchItem, Client, ClientStatistics, PriorityLike, TaskRef, When
 from ._errors import ConnectionFailed, ResultTimeout
-from ._messages import ClusterStats
 from ._model import TaskResult, TaskStatus
 from ._portal import Portal, get_portal
+from ._records import ClusterStats
 from ._serialization import DEFAULT_MAX_PAYLOAD
 
 P = ParamSpec("P")
