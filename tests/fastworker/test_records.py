@@ -250,7 +250,8 @@ def test_event_json_is_unchanged_by_the_record(
 
 
 async def test_the_trio_client_hands_out_records(autojump_clock: Any) -> None:
-    """events() yields Event records with EventKind / TaskStatus / WorkerStatus members;
+    """events() yields Event records with EventKind / TaskStatus / WorkerStatus members
+    (the control plane's statuses all map: joined, left, queued, running, success);
     stats() and the control plane node's statistics() answer ClusterStats records."""
     async with open_cluster(TASKS, subworkers=0, local_concurrency=1) as cluster:
         client = cluster.client
@@ -264,14 +265,20 @@ async def test_the_trio_client_hands_out_records(autojump_clock: Any) -> None:
                     seen.append(event)
                     if event.id == task_id and event.status is TaskStatus.SUCCESS:
                         break
+                from_client = await client.stats()
+                await cluster.kill_subworker(0)
+                async for event in stream:
+                    seen.append(event)
+                    if event.kind is EventKind.WORKER and event.status is WorkerStatus.LEFT:
+                        break
         assert all(type(e) is Event for e in seen)
-        joined = [e for e in seen if e.kind is EventKind.WORKER]
-        assert [e.status for e in joined] == [WorkerStatus.JOINED]
-        assert isinstance(joined[0].status, WorkerStatus)
+        workers = [e for e in seen if e.kind is EventKind.WORKER]
+        assert [e.status for e in workers] == [WorkerStatus.JOINED, WorkerStatus.LEFT]
+        assert all(isinstance(e.status, WorkerStatus) for e in workers)
         task = [e.status for e in seen if e.id == task_id]
         assert all(isinstance(s, TaskStatus) for s in task)
         assert task == [TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.SUCCESS]
-        for stats in (await client.stats(), await cluster.control_plane.statistics()):
+        for stats in (from_client, await cluster.control_plane.statistics()):
             assert type(stats) is ClusterStats and type(stats.queued) is QueueStats
             assert stats.workers and all(type(w) is WorkerStats for w in stats.workers)
             assert stats.completed == 1
