@@ -16,7 +16,7 @@ This module gathers their names (``actors`` exports the public ones).
 
 from __future__ import annotations
 
-from actors._discovery_announcer import _answer_queries, run_beacon
+from actors._discovery_announcer import run_beacon
 from actors._discovery_beacon import (
     DEFAULT_BROADCAST_ADDRESS,
     DEFAULT_DISCOVERY_PORT,
@@ -25,7 +25,6 @@ from actors._discovery_beacon import (
     PROTOCOL_VERSION,
     Beacon,
     DiscoveryConfig,
-    _Rejected,
     decode_beacon,
     decode_query,
     encode_beacon,
@@ -49,7 +48,7 @@ from actors._discovery_peers import (
     Refusal,
 )
 from actors._discovery_query import PeerQuery, open_peer_query
-from actors._discovery_udp import _listen_address, _reusable_udp_socket, logger
+from actors._discovery_udp import _listen_address  # noqa: F401 (imported from here by tests)
 
 __all__ = [
     "DEFAULT_BROADCAST_ADDRESS",
@@ -71,15 +70,10 @@ __all__ = [
     "PeerTable",
     "QueryAnswers",
     "Refusal",
-    "_Rejected",
-    "_answer_queries",
-    "_listen_address",
-    "_reusable_udp_socket",
     "decode_beacon",
     "decode_query",
     "encode_beacon",
     "encode_query",
-    "logger",
     "open_discovery_listener",
     "open_peer_query",
     "rejection_reason",
