@@ -80,3 +80,21 @@ async def test_the_parts_of_a_node_get_the_system_they_run_in() -> None:
         assert seen == [b]
         assert a.root.system is a and peer.system is a
         assert peer.link is not None and peer.link.system is a
+
+
+def test_the_pure_discovery_modules_import_neither_trio_nor_sockets() -> None:
+    """The beacon wire format and the peer bookkeeping stay trio-free (and socket-free),
+    so they can be tested and reused without an event loop."""
+    import ast
+    import pathlib
+
+    for name in ("_discovery_beacon", "_discovery_peers"):
+        path = pathlib.Path(actors.__file__).with_name(f"{name}.py")
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+        assert imported, name
+        assert not imported & {"trio", "socket", "trio_websocket"}, (name, imported)
