@@ -54,8 +54,9 @@ def connect(
         ConnectionFailed: the control plane is unreachable within ``connect_timeout``
             (not raised with ``lazy``: the first call raises it then).
         AuthenticationFailed: the control plane refused the secret.
-        ConfigurationError: ``settings`` together with other options (even with
-            ``lazy``); a bad URL or secret, or a TLS context for a ws:// URL.
+        ConfigurationError: ``settings`` together with other options (raised at
+            once, ``lazy`` or not); a bad URL or secret, or a TLS context for a ws://
+            URL.
     """
     options = {k: v for k, v in locals().items() if k not in ("lazy", "settings")}
     client = BlockingClient(client_settings("connect", settings, options))
