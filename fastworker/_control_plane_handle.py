@@ -17,7 +17,7 @@ from ._clock import WallClock
 from ._control_plane import ControlPlane
 from ._executor import Executor
 from ._journal import Journal
-from ._messages import ClusterStats, Drain
+from ._messages import Drain
 from ._protocol import (
     Abandon,
     BeginDrain,
@@ -27,6 +27,7 @@ from ._protocol import (
     Sync,
     WaitIdle,
 )
+from ._records import ClusterStats, stats_from_wire
 from ._registry import Registry
 from ._result_cache import ResultCache
 from ._scheduler import Scheduler
@@ -61,12 +62,10 @@ class ControlPlaneNode:
         return self.system.node_id
 
     async def statistics(self) -> ClusterStats:
-        """A snapshot of queues, workers and counters."""
+        """A snapshot of queues, workers and counters (what ``Client.stats()`` answers)."""
         cached = (await self.system.ref(names.RESULT_CACHE).ask(GetCacheStatistics())).entries
-        stats: ClusterStats = await self.system.ref(names.CONTROL_PLANE).ask(
-            GetClusterStats(cached)
-        )
-        return stats
+        wire = await self.system.ref(names.CONTROL_PLANE).ask(GetClusterStats(cached))
+        return stats_from_wire(wire)
 
     async def next_fire_times(self) -> dict[str, float]:
         """Next wall-clock fire time of each periodic task."""

@@ -103,11 +103,16 @@ def settle(kind: type[S], settings: S | None, options: dict[str, Any], opener: s
         opener: the function's name, for the error.
 
     Raises:
-        ConfigurationError: ``settings`` came with options that differ from their
-            defaults; it names them and says how to combine them.
+        ConfigurationError: ``settings`` is not a ``kind``, or came with options that
+            differ from their defaults; it names them and says how to combine them.
     """
     if settings is None:
         return kind(**options)
+    if not isinstance(settings, kind):
+        raise ConfigurationError(
+            f"{opener} settings= takes a fastworker.{kind.__name__}, "
+            f"not {type(settings).__name__}"
+        )
     defaults = attrs.asdict(kind(), recurse=False)
     passed = sorted(k for k, v in options.items() if v is not defaults[k] and v != defaults[k])
     if passed:

@@ -104,6 +104,22 @@ async def test_settings_with_other_options_are_refused() -> None:
             pass  # pragma: no cover
 
 
+async def test_settings_of_the_wrong_kind_are_refused() -> None:
+    """A ControlPlaneSettings given to open_subworker (or the reverse) is refused with
+    an error naming the record it takes, before anything starts."""
+    with pytest.raises(ConfigurationError, match=r"takes a fastworker\.SubworkerSettings"):
+        async with fastworker.open_subworker(
+            tasks=TASKS,
+            settings=fastworker.ControlPlaneSettings(),  # type: ignore[arg-type]
+        ):
+            pass  # pragma: no cover
+    with pytest.raises(ConfigurationError, match=r"takes a fastworker\.ControlPlaneSettings"):
+        async with fastworker.open_control_plane(
+            settings=SubworkerSettings(),  # type: ignore[arg-type]
+        ):
+            pass  # pragma: no cover
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
