@@ -23,7 +23,8 @@ from actors import Actor, ActorRef, Context, Delivery
 from .. import _names as names
 from .._messages import Event, Events, Outcome, Results, Run, Submission, Unknown
 from .._protocol import EventSubscription, WatchIds
-from ._ring import Histogram, RecentTasks
+from ._counters import Histogram
+from ._ring import RecentTasks
 
 log = logging.getLogger("fastworker.dashboard")
 
