@@ -24,7 +24,6 @@ from fastworker._dashboard._requests import (
     parse_wait,
 )
 from fastworker._dashboard._responses import ApiError
-from fastworker._dashboard._ring_queries import matches
 from fastworker._dashboard._shapes import (
     arguments_preview,
     event_json,
@@ -34,7 +33,6 @@ from fastworker._dashboard._shapes import (
     status_task_json,
     summary_json,
 )
-from fastworker._dashboard._summary import new_entry
 from fastworker._errors import QueueFull
 from fastworker._messages import Event, Outcome, Run, Submission, WireError
 from fastworker._model import Priority
@@ -231,12 +229,21 @@ def test_arguments_preview_is_short_json_and_never_raises() -> None:
 
 
 def test_the_page_filter_is_exact_status_and_name_substring() -> None:
-    """Status must match exactly, the name may be any part; empty filters match all."""
-    entry = new_entry(None, "reports.build", "failure", 1.0, 400)
-    assert matches(entry, None, None) and matches(entry, "", "")
-    assert matches(entry, "failure", "build") and matches(entry, None, "reports.")
-    assert not matches(entry, "fail", None)
-    assert not matches(entry, "failure", "send")
+    """Status must match exactly, the name may be any part of it; empty filters (the
+    page's "") match every task; the limit keeps the newest."""
+    ring = RecentTasks()
+    ring.submitted([Submission("r1", "reports.build", b"\x92\x90\x80")], 1.0)
+    ring.submitted([Submission("s1", "mail.send", b"\x92\x90\x80", countdown=60)], 2.0)
+    ring.submitted([Submission("r2", "reports.build", b"\x92\x90\x80")], 3.0)
+
+    def ids(**filters: Any) -> list[str]:
+        return [s.id for s in ring.recent(**filters)]
+
+    assert ids() == ids(status="", name="") == ["r2", "s1", "r1"]
+    assert ids(status="queued", name="build") == ["r2", "r1"]
+    assert ids(name="reports.") == ["r2", "r1"] and ids(name="send") == ["s1"]
+    assert ids(status="queue") == [] and ids(status="scheduled", name="build") == []
+    assert ids(limit=2) == ["r2", "s1"]
 
 
 def test_changes_since_are_newest_first_each_once_and_limited() -> None:
