@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -46,7 +47,9 @@ class Hub(Actor):
 
     batch_limit = 4096
 
-    def __init__(self, control_plane: ActorRef, ring: RecentTasks, clock: Any) -> None:
+    def __init__(
+        self, control_plane: ActorRef, ring: RecentTasks, clock: Callable[[], float]
+    ) -> None:
         self.control_plane = control_plane
         self.ring = ring
         self.clock = clock
