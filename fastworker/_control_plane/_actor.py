@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from actors import Actor, Context, Delivery
 
-from .._messages import ClusterStats, QueueStats, WorkerStats
+from .._messages import WireClusterStats, WireQueueStats, WireWorkerStats
 from .._model import TaskStatus
 from .._protocol import (
     Abandon,
@@ -177,7 +177,7 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
             self.cache.tell_nowait(Subscribe(unknown, msg.ref, unknown_if_absent=True))
 
     # -- statistics -------------------------------------------------------------------
-    def statistics(self, results_cached: int = 0) -> ClusterStats:
+    def statistics(self, results_cached: int = 0) -> WireClusterStats:
         """A snapshot for ``top``, tests and the bench."""
         depths = [0, 0, 0, 0]
         scheduled = 0
@@ -192,12 +192,12 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
                     waiting[rec.name] = waiting.get(rec.name, 0) + 1
             elif rec.status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
                 scheduled += 1
-        return ClusterStats(
-            queued=QueueStats(*depths),
+        return WireClusterStats(
+            queued=WireQueueStats(*depths),
             scheduled=scheduled,
             running=self._running_count(),
             workers=[
-                WorkerStats(w.id, w.slots, w.free, len(w.running), w.completed)
+                WireWorkerStats(w.id, w.slots, w.free, len(w.running), w.completed)
                 for w in self.workers.values()
             ],
             submitted=self.submitted,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from .._clock import WallClock
     from .._control_plane import Observer
-    from .._messages import ClusterStats
+    from .._records import ClusterStats
     from .._registry import Registry
 
 

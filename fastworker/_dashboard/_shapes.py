@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .._messages import Event, Outcome, WireError
+from .._messages import Outcome, WireError
+from .._records import Event
 from .._serialization import unpack, unpack_arguments
 from ._json import to_json
 from ._summary import TaskSummary

@@ -34,8 +34,9 @@ from fastworker._dashboard._shapes import (
     summary_json,
 )
 from fastworker._errors import QueueFull
-from fastworker._messages import Event, Outcome, Run, Submission, WireError
-from fastworker._model import Priority
+from fastworker._messages import Outcome, Run, Submission, WireError
+from fastworker._model import Priority, TaskStatus
+from fastworker._records import Event, EventKind
 from fastworker._serialization import pack, pack_arguments, unpack_arguments
 
 TASK_KEYS = {
@@ -193,15 +194,16 @@ def test_every_source_of_a_task_gives_the_same_json_keys() -> None:
 
 def test_the_page_json_of_a_summary_and_of_an_event() -> None:
     """A ring summary shows its times and error without the traceback; an event its
-    kind, id, status, name, worker and time (not its detail)."""
+    kind, id, status (as plain strings in JSON), name, worker and time (not its
+    detail)."""
     summary = _failed_ring().get("t1")
     assert summary is not None
     shown = summary_json(summary)
     assert shown["error"] == {"type": "ValueError", "message": "bad input"}
     assert (shown["submitted_at"], shown["started_at"], shown["completed_at"]) == (10.0, 11.0, 12.5)
     assert (shown["status"], shown["attempts"], shown["worker"]) == ("failure", 1, "w1")
-    event = Event("task", "t1", "success", "job", "w1", 5.0, "detail")
-    assert event_json(event) == {
+    event = Event(EventKind.TASK, "t1", TaskStatus.SUCCESS, "job", "w1", 5.0, "detail")
+    assert json.loads(json.dumps(event_json(event))) == {
         "kind": "task",
         "id": "t1",
         "status": "success",
