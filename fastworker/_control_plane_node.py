@@ -26,7 +26,7 @@ from ._clock import WallClock
 from ._control_plane import LOCAL_WORKER, ControlPlane, ControlPlaneConfig
 from ._control_plane_handle import ControlPlaneNode
 from ._control_plane_startup import check_settings, replay_journal
-from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
+from ._dashboard import ControlPlaneHost, DashboardConfig, dashboard_config, serve_dashboard
 from ._executor import Executor
 from ._journal import open_journal_file
 from ._messages import Outcome
@@ -209,8 +209,9 @@ async def _open_control_plane(
                 )
                 await system.nursery.start(_beacon, config, system.node_id, public_url)
             if dashboard_settings is not None:
+                host: ControlPlaneHost = node  # what the dashboard needs (checked by mypy)
                 node.dashboard_url = await system.nursery.start(
-                    serve_dashboard, node, dashboard_settings, s.cluster, s.max_payload
+                    serve_dashboard, host, dashboard_settings, s.cluster, s.max_payload
                 )
             log.info(
                 "control plane %s listening at %s (cluster %r, tasks: %s)",
