@@ -1,10 +1,10 @@
 """The control plane: a thin actor over parts that each tell one piece of a task's story.
 
-Read in this order: ``_records`` (a task's record, a worker's slot, the settings),
-``_state`` (what the actor keeps), ``_admission``, ``_dispatch``, ``_outcomes``,
-``_cancellation``, ``_workers``, ``_flows`` (workflows), then ``_actor`` (the loop
-and its handler table). Its in-process messages are in ``fastworker._protocol`` and
-re-exported here, so older imports keep working.
+Read in this order: ``_records`` (a task's record, the settings), ``_pool`` (the
+workers and their credits), ``_state`` (what the actor keeps), ``_admission``,
+``_dispatch``, ``_outcomes``, ``_cancellation``, ``_workers``, ``_flows`` (workflows),
+then ``_actor`` (the loop and its handler table). Its in-process messages are in
+``fastworker._protocol`` and re-exported here, so older imports keep working.
 """
 
 from .._protocol import (
@@ -27,6 +27,7 @@ from .._protocol import (
     WorkerRetiring,
 )
 from ._actor import ControlPlane
+from ._pool import PoolStatistics, WorkerPool, WorkerSlot
 from ._records import (
     LOCAL_WORKER,
     PREFETCH_BELOW,
@@ -34,7 +35,6 @@ from ._records import (
     ControlPlaneConfig,
     Observer,
     TaskRecord,
-    WorkerSlot,
 )
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "EventSubscription",
     "GetClusterStats",
     "Observer",
+    "PoolStatistics",
     "RateWake",
     "Restore",
     "StatusOf",
@@ -61,6 +62,7 @@ __all__ = [
     "WorkerCompleted",
     "WorkerJoined",
     "WorkerLeft",
+    "WorkerPool",
     "WorkerRetiring",
     "WorkerSlot",
 ]

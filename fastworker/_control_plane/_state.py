@@ -1,4 +1,4 @@
-"""The control plane's shared state: the task table, the workers, the queue."""
+"""The control plane's shared state: the task table, the worker pool, the queue."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from .._routing import Routable, Router
 from ._events import EventFeed
 from ._flows import FlowTable
 from ._journaling import JournalNotes
-from ._records import RECENT_DONE, ControlPlaneConfig, Observer, TaskRecord, WorkerSlot
+from ._pool import WorkerPool
+from ._records import RECENT_DONE, ControlPlaneConfig, Observer, TaskRecord
 from ._tables import PendingCancels, RecentIds, UniqueKeys
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ class ControlPlaneState:
         )
         self._wake_at: float | None = None
         self._unique = UniqueKeys(clock.now, config.result_ttl, config.unique_keys)
-        self.workers: dict[str, WorkerSlot] = {}
+        self.pool = WorkerPool(config.worker_name)
+        """The workers, their credits, suspects alone and prefetch backlogs."""
         self.periodic_active: dict[str, str] = {}
         self.draining = False
         self._idle_waiters: list[Reply] = []
@@ -78,8 +80,9 @@ class ControlPlaneState:
         self._outcomes: list[Outcome] = []
         self._periodic_seq = count(1)
         self._run_time: dict[str, float] = {}
-        self._dispatch_seq = count()
         self._self_ref: ActorRef | None = None
+        self._batches: dict[str, list[Run]] = {}
+        """The runs of the dispatch pass under way, by worker id (see ``_dispatch``)."""
         self._suspects: list[TaskRecord] = []
         self._awaiting_durable: dict[str, float | None] = {}
         """Accepted tasks waiting for their journal commit: id -> trio time to run (eta)."""
@@ -144,9 +147,6 @@ class ControlPlaneState:
 
     def _event(self, rec: TaskRecord) -> None:
         self.events.task_changed(rec)
-
-    def _running_count(self) -> int:
-        return sum(len(w.running) for w in self.workers.values())
 
     def _max_losses(self, rec: TaskRecord) -> int:
         own = rec.spec.max_worker_losses
