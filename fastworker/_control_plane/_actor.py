@@ -77,10 +77,14 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
         try:
             await super().handle_batch(ctx, batch)
         finally:
-            self.flows.settle()  # members of failed or cancelled workflows
-            self._dispatch()
-            self._flush()
-            self._wake_for_rate_limits(ctx)
+            self.end_batch(ctx)
+
+    def end_batch(self, ctx: Context) -> None:
+        """What follows each batch of messages: settle workflows, dispatch, flush, timers."""
+        self.flows.settle()  # members of failed or cancelled workflows
+        self._dispatch()
+        self._flush()
+        self._wake_for_rate_limits(ctx)
 
     async def receive(self, ctx: Context, message: Any) -> Any:
         """Dispatch on the message type (see ``handlers``)."""
