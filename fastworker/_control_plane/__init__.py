@@ -1,9 +1,11 @@
 """The control plane: a thin actor over parts that each tell one piece of a task's story.
 
-Read in this order: ``_records`` (a task's record, the settings), ``_pool`` (the
-workers and their credits), ``_state`` (what the actor keeps), ``_admission``,
-``_dispatch``, ``_outcomes``, ``_cancellation``, ``_workers``, ``_flows`` (workflows),
-then ``_actor`` (the loop and its handler table). Its in-process messages are in
+Read in this order: ``_records`` (a task's record, the settings), ``_task_table``
+(the tasks and what admission keeps), ``_pool`` (the workers and their credits),
+``_state`` (what the actor keeps), ``_admission``, ``_dispatch``, ``_outcomes``,
+``_cancellation``, ``_workers``, ``_flows`` (workflows), then ``_actor`` (the loop and
+its handler table). The three tables (``_task_table``, ``_pool``, ``_tables``) are pure
+and trio-free, tested directly. Its in-process messages are in
 ``fastworker._protocol`` and re-exported here, so older imports keep working.
 """
 
@@ -36,6 +38,7 @@ from ._records import (
     Observer,
     TaskRecord,
 )
+from ._task_table import TaskTable
 
 __all__ = [
     "LOCAL_WORKER",
@@ -57,6 +60,7 @@ __all__ = [
     "StatusOf",
     "TaskDetail",
     "TaskRecord",
+    "TaskTable",
     "WaitIdle",
     "WatchIds",
     "WorkerCompleted",

@@ -69,7 +69,7 @@ class FlowTable:
         cp = self.cp
         sub = msg.flow
         reply = msg.reply
-        if sub.id in self.flows or sub.id in cp.tasks or sub.id in cp._recent_done:
+        if sub.id in self.flows or cp.tasks.known(sub.id):
             # A resubmission after a dropped link: accepted already, nothing runs twice.
             self._watch([sub.id], msg.watcher)
             if reply is not None:
@@ -241,7 +241,7 @@ class FlowTable:
         del self.flows[flow.id]
         started = self._started_at.pop(flow.id, None)
         self.finished += 1
-        recent = cp._recent_done
+        recent = cp.tasks.recent
         recent[flow.id] = None
         cp._outcomes.append(
             Outcome(

@@ -89,15 +89,10 @@ class Outcomes(ControlPlaneState):
             self._scheduler().tell_nowait(ScheduleAt([(rec.id, trio.current_time() + delay)]))
 
     def _finish(self, rec: TaskRecord, outcome: Outcome) -> None:
-        del self.tasks[rec.id]
-        if self._unique.key_of:
-            self._unique.release(rec.id)
+        self.tasks.end(rec)
         if self._cancelling.waiting:
             # A cancel was waiting: it succeeded if the task ended cancelled.
             self._cancelling.end(rec.id, outcome.status == TaskStatus.CANCELLED.value)
-        self._recent_done.add(rec.id)
-        if rec.periodic and self.periodic_active.get(rec.name) == rec.id:
-            del self.periodic_active[rec.name]
         if outcome.status == "success":
             self.completed += 1
         else:

@@ -20,8 +20,9 @@ from ._events import EventFeed
 from ._flows import FlowTable
 from ._journaling import JournalNotes
 from ._pool import WorkerPool
-from ._records import RECENT_DONE, ControlPlaneConfig, Observer, TaskRecord
-from ._tables import PendingCancels, RecentIds, UniqueKeys
+from ._records import ControlPlaneConfig, Observer, TaskRecord
+from ._tables import PendingCancels
+from ._task_table import TaskTable
 
 if TYPE_CHECKING:
     from ._actor import ControlPlane
@@ -56,9 +57,15 @@ class ControlPlaneState:
         self._observed_runs: list[tuple[str, list[Run]]] = []
         self._observed_requeued: list[tuple[str, str, str]] = []
         self._to_journal: list[JournaledTask] = []
-        self._recent_done = RecentIds(RECENT_DONE)
         self._cancelling = PendingCancels()
-        self.tasks: dict[str, TaskRecord] = {}
+        self.tasks = TaskTable(
+            clock.now,
+            max_queue=config.max_queue,
+            result_ttl=config.result_ttl,
+            unique_keys=config.unique_keys,
+        )
+        """Every non-terminal task by id, with the ids finished lately, the unique keys,
+        what waits for its journal commit and the periodic runs in flight."""
         self.announced: dict[str, TaskInfo] = {}
         self._infos: dict[str, tuple[TaskSpec, TaskInfo]] = {}
         self.queue: Router[TaskRecord] = Router(
@@ -69,10 +76,8 @@ class ControlPlaneState:
             clock=trio.current_time,
         )
         self._wake_at: float | None = None
-        self._unique = UniqueKeys(clock.now, config.result_ttl, config.unique_keys)
         self.pool = WorkerPool(config.worker_name)
         """The workers, their credits, suspects alone and prefetch backlogs."""
-        self.periodic_active: dict[str, str] = {}
         self.draining = False
         self._idle_waiters: list[Reply] = []
         self.events = EventFeed(clock.now)
@@ -84,8 +89,6 @@ class ControlPlaneState:
         self._batches: dict[str, list[Run]] = {}
         """The runs of the dispatch pass under way, by worker id (see ``_dispatch``)."""
         self._suspects: list[TaskRecord] = []
-        self._awaiting_durable: dict[str, float | None] = {}
-        """Accepted tasks waiting for their journal commit: id -> trio time to run (eta)."""
         self.submitted = self.completed = self.failed = self.retried = 0
         self.redelivered = self.skipped_ticks = self.quarantined = self.refused = 0
         # -- workflows (see _control_plane_flows) --
@@ -101,6 +104,11 @@ class ControlPlaneState:
     @journal.setter
     def journal(self, ref: ActorRef | None) -> None:
         self.journal_notes.ref = ref
+
+    @property
+    def _awaiting_durable(self) -> dict[str, float | None]:
+        """Tasks waiting for their journal commit (``fastworker.testing`` waits for none)."""
+        return self.tasks.awaiting
 
     def _context(self) -> Context:
         """The context (workflow steps cancel members outside any request)."""

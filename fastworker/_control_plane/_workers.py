@@ -54,11 +54,13 @@ class Workers(ControlPlaneState):
         running = list(msg.running)
         if in_flight is not None:
             # Work dispatched after the connection took its in-flight snapshot (it was
-            # already gone, so the RunTasks was dead-lettered) is lost with it too.
+            # already gone, so the RunTasks was dead-lettered) is lost with it too. Runs
+            # go straight to a subworker's executor, so its connection's in-flight table
+            # does not list them: the order tasks were accepted stands in for dispatch's.
             reported = {task_id for task_id, _ in running}
             running += [
                 (task_id, self.tasks[task_id].attempts)
-                for task_id in self._in_task_order(in_flight)
+                for task_id in self.tasks.in_accept_order(in_flight)
                 if task_id not in reported
             ]
         lost = 0
@@ -114,16 +116,6 @@ class Workers(ControlPlaneState):
                 lost,
             )
         self.events.worker_changed(msg.id, "left")
-
-    def _in_task_order(self, ids: set[str]) -> list[str]:
-        """Known ``ids`` in the order their tasks were accepted (redelivery keeps it).
-
-        Runs go straight to a subworker's executor, so its connection's in-flight table
-        does not list them: the task table's order stands in for the dispatch order.
-        """
-        if not ids:
-            return []
-        return [task_id for task_id in self.tasks if task_id in ids]
 
     def _worker_lost_error(self, rec: TaskRecord, msg: WorkerLeft) -> WireError:
         return WireError(

@@ -403,8 +403,8 @@ class PoolModel(RuleBasedStateMachine):
             started.append((task, worker))
         reserved = sum(1 for w in candidates if w.reserved and w.solo is None)
         assert reserved <= max(reserved_before, 1, len(candidates) // 2)
-        if not self.suspects:
-            assert not any(w.reserved for w in self.pool)
+        if not self.suspects:  # (a worker that stopped accepting may stay marked)
+            assert not any(w.reserved for w in candidates)
         held = {w.id for w in self.pool if w.reserved or w.solo is not None}
         workers = self.pool.dispatchable()
         self.pool.fill(workers, popper(self.queue, self.can), lambda t, w: started.append((t, w)))
