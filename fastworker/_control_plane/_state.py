@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import count
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -23,9 +23,6 @@ from ._pool import WorkerPool
 from ._records import ControlPlaneConfig, Observer, TaskRecord
 from ._tables import PendingCancels
 from ._task_table import TaskTable
-
-if TYPE_CHECKING:
-    from ._actor import ControlPlane
 
 DEFAULT_CONFIG = ControlPlaneConfig()
 
@@ -92,7 +89,7 @@ class ControlPlaneState:
         self.submitted = self.completed = self.failed = self.retried = 0
         self.redelivered = self.skipped_ticks = self.quarantined = self.refused = 0
         # -- workflows (see _control_plane_flows) --
-        self.flows = FlowTable(cast("ControlPlane", self))
+        self.flows = FlowTable(self)
         self._ctx: Context | None = None
 
     @property
@@ -167,3 +164,10 @@ class ControlPlaneState:
         def _suspect(self, rec: TaskRecord) -> None: ...
         def _flush_outcomes(self) -> None: ...
         def _announce(self, infos: list[TaskInfo], names: Iterable[str]) -> None: ...
+        def _accept_group(
+            self, group: list[Submission], watcher: ActorRef | None
+        ) -> int | list[str]: ...
+        def _cancel(
+            self, task_id: str, ctx: Context, reply: Reply | None = None, *, quiet: bool = False
+        ) -> bool | None: ...
+        def _restore(self, tasks: list[JournaledTask], done: Iterable[str] = ()) -> None: ...
