@@ -9,7 +9,8 @@ tests it directly).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Protocol, TypeVar
 
 from .._errors import QueueFull
@@ -149,9 +150,8 @@ class TaskTable(dict[str, TaskRecord]):
         return rec
 
     # -- order ----------------------------------------------------------------------
-    def in_accept_order(self, ids: Iterable[str]) -> list[str]:
+    def in_accept_order(self, ids: AbstractSet[str]) -> list[str]:
         """Those of ``ids`` in the table, in the order their tasks were accepted."""
-        wanted = set(ids)
-        if not wanted:
+        if not ids:
             return []
-        return [task_id for task_id in self if task_id in wanted]
+        return [task_id for task_id in self if task_id in ids]
