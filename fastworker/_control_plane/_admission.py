@@ -126,11 +126,12 @@ class Admission(ControlPlaneState):
         now = trio.current_time()
         wall = self.clock.now()
         scheduled: list[tuple[str, float]] = []
+        add = self.tasks.add
         for sub in new:
             spec = policies[sub.name]
             priority = sub.priority if sub.priority is not None else spec.priority
             rec = TaskRecord(sub.id, sub.name, sub.payload, priority, spec, now)
-            self.tasks.add(rec, sub.unique_key)
+            add(rec, sub.unique_key)
             eta = sub.eta if sub.countdown is None else wall + sub.countdown
             if self.journal is not None:
                 # It runs only once it is on disk (Durable): a failed commit refuses it,

@@ -106,10 +106,14 @@ class TaskTable(dict[str, TaskRecord]):
 
     def end(self, rec: TaskRecord) -> None:
         """``rec``'s outcome is final: out of the table, its id remembered, its key released."""
-        del self[rec.id]
+        task_id = rec.id
+        del self[task_id]
         if self.unique.key_of:
-            self.unique.release(rec.id)
-        self.recent.add(rec.id)
+            self.unique.release(task_id)
+        recent = self.recent  # RecentIds.add, inlined: this runs once per task
+        recent[task_id] = None
+        if len(recent) > recent.limit:
+            del recent[next(iter(recent))]
         if rec.periodic and self.periodic.get(rec.name) == rec.id:
             del self.periodic[rec.name]
 
