@@ -488,7 +488,8 @@ class PoolModel(RuleBasedStateMachine):
         ]
 
 
-PoolModel.TestCase.settings = settings(
-    max_examples=examples(60), stateful_step_count=40, deadline=None
-)
-test_the_pool_against_a_model = PoolModel.TestCase
+class TestThePoolAgainstAModel(PoolModel.TestCase):  # type: ignore[misc,valid-type]
+    """The pool keeps its invariants through any sequence of joins, leaves, retirements,
+    dispatch passes and reports (PoolModel)."""
+
+    settings = settings(max_examples=examples(60), stateful_step_count=40, deadline=None)
