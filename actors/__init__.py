@@ -6,7 +6,7 @@ an in-memory transport for tests), msgpack + cattrs messages, and UDP discovery.
 It knows nothing about task queues.
 """
 
-from ._actor import Actor, Context
+from ._actor import Actor
 from ._codec import Codec, Kind, message, message_name, registered_messages
 from ._discovery import (
     DEFAULT_BROADCAST_ADDRESS,
@@ -54,7 +54,7 @@ from ._peer import LinkDown, LinkUp, Peer, RemoteRef
 from ._ref import LocalRef
 from ._ref_base import ActorRef, Future, Reply
 from ._supervisor import Restart, Supervisor, SupervisorStatistics
-from ._system import ActorSystem, SystemConfig, SystemStatistics, open_actor_system
+from ._system import ActorSystem, Context, SystemConfig, SystemStatistics, open_actor_system
 from ._transport import Connection, MemoryConnection, MemoryNetwork, Transport, memory_network
 
 __all__ = [

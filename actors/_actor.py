@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import trio
 
@@ -12,23 +12,29 @@ from ._errors import ActorCrashed, ActorGone
 if TYPE_CHECKING:
     from ._mailbox import Delivery, Mailbox
     from ._ref import ActorRef, LocalRef, Reply
-    from ._system import ActorSystem
 
 log = logging.getLogger("actors.actor")
 
+SystemT = TypeVar("SystemT")
+"""The type of the node a Context belongs to (``actors.Context`` is ``Context[ActorSystem]``)."""
 
-class Context:
+
+class Context(Generic[SystemT]):
     """What an actor incarnation can reach: its ref, its mailbox, a nursery, the system.
 
     ``nursery`` belongs to this incarnation: tasks started there are cancelled when the
     actor stops or restarts, and an exception in one of them crashes the actor (and so
     goes to its supervisor). ``sender`` is the sender of the message being handled.
+
+    The class is generic in the type of ``system`` only so that this module need not
+    name ``ActorSystem``, which sits above it: for type checkers ``actors.Context`` is
+    ``Context[ActorSystem]``; at run time it is this class.
     """
 
     __slots__ = ("_reply", "_stop_scope", "mailbox", "nursery", "self", "sender", "system")
 
     def __init__(
-        self, system: ActorSystem, ref: LocalRef, mailbox: Mailbox, nursery: trio.Nursery
+        self, system: SystemT, ref: LocalRef, mailbox: Mailbox, nursery: trio.Nursery
     ) -> None:
         self.system = system
         self.self = ref
@@ -84,14 +90,14 @@ class Actor:
     reply_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     batch_limit: ClassVar[int] = 512
 
-    async def started(self, ctx: Context) -> None:
+    async def started(self, ctx: Context[Any]) -> None:
         """Called before the actor is reported ready (``spawn`` returns after it)."""
 
-    async def receive(self, ctx: Context, message: Any) -> Any:
+    async def receive(self, ctx: Context[Any], message: Any) -> Any:
         """Handle one message; the return value answers an ask."""
         raise NotImplementedError(f"{type(self).__qualname__} does not handle {message!r}")
 
-    async def run(self, ctx: Context) -> None:
+    async def run(self, ctx: Context[Any]) -> None:
         """The message loop. Override for full control (return to stop normally)."""
         mailbox = ctx.mailbox
         limit = self.batch_limit
@@ -99,7 +105,7 @@ class Actor:
             batch = await mailbox.get_batch(limit)
             await self.handle_batch(ctx, batch)
 
-    async def handle_batch(self, ctx: Context, batch: list[Delivery]) -> None:
+    async def handle_batch(self, ctx: Context[Any], batch: list[Delivery]) -> None:
         """Handle messages taken together; unhandled ones go back to the mailbox on a crash."""
         for index, delivery in enumerate(batch):
             try:
@@ -111,7 +117,7 @@ class Actor:
                 ctx.mailbox.give_back(batch[index + 1 :])
                 return
 
-    async def handle(self, ctx: Context, delivery: Delivery) -> None:
+    async def handle(self, ctx: Context[Any], delivery: Delivery) -> None:
         """Handle one delivery: call ``receive`` and route its answer or error.
 
         An error in ``reply_errors`` answers the ask and the actor goes on; any other

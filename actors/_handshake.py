@@ -27,7 +27,7 @@ from ._link_protocol import (
 )
 
 if TYPE_CHECKING:
-    from ._system import ActorSystem
+    from ._node import Node
     from ._transport import Connection
 
 _AUTH_LABEL = b"actors-link-auth-v1"
@@ -57,7 +57,7 @@ async def _receive_control(codec: Codec, connection: Connection, expected: type)
     return msg
 
 
-async def handshake(system: ActorSystem, connection: Connection) -> Hello:
+async def handshake(system: Node, connection: Connection) -> Hello:
     """Exchange hellos (and proofs, with a secret); return the peer's hello.
 
     On failure the connection is closed with a 4000-range code and a readable reason,

@@ -52,7 +52,7 @@ from ._mailbox import YIELD_EVERY, Delivery
 from ._ref_base import ActorRef, Future, Reply
 
 if TYPE_CHECKING:
-    from ._system import ActorSystem
+    from ._node import Node
     from ._transport import Connection
 
 __all__ = [
@@ -121,7 +121,7 @@ class _RemoteReply(Reply):
 class Link:
     """A connection after a successful handshake: reader, writer and heartbeat."""
 
-    def __init__(self, system: ActorSystem, connection: Connection, peer: LinkOwner, hello: Hello):
+    def __init__(self, system: Node, connection: Connection, peer: LinkOwner, hello: Hello):
         self.system = system
         self.codec = system.codec
         self.config = system.config.link

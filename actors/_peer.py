@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
@@ -20,12 +20,12 @@ from ._errors import ConnectFailed, HandshakeError, LinkClosed, PeerDown
 from ._handshake import handshake
 from ._link import Link
 from ._link_protocol import CLOSE_SUPERSEDED, Hello
+from ._node import Node
 from ._ref_base import ActorRef, Future
 
 if TYPE_CHECKING:
     import ssl
 
-    from ._system import ActorSystem
     from ._transport import Connection, Transport
 
 log = logging.getLogger("actors.link")
@@ -46,6 +46,23 @@ class LinkDown:
 
     node_id: str
     reason: str
+
+
+class PeerHost(Node, Protocol):
+    """What a Peer needs of its node beyond :class:`Node`: the node's table of peers.
+
+    ``ActorSystem`` (a layer above) satisfies it.
+    """
+
+    _peers: dict[str, Peer]
+
+    def _peer_for(self, node_id: str, url: str | None) -> Peer:
+        """The Peer for ``node_id``, made (and recorded) if the node has none yet."""
+        ...
+
+    def _notify_peer(self, event: LinkUp | LinkDown) -> None:
+        """Tell the peer monitors that a link went up or down."""
+        ...
 
 
 class RemoteRef(ActorRef):
@@ -88,7 +105,7 @@ class RemoteRef(ActorRef):
         return self._hash
 
 
-async def serve_link(system: ActorSystem, connection: Connection, *, initiator: bool) -> None:
+async def serve_link(system: PeerHost, connection: Connection, *, initiator: bool) -> None:
     """Handshake an accepted connection and run its link until it closes."""
     try:
         hello = await handshake(system, connection)
@@ -104,7 +121,7 @@ async def serve_link(system: ActorSystem, connection: Connection, *, initiator: 
 class Peer:
     """The lasting handle on a remote node; ``ref(name)`` makes RemoteRefs through it."""
 
-    def __init__(self, system: ActorSystem, node_id: str, url: str | None) -> None:
+    def __init__(self, system: PeerHost, node_id: str, url: str | None) -> None:
         self.system = system
         self.node_id = node_id
         self.url = url
@@ -223,7 +240,7 @@ class Peer:
 
     @staticmethod
     async def maintain(
-        system: ActorSystem,
+        system: PeerHost,
         transport: Transport,
         url: str,
         reconnect: bool,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
@@ -17,9 +17,28 @@ from ._mailbox import Overflow
 
 if TYPE_CHECKING:
     from ._ref import LocalRef
-    from ._system import ActorSystem
 
 log = logging.getLogger("actors.supervisor")
+
+
+class ActorRegistry(Protocol):
+    """What a supervisor needs of the node it runs in: the node's actors by name.
+
+    ``ActorSystem`` (a layer above) satisfies it; each child's Context carries it as
+    ``system``.
+    """
+
+    def lookup(self, name: str) -> LocalRef | None:
+        """The ref of a running actor, or None."""
+        ...
+
+    def _register(self, name: str, capacity: int | None, overflow: Overflow | None) -> LocalRef:
+        """Give ``name`` a mailbox and a ref (the name must be free)."""
+        ...
+
+    def _unregister(self, name: str, reason: str) -> None:
+        """Forget ``name`` and close its mailbox, saying why."""
+        ...
 
 
 class Restart(enum.Enum):
@@ -64,7 +83,7 @@ class Supervisor:
     """
 
     def __init__(
-        self, system: ActorSystem, name: str, *, max_restarts: int = 3, within: float = 5.0
+        self, system: ActorRegistry, name: str, *, max_restarts: int = 3, within: float = 5.0
     ) -> None:
         self._intensity = RestartIntensity(max_restarts, within)  # ValueError if invalid
         self.system = system
@@ -79,7 +98,9 @@ class Supervisor:
         """Running children and total restarts."""
         return SupervisorStatistics(self.name, tuple(self._children), self._restarts)
 
-    async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED):
+    async def run(
+        self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Serve until cancelled (start it with ``nursery.start``)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery

@@ -6,16 +6,18 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 import trio
 
+from . import _actor
 from ._actor import Actor
 from ._codec import Codec
 from ._errors import ActorNotFound
 from ._link_protocol import LinkConfig
 from ._mailbox import DeadLetters, Delivery, Mailbox, Overflow
+from ._node import SystemConfig
 from ._peer import LinkDown, LinkUp, Peer, serve_link
 from ._ref import ActorRef, LocalRef
 from ._supervisor import Restart, Supervisor
@@ -26,19 +28,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("actors.system")
 
+__all__ = [
+    "ActorSystem",
+    "Context",
+    "SystemConfig",
+    "SystemStatistics",
+    "open_actor_system",
+    "transport_for",
+]
 
-@attrs.frozen
-class SystemConfig:
-    """Per-node settings. ``secret`` (bytes) turns on HMAC authentication of every link."""
-
-    cluster: str = "default"
-    role: str = "node"
-    secret: bytes | None = None
-    mailbox_capacity: int = 1000
-    overflow: Overflow = Overflow.REJECT
-    max_restarts: int = 3
-    restart_window: float = 5.0
-    link: LinkConfig = attrs.field(factory=LinkConfig)
+if TYPE_CHECKING:
+    Context: TypeAlias = _actor.Context["ActorSystem"]
+    """What an actor incarnation can reach, with ``system`` an :class:`ActorSystem`."""
+else:
+    Context = _actor.Context  # one class at run time; the alias is for type checkers
 
 
 @attrs.frozen

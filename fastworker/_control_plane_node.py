@@ -25,7 +25,7 @@ from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
 from ._errors import ConfigurationError
 from ._executor import Executor
 from ._journal import Journal, open_journal_file
-from ._messages import ClusterStats, Drain, Outcome
+from ._messages import Drain, Outcome
 from ._node import node_config, run_blocking, secret_bytes
 from ._protocol import (
     Abandon,
@@ -42,6 +42,7 @@ from ._protocol import (
     WorkerCompleted,
     WorkerJoined,
 )
+from ._records import ClusterStats, stats_from_wire
 from ._registration import Registration
 from ._registry import Registry, default_registry, import_task_modules
 from ._result_cache import DirectCacheRef, ResultCache, ResultStore
@@ -92,12 +93,10 @@ class ControlPlaneNode:
         return self.system.node_id
 
     async def statistics(self) -> ClusterStats:
-        """A snapshot of queues, workers and counters."""
+        """A snapshot of queues, workers and counters (what ``Client.stats()`` answers)."""
         cached = (await self.system.ref(names.RESULT_CACHE).ask(GetCacheStatistics())).entries
-        stats: ClusterStats = await self.system.ref(names.CONTROL_PLANE).ask(
-            GetClusterStats(cached)
-        )
-        return stats
+        wire = await self.system.ref(names.CONTROL_PLANE).ask(GetClusterStats(cached))
+        return stats_from_wire(wire)
 
     async def next_fire_times(self) -> dict[str, float]:
         """Next wall-clock fire time of each periodic task."""

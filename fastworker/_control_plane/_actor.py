@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from actors import Actor, Context, Delivery
 
-from .._messages import ClusterStats, QueueStats
+from .._messages import WireClusterStats, WireQueueStats
 from .._model import TaskStatus
 from .._protocol import (
     Abandon,
@@ -177,7 +177,7 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
             self.cache.tell_nowait(Subscribe(unknown, msg.ref, unknown_if_absent=True))
 
     # -- statistics -------------------------------------------------------------------
-    def statistics(self, results_cached: int = 0) -> ClusterStats:
+    def statistics(self, results_cached: int = 0) -> WireClusterStats:
         """A snapshot for ``top``, tests and the bench."""
         depths = [0, 0, 0, 0]
         scheduled = 0
@@ -193,8 +193,8 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
             elif rec.status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
                 scheduled += 1
         pool = self.pool.statistics()
-        return ClusterStats(
-            queued=QueueStats(*depths),
+        return WireClusterStats(
+            queued=WireQueueStats(*depths),
             scheduled=scheduled,
             running=pool.running,
             workers=pool.workers,

@@ -24,7 +24,7 @@ import attrs
 
 from actors import ActorRef
 
-from .._messages import WorkerStats
+from .._messages import WireWorkerStats
 from .._names import LOCAL_WORKER
 from .._protocol import WorkerCompleted
 
@@ -120,7 +120,7 @@ class WorkerSlot:
 class PoolStatistics:
     """A snapshot of the pool (``WorkerPool.statistics``)."""
 
-    workers: list[WorkerStats]
+    workers: list[WireWorkerStats]
     """Each worker's slots, credits, tasks in flight and completions (ClusterStats)."""
     running: int
     """Tasks in flight on all workers (backlogs included)."""
@@ -393,7 +393,7 @@ class WorkerPool:
         workers = self.workers.values()
         return PoolStatistics(
             workers=[
-                WorkerStats(w.id, w.slots, w.free, len(w.running), w.completed) for w in workers
+                WireWorkerStats(w.id, w.slots, w.free, len(w.running), w.completed) for w in workers
             ],
             running=sum(len(w.running) for w in workers),
             backlogged=sum(len(w.waiting) for w in workers),

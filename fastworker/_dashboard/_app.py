@@ -29,9 +29,10 @@ from actors import Future
 
 from .. import _names as names
 from .._errors import NotSerializable, PayloadTooLarge
-from .._messages import Event, Outcome, Submission
+from .._messages import Outcome, Submission
 from .._model import Priority
 from .._protocol import Accept, CancelTask, GetCacheStatistics, Lookup, Peek, StatusOf, TaskDetail
+from .._records import Event
 from .._serialization import pack_arguments, unpack, unpack_arguments
 from . import _metrics, _page
 from ._hub import Hub

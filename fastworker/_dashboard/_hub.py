@@ -21,8 +21,9 @@ import trio
 from actors import Actor, ActorRef, Context, Delivery
 
 from .. import _names as names
-from .._messages import Event, Events, Outcome, Results, Run, Submission, Unknown
+from .._messages import Events, Outcome, Results, Run, Submission, Unknown
 from .._protocol import EventSubscription, WatchIds
+from .._records import Event, events_from_wire
 from ._ring import Histogram, RecentTasks
 
 log = logging.getLogger("fastworker.dashboard")
@@ -97,7 +98,7 @@ class Hub(Actor):
             kind = type(msg)
             if kind is Events:
                 if self.streams:
-                    self._fan_out(msg.events)
+                    self._fan_out(events_from_wire(msg.events))
             elif kind is Results:
                 self._wake(o.id for o in msg.outcomes)
             elif kind is Unknown:

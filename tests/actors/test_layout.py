@@ -49,3 +49,52 @@ def test_importing_actors_does_not_load_the_websocket_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_context_and_system_config_are_one_class_each_at_run_time() -> None:
+    """``actors.Context`` is the runtime's Context class itself (``Context[ActorSystem]``
+    exists for type checkers only), and SystemConfig moved below the system but is the
+    same class under its old address."""
+    import actors._node
+    import actors._system
+
+    assert actors.Context is actors._actor.Context
+    assert actors._system.Context is actors._actor.Context
+    assert actors.SystemConfig is actors._system.SystemConfig is actors._node.SystemConfig
+
+
+async def test_the_parts_of_a_node_get_the_system_they_run_in() -> None:
+    """The supervisor, a Context, a peer and its link all hold the very ActorSystem they
+    run in (they only type it through the protocols of their own layer)."""
+    seen: list[object] = []
+
+    class Probe(actors.Actor):
+        async def receive(self, ctx: actors.Context, message: object) -> object:
+            seen.append(ctx.system)
+            return message
+
+    async with actors.open_actor_system() as a, actors.open_actor_system() as b:
+        await b.spawn("probe", Probe)
+        peer = await a.connect(await b.listen("memory://layout-system-probe"))
+        assert await peer.ref("probe").ask("hi") == "hi"
+        assert seen == [b]
+        assert a.root.system is a and peer.system is a
+        assert peer.link is not None and peer.link.system is a
+
+
+def test_the_pure_discovery_modules_import_neither_trio_nor_sockets() -> None:
+    """The beacon wire format and the peer bookkeeping stay trio-free (and socket-free),
+    so they can be tested and reused without an event loop."""
+    import ast
+    import pathlib
+
+    for name in ("_discovery_beacon", "_discovery_peers"):
+        path = pathlib.Path(actors.__file__).with_name(f"{name}.py")
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+        assert imported, name
+        assert not imported & {"trio", "socket", "trio_websocket"}, (name, imported)

@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from support import examples
 
 from fastworker._control_plane import WorkerPool, WorkerSlot
-from fastworker._messages import Outcome, WorkerStats
+from fastworker._messages import Outcome, WireWorkerStats
 from fastworker._protocol import WorkerCompleted
 
 LOCAL = "local"
@@ -304,7 +304,7 @@ def test_statistics_list_each_worker_and_the_totals() -> None:
     pool.credit(report("v", ["b"], 1))
     pool["v"].finished("b")
     stats = pool.statistics()
-    assert stats.workers == [WorkerStats("w", 2, -1, 3, 0), WorkerStats("v", 1, 1, 0, 1)]
+    assert stats.workers == [WireWorkerStats("w", 2, -1, 3, 0), WireWorkerStats("v", 1, 1, 0, 1)]
     assert (stats.running, stats.backlogged, stats.solo, stats.reserved) == (3, 1, 0, 0)
 
 
