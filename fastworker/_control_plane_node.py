@@ -21,7 +21,7 @@ import actors
 from . import _names as names
 from ._clock import WallClock
 from ._control_plane import LOCAL_WORKER, ControlPlane, ControlPlaneConfig
-from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
+from ._dashboard import ControlPlaneHost, DashboardConfig, dashboard_config, serve_dashboard
 from ._errors import ConfigurationError
 from ._executor import Executor
 from ._journal import Journal, open_journal_file
@@ -396,8 +396,9 @@ async def _open_control_plane(
                 )
                 await system.nursery.start(_beacon, config, system.node_id, public_url)
             if dashboard_settings is not None:
+                host: ControlPlaneHost = node  # what the dashboard needs (checked by mypy)
                 node.dashboard_url = await system.nursery.start(
-                    serve_dashboard, node, dashboard_settings, s.cluster, s.max_payload
+                    serve_dashboard, host, dashboard_settings, s.cluster, s.max_payload
                 )
             log.info(
                 "control plane %s listening at %s (cluster %r, tasks: %s)",

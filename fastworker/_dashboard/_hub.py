@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -24,7 +25,8 @@ from .. import _names as names
 from .._messages import Events, Outcome, Results, Run, Submission, Unknown
 from .._protocol import EventSubscription, WatchIds
 from .._records import Event, events_from_wire
-from ._ring import Histogram, RecentTasks
+from ._counters import Histogram
+from ._ring import RecentTasks
 
 log = logging.getLogger("fastworker.dashboard")
 
@@ -46,7 +48,9 @@ class Hub(Actor):
 
     batch_limit = 4096
 
-    def __init__(self, control_plane: ActorRef, ring: RecentTasks, clock: Any) -> None:
+    def __init__(
+        self, control_plane: ActorRef, ring: RecentTasks, clock: Callable[[], float]
+    ) -> None:
         self.control_plane = control_plane
         self.ring = ring
         self.clock = clock
