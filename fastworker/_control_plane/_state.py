@@ -102,11 +102,6 @@ class ControlPlaneState:
     def journal(self, ref: ActorRef | None) -> None:
         self.journal_notes.ref = ref
 
-    @property
-    def _awaiting_durable(self) -> dict[str, float | None]:
-        """Tasks waiting for their journal commit (``fastworker.testing`` waits for none)."""
-        return self.tasks.awaiting
-
     def _context(self) -> Context:
         """The context (workflow steps cancel members outside any request)."""
         if self._ctx is None:

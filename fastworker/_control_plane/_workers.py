@@ -7,6 +7,7 @@ import logging
 from .._messages import WireError
 from .._model import TaskStatus
 from .._protocol import WorkerJoined, WorkerLeft
+from .._records import WorkerStatus
 from .._routing import WorkerCapabilities
 from ._records import TaskRecord
 from ._state import ControlPlaneState
@@ -46,7 +47,7 @@ class Workers(ControlPlaneState):
             ),
         )
         log.info("worker %s joined with %d slots", msg.id, msg.slots)
-        self.events.worker_changed(msg.id, "joined")
+        self.events.worker_changed(msg.id, WorkerStatus.JOINED.value)
 
     def _worker_left(self, msg: WorkerLeft) -> None:
         in_flight = self.pool.leave(msg.id)
@@ -115,7 +116,7 @@ class Workers(ControlPlaneState):
                 msg.reason or "gone",
                 lost,
             )
-        self.events.worker_changed(msg.id, "left")
+        self.events.worker_changed(msg.id, WorkerStatus.LEFT.value)
 
     def _worker_lost_error(self, rec: TaskRecord, msg: WorkerLeft) -> WireError:
         return WireError(
