@@ -185,7 +185,7 @@ class Cluster:
             busy += stats.running + stats.suspects
             if scheduled:
                 busy += stats.scheduled
-            if not busy and not self.control_plane.control_plane._awaiting_durable:
+            if not busy and not self.control_plane.control_plane.tasks.awaiting:
                 return
             await trio.sleep(poll)
 
