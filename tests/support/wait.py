@@ -73,7 +73,7 @@ async def wait_until(
             looks += 1
             last = result
             if result:
-                return result  # type: ignore[return-value]
+                return result
             await trio.sleep(delay)
             delay = min(delay * 2, max_poll)
     assert scope.cancelled_caught
