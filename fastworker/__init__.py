@@ -16,7 +16,8 @@ Public API::
 
 from ._blocking import BlockingClient, connect
 from ._canvas import Chain, Chord, Group, Signature, chain, chord, group, sig
-from ._client import Client, ClientStatistics, open_client
+from ._client import Client, ClientStatistics
+from ._client_settings import ClientSettings
 from ._control_plane_node import ControlPlaneNode, open_control_plane, run_control_plane
 from ._errors import (
     AuthenticationFailed,
@@ -41,8 +42,9 @@ from ._errors import (
     WorkerLost,
 )
 from ._event_stream import EventStream
-from ._messages import ClusterStats, Event, QueueStats, WorkerStats
 from ._model import ErrorInfo, Priority, TaskResult, TaskStatus
+from ._open_client import open_client
+from ._records import ClusterStats, Event, EventKind, QueueStats, WorkerStats, WorkerStatus
 from ._registry import Registry, TaskSpec, default_registry, task
 from ._settings import ControlPlaneSettings
 from ._subworker_node import SubworkerNode, open_subworker, run_subworker
@@ -56,6 +58,7 @@ __all__ = [
     "Chain",
     "Chord",
     "Client",
+    "ClientSettings",
     "ClientStatistics",
     "ClusterStats",
     "ConfigurationError",
@@ -64,6 +67,7 @@ __all__ = [
     "ControlPlaneSettings",
     "ErrorInfo",
     "Event",
+    "EventKind",
     "EventStream",
     "FastWorkerError",
     "Group",
@@ -92,6 +96,7 @@ __all__ = [
     "TaskTimeout",
     "WorkerLost",
     "WorkerStats",
+    "WorkerStatus",
     "chain",
     "chord",
     "connect",

@@ -1,8 +1,9 @@
 """The Client under asyncio: the same methods, run by the process's trio thread.
 
-``open_client`` under asyncio lands here. The trio client lives in the shared trio
-thread (``_portal``); each awaited method starts its trio twin there and awaits the
-outcome in the asyncio loop. Cancelling the asyncio task cancels the trio twin.
+``open_client`` under asyncio lands here (``_open_client`` picks it). The trio client
+lives in the shared trio thread (``_portal``, held open by ``_held_client``); each
+awaited method starts its trio twin there and awaits the outcome in the asyncio loop.
+Cancelling the asyncio task cancels the trio twin.
 """
 
 from __future__ import annotations
@@ -14,49 +15,13 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
-import trio
-
-from ._client import Client, ClientStatistics, open_trio_client
+from ._client import Client, ClientStatistics
+from ._client_settings import ClientSettings
 from ._event_stream import EventStream
-from ._messages import ClusterStats, Event
+from ._held_client import Holder
 from ._model import TaskResult, TaskStatus
 from ._portal import Portal, get_portal
-
-
-class Holder:
-    """Keeps one trio client open in the portal until ``close`` (shared with the
-    blocking client)."""
-
-    def __init__(self, portal: Portal, url: str | None, options: dict[str, Any]) -> None:
-        self.portal = portal
-        self.url = url
-        self.options = options
-        self.client: Client | None = None
-        self._stop: trio.Event | None = None
-        self._finished: trio.Event | None = None
-
-    async def open(self) -> Client:
-        """Open the client in the trio thread (to be run there); returns it once connected."""
-        assert self.portal._nursery is not None
-        client: Client = await self.portal._nursery.start(self._hold)
-        self.client = client
-        return client
-
-    async def _hold(self, *, task_status: trio.TaskStatus[Client]) -> None:
-        self._stop = trio.Event()
-        self._finished = trio.Event()
-        try:
-            async with open_trio_client(self.url, **self.options) as client:
-                task_status.started(client)
-                await self._stop.wait()
-        finally:
-            self._finished.set()
-
-    async def close(self) -> None:
-        """Close the client and wait until it is closed (to be run in the trio thread)."""
-        if self._stop is not None and self._finished is not None:
-            self._stop.set()
-            await self._finished.wait()
+from ._records import ClusterStats, Event
 
 
 class AsyncioClient(Client):
@@ -209,9 +174,9 @@ def _kw(fn: Any, kwargs: dict[str, Any]) -> Any:
 class open_asyncio_client(AbstractAsyncContextManager[Client]):
     """The asyncio side of ``open_client``: connects in the trio thread, closes on exit."""
 
-    def __init__(self, url: str | None, options: dict[str, Any]) -> None:
+    def __init__(self, settings: ClientSettings) -> None:
         self._portal = get_portal()
-        self._holder = Holder(self._portal, url, options)
+        self._holder = Holder(self._portal, settings)
 
     async def __aenter__(self) -> Client:
         inner = await self._portal.run_async(self._holder.open)

@@ -48,7 +48,7 @@ def run_fastworker(spec: dict[str, Any]) -> dict[str, Any]:
 
     from . import _bench_phases as phases
     from ._bench_common import ADD
-    from ._client import open_client
+    from ._open_client import open_client
 
     async def main() -> dict[str, Any]:
         out: dict[str, Any] = {}

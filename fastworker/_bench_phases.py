@@ -18,7 +18,7 @@ import trio
 
 from ._bench_common import ADD, BLOB
 from ._blocking import connect
-from ._client import open_client
+from ._open_client import open_client
 
 
 async def wait_for_workers(client: Any, subworkers: int) -> None:

@@ -27,7 +27,7 @@ from ._bench_common import (
     stop_system,
 )
 from ._bench_phases import batched, burst, client_kinds_p50, pipelined, sequential, wait_for_workers
-from ._client import open_client
+from ._open_client import open_client
 
 
 @attrs.define

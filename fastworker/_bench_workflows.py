@@ -20,7 +20,7 @@ import trio
 from ._bench_common import ADD, TOTAL, free_port, start_system, status_kib, stop_system
 from ._bench_phases import batched, wait_for_workers
 from ._canvas import chord, group, sig
-from ._client import open_client
+from ._open_client import open_client
 
 
 @attrs.define

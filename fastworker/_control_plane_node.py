@@ -21,11 +21,11 @@ import actors
 from . import _names as names
 from ._clock import WallClock
 from ._control_plane import LOCAL_WORKER, ControlPlane, ControlPlaneConfig
-from ._dashboard import DashboardConfig, dashboard_config, serve_dashboard
+from ._dashboard import ControlPlaneHost, DashboardConfig, dashboard_config, serve_dashboard
 from ._errors import ConfigurationError
 from ._executor import Executor
 from ._journal import Journal, open_journal_file
-from ._messages import ClusterStats, Drain, Outcome
+from ._messages import Drain, Outcome
 from ._node import node_config, run_blocking, secret_bytes
 from ._protocol import (
     Abandon,
@@ -42,6 +42,7 @@ from ._protocol import (
     WorkerCompleted,
     WorkerJoined,
 )
+from ._records import ClusterStats, stats_from_wire
 from ._registration import Registration
 from ._registry import Registry, default_registry, import_task_modules
 from ._result_cache import DirectCacheRef, ResultCache, ResultStore
@@ -92,12 +93,10 @@ class ControlPlaneNode:
         return self.system.node_id
 
     async def statistics(self) -> ClusterStats:
-        """A snapshot of queues, workers and counters."""
+        """A snapshot of queues, workers and counters (what ``Client.stats()`` answers)."""
         cached = (await self.system.ref(names.RESULT_CACHE).ask(GetCacheStatistics())).entries
-        stats: ClusterStats = await self.system.ref(names.CONTROL_PLANE).ask(
-            GetClusterStats(cached)
-        )
-        return stats
+        wire = await self.system.ref(names.CONTROL_PLANE).ask(GetClusterStats(cached))
+        return stats_from_wire(wire)
 
     async def next_fire_times(self) -> dict[str, float]:
         """Next wall-clock fire time of each periodic task."""
@@ -397,8 +396,9 @@ async def _open_control_plane(
                 )
                 await system.nursery.start(_beacon, config, system.node_id, public_url)
             if dashboard_settings is not None:
+                host: ControlPlaneHost = node  # what the dashboard needs (checked by mypy)
                 node.dashboard_url = await system.nursery.start(
-                    serve_dashboard, node, dashboard_settings, s.cluster, s.max_payload
+                    serve_dashboard, host, dashboard_settings, s.cluster, s.max_payload
                 )
             log.info(
                 "control plane %s listening at %s (cluster %r, tasks: %s)",

@@ -8,7 +8,7 @@ from types import TracebackType
 
 import trio
 
-from ._messages import Event
+from ._records import Event
 
 Subscribe = Callable[[trio.MemorySendChannel[Event]], Awaitable[None]]
 Unsubscribe = Callable[[trio.MemorySendChannel[Event]], None]

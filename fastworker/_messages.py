@@ -1,7 +1,8 @@
 """Messages between the actors of FastWorker (in-process and over links).
 
 Task arguments and results travel as opaque msgpack bytes (``payload``, ``value``):
-only the client and the executor pack or unpack them.
+only the client and the executor pack or unpack them. What users get from events and
+statistics are the records of ``_records``, made from the ``Wire*`` messages here.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class SubscribeEvents:
 @message("fw.GetStats")
 @attrs.frozen
 class GetStats:
-    """Answer a ClusterStats snapshot."""
+    """Answer a WireClusterStats snapshot."""
 
 
 # -- control plane -> client ----------------------------------------------------------
@@ -169,8 +170,11 @@ class Unknown:
 
 @message("fw.Event")
 @attrs.frozen
-class Event:
-    """A task or worker event. ``kind`` is "task" or "worker"."""
+class WireEvent:
+    """A task or worker event on the wire. ``kind`` is "task" or "worker", ``status`` a
+    TaskStatus or WorkerStatus value; clients turn it into the public ``Event`` record
+    (``_records.event_from_wire``), keeping a value they do not know as it came.
+    """
 
     kind: str
     id: str
@@ -186,13 +190,13 @@ class Event:
 class Events:
     """Events pushed together."""
 
-    events: list[Event]
+    events: list[WireEvent]
 
 
 @message("fw.QueueStats")
 @attrs.frozen
-class QueueStats:
-    """Queued tasks by priority name."""
+class WireQueueStats:
+    """Queued tasks by priority name (part of WireClusterStats)."""
 
     critical: int
     high: int
@@ -202,8 +206,8 @@ class QueueStats:
 
 @message("fw.WorkerStats")
 @attrs.frozen
-class WorkerStats:
-    """One worker's slots and progress."""
+class WireWorkerStats:
+    """One worker's slots and progress (part of WireClusterStats)."""
 
     id: str
     slots: int
@@ -214,13 +218,15 @@ class WorkerStats:
 
 @message("fw.ClusterStats")
 @attrs.frozen
-class ClusterStats:
-    """A snapshot of the control plane for ``top`` and tests."""
+class WireClusterStats:
+    """A snapshot of the control plane on the wire (the answer to GetStats); users get
+    the ``ClusterStats`` record (``_records.stats_from_wire``: same fields, same order).
+    """
 
-    queued: QueueStats
+    queued: WireQueueStats
     scheduled: int
     running: int
-    workers: list[WorkerStats]
+    workers: list[WireWorkerStats]
     submitted: int
     completed: int
     failed: int

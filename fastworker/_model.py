@@ -35,8 +35,11 @@ class Priority(enum.IntEnum):
         raise ValueError(f"unknown priority {value!r}: use one of {names}")
 
 
-class TaskStatus(str, enum.Enum):
-    """Where a task is in its life; the last three are terminal."""
+class TaskStatus(enum.StrEnum):
+    """Where a task is in its life; the last three are terminal.
+
+    A str enum: ``TaskStatus.SUCCESS == "success"``, and ``str()`` gives the value.
+    """
 
     PENDING = "pending"
     SCHEDULED = "scheduled"
@@ -51,9 +54,6 @@ class TaskStatus(str, enum.Enum):
     def terminal(self) -> bool:
         """True for success, failure and cancelled."""
         return self in _TERMINAL
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _TERMINAL = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED})

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import trio
 
+from ._errors import ConnectionFailed
+
 T = TypeVar("T")
 
 _CANCELLED = object()
@@ -114,8 +116,6 @@ class Portal:
                 return scope
             except trio.RunFinishedError:
                 finish(_CANCELLED)
-        from ._errors import ConnectionFailed
-
         raise ConnectionFailed("the client's trio thread has stopped")
 
     def cancel(self, scope: trio.CancelScope) -> None:
@@ -189,8 +189,6 @@ class Portal:
 
 def _unwrap(result: Any) -> Any:
     if result is _CANCELLED:
-        from ._errors import ConnectionFailed
-
         raise ConnectionFailed("the client's trio thread stopped while the call was running")
     kind, value = result
     if kind == "err":

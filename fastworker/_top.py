@@ -14,7 +14,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ._messages import ClusterStats
+from ._records import ClusterStats
 
 
 def render_stats(

@@ -33,9 +33,10 @@ import trio.testing
 
 import actors
 
-from ._client import Client, open_client
+from ._client import Client
 from ._control_plane_node import ControlPlaneNode, open_control_plane
 from ._errors import ConfigurationError
+from ._open_client import open_client
 from ._registry import Registry, default_registry, import_task_modules
 from ._subworker_node import SubworkerNode, open_subworker
 
@@ -184,7 +185,7 @@ class Cluster:
             busy += stats.running + stats.suspects
             if scheduled:
                 busy += stats.scheduled
-            if not busy and not self.control_plane.control_plane._awaiting_durable:
+            if not busy and not self.control_plane.control_plane.tasks.awaiting:
                 return
             await trio.sleep(poll)
 

@@ -15,9 +15,10 @@ from typing import Any
 
 from cattrs import unstructure
 
-from .._client import open_client, raise_for
+from .._client import raise_for
 from .._errors import TaskError
 from .._model import Priority
+from .._open_client import open_client
 from .._registry import default_registry, import_task_modules
 from .._usage import UsageError
 from ..bench import run_bench

@@ -1,6 +1,8 @@
 """The trio-native client: submit tasks, await results, query, cancel, follow events.
 
-The story of a call, file by file: ``_open`` connects (open_client, open_trio_client);
+The story of a call, file by file: ``_open`` connects (open_trio_client: what
+``fastworker.open_client`` opens under trio; ``fastworker._open_client`` picks the
+flavour, so this package never imports the asyncio or blocking clients built on it);
 ``_connection`` holds the shared state, registers with the control plane and
 re-registers after a reconnect; ``_submitting`` packs and sends tasks (submit, delay,
 delay_batch); ``_results`` waits for outcomes and asks the one-shot questions (result,
@@ -12,7 +14,7 @@ FastWorker's.
 
 from ._calls import Client
 from ._connection import INBOX, ROLE, WATCH_CHUNK
-from ._open import open_client, open_trio_client
+from ._open import open_trio_client
 from ._outcomes import raise_for, task_name, to_result
 from ._types import BatchItem, ClientStatistics, P, PriorityLike, R, TaskRef, When
 
@@ -28,7 +30,6 @@ __all__ = [
     "R",
     "TaskRef",
     "When",
-    "open_client",
     "open_trio_client",
     "raise_for",
     "task_name",

@@ -13,8 +13,9 @@ import trio
 import actors
 
 from .._errors import ConnectionFailed, FastWorkerError
-from .._messages import Event, RegisterClient, SubscribeEvents, Watch
+from .._messages import RegisterClient, SubscribeEvents, Watch
 from .._names import REGISTRATION as GATEWAY
+from .._records import Event
 from ._outcomes import translate
 
 log = logging.getLogger("fastworker.client")

@@ -7,7 +7,8 @@ import trio
 import actors
 
 from .._event_stream import EventStream, TrioEventStream
-from .._messages import Event, SubscribeEvents
+from .._messages import SubscribeEvents, WireEvent
+from .._records import Event, events_from_wire
 from ._results import ResultsMixin
 from ._types import ClientStatistics
 
@@ -38,7 +39,8 @@ class EventsMixin(ResultsMixin):
                 pass
 
     def events(self, *, buffer: int = 1000) -> EventStream:
-        """Task and worker events as they happen (``Event.kind`` is "task" or "worker").
+        """Task and worker events as they happen: Event records (``kind`` an EventKind,
+        ``status`` a TaskStatus or WorkerStatus, both str enums).
 
         A closable stream: ``async with client.events() as stream: async for event in
         stream: ...`` (``async for event in client.events()`` works too). It ends when
@@ -70,7 +72,11 @@ class EventsMixin(ResultsMixin):
             connected=self.connected,
         )
 
-    def _publish(self, events: list[Event]) -> None:
+    def _publish(self, wire: list[WireEvent]) -> None:
+        """Hand pushed events, as records, to every events() stream."""
+        if not self._event_channels:
+            return
+        events = events_from_wire(wire)
         for channel in self._event_channels:
             for event in events:
                 try:

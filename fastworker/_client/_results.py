@@ -9,8 +9,9 @@ import trio
 import actors
 
 from .._errors import TaskNotFound
-from .._messages import Cancel, ClusterStats, GetResult, GetStats, GetStatus, Outcome, Watch
+from .._messages import Cancel, GetResult, GetStats, GetStatus, Outcome, Watch
 from .._model import TaskResult, TaskStatus
+from .._records import ClusterStats, stats_from_wire
 from ._connection import WATCH_CHUNK, ClientBase
 from ._outcomes import to_result
 
@@ -183,5 +184,4 @@ class ResultsMixin(ClientBase):
                 ``reconnect_timeout``.
             FastWorkerError: the control plane refused the request.
         """
-        stats: ClusterStats = await self._ask(GetStats())
-        return stats
+        return stats_from_wire(await self._ask(GetStats()))

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from actors import Actor, Context, Delivery
 
-from .._messages import ClusterStats, QueueStats, WorkerStats
+from .._messages import WireClusterStats, WireQueueStats
 from .._model import TaskStatus
 from .._protocol import (
     Abandon,
@@ -77,10 +77,14 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
         try:
             await super().handle_batch(ctx, batch)
         finally:
-            self.flows.settle()  # members of failed or cancelled workflows
-            self._dispatch()
-            self._flush()
-            self._wake_for_rate_limits(ctx)
+            self.end_batch(ctx)
+
+    def end_batch(self, ctx: Context) -> None:
+        """What follows each batch of messages: settle workflows, dispatch, flush, timers."""
+        self.flows.settle()  # members of failed or cancelled workflows
+        self._dispatch()
+        self._flush()
+        self._wake_for_rate_limits(ctx)
 
     async def receive(self, ctx: Context, message: Any) -> Any:
         """Dispatch on the message type (see ``handlers``)."""
@@ -92,7 +96,7 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
     def _flush(self) -> None:
         self._flush_outcomes()
         self.events.flush()
-        if self._idle_waiters and not self._running_count():
+        if self._idle_waiters and not self.pool.running_count():
             waiters, self._idle_waiters = self._idle_waiters, []
             for reply in waiters:
                 reply.resolve(None)
@@ -129,11 +133,7 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
         return None
 
     def _on_worker_retiring(self, ctx: Context, msg: WorkerRetiring) -> None:
-        worker = self.workers.get(msg.id)
-        if worker is not None:
-            worker.accepting = False
-            worker.retiring = True
-            self._update_local()
+        self.pool.retire(msg.id)
 
     def _on_event_subscription(self, ctx: Context, msg: EventSubscription) -> None:
         if msg.enabled:
@@ -156,10 +156,10 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
 
     def _on_begin_drain(self, ctx: Context, msg: BeginDrain) -> int:
         self.draining = True
-        return self._running_count()
+        return self.pool.running_count()
 
     def _on_wait_idle(self, ctx: Context, msg: WaitIdle) -> None:
-        if self._running_count():
+        if self.pool.running_count():
             self._idle_waiters.append(ctx.defer_reply())
 
     def _watch(self, msg: WatchIds) -> None:
@@ -177,7 +177,7 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
             self.cache.tell_nowait(Subscribe(unknown, msg.ref, unknown_if_absent=True))
 
     # -- statistics -------------------------------------------------------------------
-    def statistics(self, results_cached: int = 0) -> ClusterStats:
+    def statistics(self, results_cached: int = 0) -> WireClusterStats:
         """A snapshot for ``top``, tests and the bench."""
         depths = [0, 0, 0, 0]
         scheduled = 0
@@ -192,14 +192,12 @@ class ControlPlane(Admission, Dispatch, Outcomes, Cancellation, Workers, Actor):
                     waiting[rec.name] = waiting.get(rec.name, 0) + 1
             elif rec.status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
                 scheduled += 1
-        return ClusterStats(
-            queued=QueueStats(*depths),
+        pool = self.pool.statistics()
+        return WireClusterStats(
+            queued=WireQueueStats(*depths),
             scheduled=scheduled,
-            running=self._running_count(),
-            workers=[
-                WorkerStats(w.id, w.slots, w.free, len(w.running), w.completed)
-                for w in self.workers.values()
-            ],
+            running=pool.running,
+            workers=pool.workers,
             submitted=self.submitted,
             completed=self.completed,
             failed=self.failed,

@@ -96,8 +96,7 @@ class Admission(ControlPlaneState):
             raise ShuttingDown("the control plane is shutting down and takes no new work")
         # A resubmission (after a dropped link) is idempotent: ids already accepted,
         # running or recently finished are not taken again.
-        done = self._recent_done
-        new = [s for s in group if s.id not in self.tasks and s.id not in done]
+        new = self.tasks.fresh(group)
         limit = self.config.max_payload
         for sub in new:
             if len(sub.payload) > limit:
@@ -116,14 +115,8 @@ class Admission(ControlPlaneState):
                 policies[name] = policy(name)
         if len(policies) < len({s.name for s in new}):
             raise self._unknown_names({s.name for s in new} - set(policies))
-        ids: list[str] | None = None
-        if any(s.unique_key is not None for s in new):
-            new, ids = self._unique.dedupe(group, new, self.tasks.__contains__)
-        if len(self.tasks) + len(new) > self.config.max_queue:
-            raise QueueFull(
-                f"the queue is full ({self.config.max_queue} tasks waiting or running): "
-                "retry later, add subworkers, or raise max_queue"
-            )
+        new, ids = self.tasks.dedupe(group, new)
+        self.tasks.check_room(len(new))
         if watcher is not None and group:
             self._flush_outcomes()
             watched = ids if ids is not None else [s.id for s in group]
@@ -133,13 +126,12 @@ class Admission(ControlPlaneState):
         now = trio.current_time()
         wall = self.clock.now()
         scheduled: list[tuple[str, float]] = []
+        add = self.tasks.add
         for sub in new:
             spec = policies[sub.name]
             priority = sub.priority if sub.priority is not None else spec.priority
             rec = TaskRecord(sub.id, sub.name, sub.payload, priority, spec, now)
-            self.tasks[sub.id] = rec
-            if sub.unique_key is not None:
-                self._unique.hold(sub.id, sub.unique_key)
+            add(rec, sub.unique_key)
             eta = sub.eta if sub.countdown is None else wall + sub.countdown
             if self.journal is not None:
                 # It runs only once it is on disk (Durable): a failed commit refuses it,
@@ -149,8 +141,8 @@ class Admission(ControlPlaneState):
                         sub.id, sub.name, sub.payload, priority, eta, unique_key=sub.unique_key
                     )
                 )
-                self._awaiting_durable[sub.id] = (
-                    self.clock.to_trio(eta) if eta is not None and eta > wall else None
+                self.tasks.await_durable(
+                    sub.id, self.clock.to_trio(eta) if eta is not None and eta > wall else None
                 )
                 continue
             if eta is not None and eta > wall:
@@ -166,7 +158,7 @@ class Admission(ControlPlaneState):
 
     def _restore(self, tasks: list[JournaledTask], done: Iterable[str] = ()) -> None:
         """Queue (or schedule) tasks replayed from the journal, before serving anyone."""
-        self._recent_done.add_all(done)
+        self.tasks.recent.add_all(done)
         now = trio.current_time()
         wall = self.clock.now()
         scheduled: list[tuple[str, float]] = []
@@ -181,9 +173,7 @@ class Admission(ControlPlaneState):
             rec = TaskRecord(task.id, task.name, task.payload, task.priority, spec, now)
             rec.attempts = task.attempts
             rec.losses = task.losses
-            self.tasks[task.id] = rec
-            if task.unique_key is not None:
-                self._unique.hold(task.id, task.unique_key)
+            self.tasks.add(rec, task.unique_key)
             if task.losses:
                 if task.losses >= self._max_losses(rec) or not rec.spec.redeliver:
                     self.quarantined += 1
@@ -217,16 +207,14 @@ class Admission(ControlPlaneState):
 
     def _durable(self, ids: list[str]) -> None:
         """Journaled tasks are on disk: queue or schedule them now."""
-        awaiting = self._awaiting_durable
+        durable = self.tasks.durable
         now = trio.current_time()
         scheduled: list[tuple[str, float]] = []
         for task_id in ids:
-            if task_id not in awaiting:
+            found = durable(task_id)
+            if found is None:
                 continue
-            at = awaiting.pop(task_id)
-            rec = self.tasks.get(task_id)
-            if rec is None or rec.status is not TaskStatus.PENDING:
-                continue
+            rec, at = found
             if at is not None and at > now:
                 rec.status = TaskStatus.SCHEDULED
                 scheduled.append((task_id, at))
@@ -238,17 +226,12 @@ class Admission(ControlPlaneState):
 
     def _not_durable(self, msg: NotDurable) -> None:
         """The journal could not record these tasks: they were refused and never run."""
-        awaiting = self._awaiting_durable
         for task_id in msg.ids:
-            if awaiting.pop(task_id, False) is False:
+            rec = self.tasks.refuse(task_id)  # refused: as if never submitted
+            if rec is None:
                 continue
-            rec = self.tasks.get(task_id)
-            if rec is None or rec.status is not TaskStatus.PENDING:
-                continue
-            del self.tasks[task_id]
             self.submitted -= 1
             self.refused += 1
-            self._unique.forget(task_id)  # refused: as if never submitted
             if self.observer is not None:
                 self._observed_requeued.append((task_id, rec.name, "refused"))
 
@@ -261,8 +244,8 @@ class Admission(ControlPlaneState):
     def _tick(self, tick: Tick) -> None:
         if self.draining:
             return
-        active = self.periodic_active.get(tick.name)
-        if active is not None and active in self.tasks:
+        active = self.tasks.periodic_running(tick.name)
+        if active is not None:
             self.skipped_ticks += 1
             log.info(
                 "periodic task %r: previous run %s still active, tick skipped", tick.name, active
@@ -278,7 +261,6 @@ class Admission(ControlPlaneState):
         rec.periodic = True
         if self.observer is not None:
             self._observed_requeued.append((task_id, tick.name, "periodic"))
-        self.tasks[task_id] = rec
-        self.periodic_active[tick.name] = task_id
+        self.tasks.add(rec)
         self.submitted += 1
         self._enqueue(rec)

@@ -33,7 +33,7 @@ class Cancellation(ControlPlaneState):
             return False
         status = rec.status
         if status is TaskStatus.RUNNING and rec.worker is not None:
-            worker = self.workers.get(rec.worker)
+            worker = self.pool.get(rec.worker)
             if worker is not None:
                 deferred = None if quiet else (reply if reply is not None else ctx.defer_reply())
                 if self._cancelling.begin(task_id, deferred):
@@ -60,9 +60,7 @@ class Cancellation(ControlPlaneState):
         rec = self.tasks.get(msg.id)
         if rec is None or msg.id not in self._cancelling or rec.attempts != msg.attempt:
             return
-        worker = self.workers.get(rec.worker) if rec.worker is not None else None
-        if worker is not None:
-            worker.release(rec.id)
+        self.pool.release(rec.worker, rec.id)
         self._terminal(
             rec,
             TaskStatus.CANCELLED,

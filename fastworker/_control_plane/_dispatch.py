@@ -11,7 +11,8 @@ from actors import ActorRef, Context
 from .._messages import Reclaim, Run, RunTasks
 from .._model import TaskStatus
 from .._protocol import RateWake, Started
-from ._records import TaskRecord, WorkerSlot
+from ._pool import WorkerSlot
+from ._records import TaskRecord
 from ._state import ControlPlaneState
 
 log = logging.getLogger("fastworker.control_plane")
@@ -38,49 +39,35 @@ class Dispatch(ControlPlaneState):
         if self.draining:
             return
         batches: dict[str, list[Run]] = {}
+        self._batches = batches
+        pool = self.pool
         if self._suspects:
-            self._dispatch_suspects(batches)
+            self._dispatch_suspects()
         if len(self.queue):
-            workers = [
-                w
-                for w in self.workers.values()
-                if w.accepting and w.solo is None and not w.reserved
-            ]
-            ready = [w for w in workers if w.free > 0]
+            workers = pool.dispatchable()
             router = self.queue
             router.begin_pass()
-            pop = router.pop_for
-            index = 0
-            while ready:
-                worker = ready[index % len(ready)]
-                rec = pop(worker.id)
-                if rec is None:
-                    # Nothing this worker may run now; others may still have work.
-                    ready.remove(worker)
-                    continue
-                self._start(rec, worker, batches)
-                if worker.free == 0:
-                    ready.remove(worker)
-                else:
-                    index += 1
-            if len(self.queue) and any(w.prefetch or w.waiting for w in workers):
-                self._prefetch(workers, batches)
+            pool.fill(workers, router.pop_for, self._start)
+            if len(self.queue) and pool.may_backlog(workers):
+                self._prefetch(workers)
             router.end_pass()
-        for worker in self.workers.values():
-            if worker.waiting and (worker.reserved or worker.solo is not None):
-                self._reclaim_all(worker)
+        for worker in pool.reclaim_backlogs():
+            worker.ref.tell_nowait(Reclaim(-1))
         for worker_id, runs in batches.items():
-            self._send_runs(self.workers[worker_id], runs)
+            self._send_runs(pool.workers[worker_id], runs)
         if self.observer is not None:
             self._observed_runs.extend(batches.items())
 
-    def _start(self, rec: TaskRecord, worker: WorkerSlot, batches: dict[str, list[Run]]) -> None:
+    def _start(self, rec: TaskRecord, worker: WorkerSlot) -> None:
+        """Start ``rec`` on ``worker``, whose slot the pool took: a Run in this pass's batch."""
         rec.status = TaskStatus.RUNNING
         rec.attempts += 1
         rec.worker = worker.id
-        worker.free -= 1
-        worker.running.add(rec.id)
-        batches.setdefault(worker.id, []).append(
+        batches = self._batches
+        runs = batches.get(worker.id)
+        if runs is None:
+            runs = batches[worker.id] = []
+        runs.append(
             Run(rec.id, rec.name, rec.payload, rec.attempts, rec.spec.timeout, rec.priority)
         )
         if self.events.subscribers:
@@ -105,19 +92,14 @@ class Dispatch(ControlPlaneState):
                 log.debug("direct RunTasks to %s failed (%s); via its connection", worker.id, exc)
                 worker.ref.tell_nowait(RunTasks(runs))  # handled as before the shortcut
 
-    @staticmethod
-    def _reclaim_all(worker: WorkerSlot) -> None:
-        """Ask a worker for its whole backlog back (it runs a suspect alone, or empties)."""
-        worker.waiting.clear()
-        worker.ref.tell_nowait(Reclaim(-1))
-
-    def _prefetch(self, workers: list[WorkerSlot], batches: dict[str, list[Run]]) -> None:
+    def _prefetch(self, workers: list[WorkerSlot]) -> None:
         """After the free slots: backlogs for short tasks, or reclaim (see ``_dispatch``).
 
         Only for a worker that takes from a single class of tasks without limits (the
         usual cluster); routed or rate- and concurrency-limited work goes by credits.
         """
         router = self.queue
+        pool = self.pool
         now = trio.current_time()
         for worker in workers:
             classes = router.classes_for(worker.id)
@@ -129,9 +111,12 @@ class Dispatch(ControlPlaneState):
                 if head is None:
                     break
                 # A queued task waits for a slot: no less urgent work may wait unstarted.
-                if self._reclaim_less_urgent(head[1], workers):
+                asked = pool.reclaim_less_urgent(head[1], workers)
+                if asked:
+                    for other in asked:
+                        other.ref.tell_nowait(Reclaim(head[1]))
                     return
-                if not worker.prefetch or worker.free <= -worker.prefetch:
+                if pool.backlog_full(worker):
                     break
                 rec = router.pop_for(worker.id)
                 if rec is None:
@@ -139,8 +124,8 @@ class Dispatch(ControlPlaneState):
                 if not self._prefetchable(rec, queue.depths()):
                     router.push_front(rec)
                     break
-                worker.waiting[rec.id] = (rec.priority, next(self._dispatch_seq))
-                self._start(rec, worker, batches)
+                pool.add_to_backlog(worker, rec)
+                self._start(rec, worker)
 
     def _prefetchable(self, rec: TaskRecord, depths: list[int]) -> bool:
         """True if ``rec`` may wait in a worker's backlog.
@@ -157,77 +142,15 @@ class Dispatch(ControlPlaneState):
             and not any(depths[level] for level in range(rec.priority + 1, len(depths)))
         )
 
-    @staticmethod
-    def _reclaim_less_urgent(priority: int, workers: list[WorkerSlot]) -> bool:
-        """Ask back unstarted attempts less urgent than ``priority``; True if any may exist.
-
-        They are taken off ``waiting`` at once (so they are asked for once); the worker
-        returns them (``Completed.returned``), or reports them done if it had started
-        them already.
-        """
-        found = False
-        for worker in workers:
-            waiting = worker.waiting
-            if not waiting:
-                continue
-            less = [i for i, (level, _) in waiting.items() if level > priority]
-            if less:
-                found = True
-                for task_id in less:
-                    del waiting[task_id]
-                worker.ref.tell_nowait(Reclaim(priority))
-        return found
-
-    def _dispatch_suspects(self, batches: dict[str, list[Run]]) -> None:
-        """Start waiting suspects, each alone on an empty worker; reserve workers for them.
-
-        A worker reserved for a suspect gets no new work until its running tasks have
-        ended; at most half of the workers (at least one) are reserved at a time, so
-        the rest keep serving the queue while suspects are tried one by one.
-        """
+    def _dispatch_suspects(self) -> None:
+        """Start waiting suspects, each alone on an empty worker (the pool reserves workers
+        for the others: see ``WorkerPool.place_suspects``)."""
         suspects = self._suspects
         suspects[:] = [r for r in suspects if r.status is TaskStatus.QUEUED and r.suspect]
-        if not suspects:
-            for worker in self.workers.values():
-                worker.reserved = False
-            return
-        candidates = [
-            w for w in self.workers.values() if w.accepting and w.solo is None and w.slots > 0
-        ]
-        can_run = self.queue.can_run
-        for worker in candidates:
-            if not suspects:
-                break
-            if not worker.running and worker.free > 0:
-                # The most urgent suspect this worker has the task for (capability routing).
-                rec = next((r for r in suspects if can_run(worker.id, r.name)), None)
-                if rec is None:
-                    continue
-                worker.reserved = False
-                suspects.remove(rec)
-                self._start(rec, worker, batches)
-                self.queue.note_started(rec)
-                worker.solo = rec.id
-        waiting = len(suspects)
-        reserved = [w for w in candidates if w.reserved and w.solo is None]
-        cap = max(1, len(candidates) // 2)
-        if waiting > len(reserved) and len(reserved) < cap:
-            # Empty the least busy workers (that can run a waiting suspect) for them.
-            spare = sorted(
-                (
-                    w
-                    for w in candidates
-                    if not w.reserved
-                    and w.solo is None
-                    and any(can_run(w.id, r.name) for r in suspects)
-                ),
-                key=lambda w: len(w.running),
-            )
-            for worker in spare[: min(waiting, cap) - len(reserved)]:
-                worker.reserved = True
-        elif not waiting:
-            for worker in reserved:
-                worker.reserved = False
+        note_started = self.queue.note_started
+        for rec, worker in self.pool.place_suspects(suspects, self.queue.can_run):
+            self._start(rec, worker)
+            note_started(rec)
 
     def _suspect(self, rec: TaskRecord) -> None:
         """Queue a task that was in flight on a lost worker: it will run alone."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from actors import MailboxFull
 
-from .._messages import Event, Events
+from .._messages import Events, WireEvent
 from ._records import TaskRecord
 
 log = logging.getLogger("fastworker.control_plane")
@@ -32,7 +32,7 @@ class EventFeed:
         self.now = now
         self.subscribers: list[Any] = []
         """Refs that get Events (empty: nothing is gathered; callers may check it first)."""
-        self.pending: list[Event] = []
+        self.pending: list[WireEvent] = []
 
     def subscribe(self, ref: Any) -> None:
         """Push events to ``ref`` from now on (once, however often asked)."""
@@ -47,19 +47,20 @@ class EventFeed:
     def task_changed(self, rec: TaskRecord, detail: str = "") -> None:
         """``rec`` has a new status (queued, scheduled, running, retrying ...)."""
         if self.subscribers:
+            now = self.now()
             self.pending.append(
-                Event("task", rec.id, rec.status.value, rec.name, rec.worker, self.now(), detail)
+                WireEvent("task", rec.id, rec.status.value, rec.name, rec.worker, now, detail)
             )
 
     def task_ended(self, task_id: str, status: str, name: str, worker: str | None) -> None:
         """A task (or a workflow) reached ``status``, or moved without a record of its own."""
         if self.subscribers:
-            self.pending.append(Event("task", task_id, status, name, worker, self.now()))
+            self.pending.append(WireEvent("task", task_id, status, name, worker, self.now()))
 
     def worker_changed(self, worker_id: str, what: str) -> None:
         """A worker ``joined`` or ``left``."""
         if self.subscribers:
-            self.pending.append(Event("worker", worker_id, what, at=self.now()))
+            self.pending.append(WireEvent("worker", worker_id, what, at=self.now()))
 
     def flush(self) -> None:
         """Send what was gathered to every subscriber; drop a subscriber that fails."""

@@ -13,27 +13,61 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
-from actors import ActorRef, Reply
+from actors import ActorRef, Context, Reply
 
+from .._clock import WallClock
 from .._errors import FastWorkerError, PayloadTooLarge, QueueFull, ShuttingDown, TaskNotRegistered
-from .._messages import Outcome, Submission, WireError
-from .._protocol import AcceptFlow, JournaledFlow, Persist, Subscribe
+from .._messages import Outcome, Submission, TaskInfo, WireError
+from .._protocol import AcceptFlow, JournaledFlow, JournaledTask, Persist, Subscribe
+from .._registry import Registry
 from .._workflow import NOTHING, SEPARATOR, Effects, FlowOutcome, InvalidFlow, Start, Workflow
-
-if TYPE_CHECKING:
-    from ._actor import ControlPlane
+from ._events import EventFeed
+from ._task_table import TaskTable
 
 log = logging.getLogger("fastworker.control_plane")
+
+
+class FlowHost(Protocol):
+    """What the workflows use of the control plane that holds them (the ControlPlane).
+
+    A protocol rather than an import of the actor: the actor's state builds its
+    FlowTable, so the two modules would import each other.
+    """
+
+    registry: Registry
+    announced: dict[str, TaskInfo]
+    cache: ActorRef
+    clock: WallClock
+    draining: bool
+    tasks: TaskTable
+    events: EventFeed
+    _outcomes: list[Outcome]
+    _to_journal: list[JournaledTask]
+    _self_ref: ActorRef | None
+
+    @property
+    def journal(self) -> ActorRef | None: ...
+
+    def _known(self, name: str) -> bool: ...
+    def _context(self) -> Context: ...
+    def _flush_outcomes(self) -> None: ...
+    def _accept_group(
+        self, group: list[Submission], watcher: ActorRef | None
+    ) -> int | list[str]: ...
+    def _cancel(
+        self, task_id: str, ctx: Context, reply: Reply | None = None, *, quiet: bool = False
+    ) -> bool | None: ...
+    def _restore(self, tasks: list[JournaledTask], done: Iterable[str] = ()) -> None: ...
 
 
 class FlowTable:
     """The workflows one control plane holds, by flow id."""
 
-    def __init__(self, control_plane: ControlPlane) -> None:
+    def __init__(self, control_plane: FlowHost) -> None:
         self.cp = control_plane
         self.flows: dict[str, Workflow] = {}
         self._cancel_replies: dict[str, list[Reply]] = {}
@@ -69,7 +103,7 @@ class FlowTable:
         cp = self.cp
         sub = msg.flow
         reply = msg.reply
-        if sub.id in self.flows or sub.id in cp.tasks or sub.id in cp._recent_done:
+        if sub.id in self.flows or cp.tasks.known(sub.id):
             # A resubmission after a dropped link: accepted already, nothing runs twice.
             self._watch([sub.id], msg.watcher)
             if reply is not None:
@@ -241,7 +275,7 @@ class FlowTable:
         del self.flows[flow.id]
         started = self._started_at.pop(flow.id, None)
         self.finished += 1
-        recent = cp._recent_done
+        recent = cp.tasks.recent
         recent[flow.id] = None
         cp._outcomes.append(
             Outcome(

@@ -21,11 +21,7 @@ class Outcomes(ControlPlaneState):
     """Ends tasks: a worker's outcomes, retries, terminal states, and their flush."""
 
     def _completed(self, msg: WorkerCompleted) -> None:
-        worker = self.workers.get(msg.id)
-        if worker is not None:
-            worker.free = min(worker.slots, worker.free + msg.credits)
-            if worker.waiting:
-                worker.backlog_started(msg)
+        worker = self.pool.credit(msg)
         tasks = self.tasks
         if msg.returned:
             self._returned(msg)
@@ -43,8 +39,7 @@ class Outcomes(ControlPlaneState):
                 last = run_time.get(rec.name)
                 run_time[rec.name] = seconds if last is None else 0.8 * last + 0.2 * seconds
             if worker is not None:
-                worker.release(rec.id)
-                worker.completed += 1
+                worker.finished(rec.id)
             if (
                 outcome.status == "failure"
                 and outcome.retryable
@@ -57,7 +52,7 @@ class Outcomes(ControlPlaneState):
 
     def _returned(self, msg: WorkerCompleted) -> None:
         """Attempts a worker gives back unstarted: queued again at the head of their level."""
-        worker = self.workers.get(msg.id)
+        worker = self.pool.get(msg.id)
         for task_id, attempt in msg.returned:
             rec = self.tasks.get(task_id)
             if (
@@ -94,15 +89,10 @@ class Outcomes(ControlPlaneState):
             self._scheduler().tell_nowait(ScheduleAt([(rec.id, trio.current_time() + delay)]))
 
     def _finish(self, rec: TaskRecord, outcome: Outcome) -> None:
-        del self.tasks[rec.id]
-        if self._unique.key_of:
-            self._unique.release(rec.id)
+        self.tasks.end(rec)
         if self._cancelling.waiting:
             # A cancel was waiting: it succeeded if the task ended cancelled.
             self._cancelling.end(rec.id, outcome.status == TaskStatus.CANCELLED.value)
-        self._recent_done.add(rec.id)
-        if rec.periodic and self.periodic_active.get(rec.name) == rec.id:
-            del self.periodic_active[rec.name]
         if outcome.status == "success":
             self.completed += 1
         else:
@@ -137,9 +127,7 @@ class Outcomes(ControlPlaneState):
             if rec.status is TaskStatus.RUNNING:
                 running += 1
                 if self.journal is None:
-                    worker = self.workers.get(rec.worker) if rec.worker is not None else None
-                    if worker is not None:
-                        worker.release(rec.id)
+                    self.pool.release(rec.worker, rec.id)
                     self._terminal(
                         rec,
                         TaskStatus.FAILURE,

@@ -1,4 +1,4 @@
-"""What the control plane keeps: its settings, a task's record, a worker's slot.
+"""What the control plane keeps: its settings and a task's record (a worker's slot: ``_pool``).
 
 Plain data with no behaviour beyond bookkeeping (no trio, no messages sent).
 """
@@ -9,12 +9,9 @@ from typing import Protocol
 
 import attrs
 
-from actors import ActorRef
-
 from .._messages import Outcome, Run, Submission, TaskInfo
 from .._model import TaskStatus
 from .._names import LOCAL_WORKER
-from .._protocol import WorkerCompleted
 from .._serialization import DEFAULT_MAX_PAYLOAD
 
 PREFETCH_BELOW = 0.005
@@ -100,66 +97,3 @@ class TaskRecord:
         """Workers lost while this task was in flight on them."""
         self.suspect = False
         """In flight on a worker that died: it runs alone on a worker until it ends."""
-
-
-class WorkerSlot:
-    """A worker as the control plane sees it: its ref, slots and what it runs."""
-
-    __slots__ = (
-        "accepting",
-        "completed",
-        "free",
-        "id",
-        "local",
-        "prefetch",
-        "ref",
-        "reserved",
-        "retiring",
-        "running",
-        "runs_to",
-        "slots",
-        "solo",
-        "waiting",
-    )
-
-    def __init__(
-        self, id: str, ref: ActorRef, slots: int, busy: int, local: bool, prefetch: int = 0
-    ) -> None:
-        self.id = id
-        self.ref = ref
-        self.runs_to = ref
-        self.slots = slots
-        # free < 0: that many dispatched attempts wait in the worker's prefetch backlog.
-        self.prefetch = prefetch
-        # What the worker's backlog most likely holds, {id: (priority, order)}: attempts
-        # sent past its free slots, until a freed slot starts the most urgent of them.
-        self.waiting: dict[str, tuple[int, int]] = {}
-        self.free = max(0, slots - busy)
-        self.local = local
-        self.accepting = True
-        self.retiring = False
-        self.running: set[str] = set()
-        self.completed = 0
-        self.solo: str | None = None
-        """The suspect this worker runs alone (nothing else is sent to it meanwhile)."""
-        self.reserved = False
-        """Emptying for a waiting suspect: no new work until its running tasks end."""
-
-    def backlog_started(self, msg: WorkerCompleted) -> None:
-        """Update what this worker most likely still holds unstarted after ``msg``."""
-        waiting = self.waiting
-        slots_freed = msg.credits - len(msg.returned)  # returned ones held no slot
-        for task_id, _ in msg.returned:
-            waiting.pop(task_id, None)
-        for outcome in msg.outcomes:
-            if waiting.pop(outcome.id, None) is not None:
-                slots_freed -= 1
-        # Each freed slot started the most urgent (then oldest) attempt of the backlog.
-        for _ in range(min(slots_freed, len(waiting))):
-            del waiting[min(waiting, key=waiting.__getitem__)]
-
-    def release(self, task_id: str) -> None:
-        """``task_id`` no longer runs here (finished, lost or given up on)."""
-        self.running.discard(task_id)
-        if self.solo == task_id:
-            self.solo = None

@@ -1,10 +1,10 @@
-"""The control plane's shared state: the task table, the workers, the queue."""
+"""The control plane's shared state: the task table, the worker pool, the queue."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import count
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -19,11 +19,10 @@ from .._routing import Routable, Router
 from ._events import EventFeed
 from ._flows import FlowTable
 from ._journaling import JournalNotes
-from ._records import RECENT_DONE, ControlPlaneConfig, Observer, TaskRecord, WorkerSlot
-from ._tables import PendingCancels, RecentIds, UniqueKeys
-
-if TYPE_CHECKING:
-    from ._actor import ControlPlane
+from ._pool import WorkerPool
+from ._records import ControlPlaneConfig, Observer, TaskRecord
+from ._tables import PendingCancels
+from ._task_table import TaskTable
 
 DEFAULT_CONFIG = ControlPlaneConfig()
 
@@ -55,9 +54,15 @@ class ControlPlaneState:
         self._observed_runs: list[tuple[str, list[Run]]] = []
         self._observed_requeued: list[tuple[str, str, str]] = []
         self._to_journal: list[JournaledTask] = []
-        self._recent_done = RecentIds(RECENT_DONE)
         self._cancelling = PendingCancels()
-        self.tasks: dict[str, TaskRecord] = {}
+        self.tasks = TaskTable(
+            clock.now,
+            max_queue=config.max_queue,
+            result_ttl=config.result_ttl,
+            unique_keys=config.unique_keys,
+        )
+        """Every non-terminal task by id, with the ids finished lately, the unique keys,
+        what waits for its journal commit and the periodic runs in flight."""
         self.announced: dict[str, TaskInfo] = {}
         self._infos: dict[str, tuple[TaskSpec, TaskInfo]] = {}
         self.queue: Router[TaskRecord] = Router(
@@ -68,9 +73,8 @@ class ControlPlaneState:
             clock=trio.current_time,
         )
         self._wake_at: float | None = None
-        self._unique = UniqueKeys(clock.now, config.result_ttl, config.unique_keys)
-        self.workers: dict[str, WorkerSlot] = {}
-        self.periodic_active: dict[str, str] = {}
+        self.pool = WorkerPool(config.worker_name)
+        """The workers, their credits, suspects alone and prefetch backlogs."""
         self.draining = False
         self._idle_waiters: list[Reply] = []
         self.events = EventFeed(clock.now)
@@ -78,15 +82,14 @@ class ControlPlaneState:
         self._outcomes: list[Outcome] = []
         self._periodic_seq = count(1)
         self._run_time: dict[str, float] = {}
-        self._dispatch_seq = count()
         self._self_ref: ActorRef | None = None
+        self._batches: dict[str, list[Run]] = {}
+        """The runs of the dispatch pass under way, by worker id (see ``_dispatch``)."""
         self._suspects: list[TaskRecord] = []
-        self._awaiting_durable: dict[str, float | None] = {}
-        """Accepted tasks waiting for their journal commit: id -> trio time to run (eta)."""
         self.submitted = self.completed = self.failed = self.retried = 0
         self.redelivered = self.skipped_ticks = self.quarantined = self.refused = 0
         # -- workflows (see _control_plane_flows) --
-        self.flows = FlowTable(cast("ControlPlane", self))
+        self.flows = FlowTable(self)
         self._ctx: Context | None = None
 
     @property
@@ -145,9 +148,6 @@ class ControlPlaneState:
     def _event(self, rec: TaskRecord) -> None:
         self.events.task_changed(rec)
 
-    def _running_count(self) -> int:
-        return sum(len(w.running) for w in self.workers.values())
-
     def _max_losses(self, rec: TaskRecord) -> int:
         own = rec.spec.max_worker_losses
         return self.config.max_worker_losses if own is None else own
@@ -159,3 +159,10 @@ class ControlPlaneState:
         def _suspect(self, rec: TaskRecord) -> None: ...
         def _flush_outcomes(self) -> None: ...
         def _announce(self, infos: list[TaskInfo], names: Iterable[str]) -> None: ...
+        def _accept_group(
+            self, group: list[Submission], watcher: ActorRef | None
+        ) -> int | list[str]: ...
+        def _cancel(
+            self, task_id: str, ctx: Context, reply: Reply | None = None, *, quiet: bool = False
+        ) -> bool | None: ...
+        def _restore(self, tasks: list[JournaledTask], done: Iterable[str] = ()) -> None: ...

@@ -7,8 +7,9 @@ import logging
 from .._messages import WireError
 from .._model import TaskStatus
 from .._protocol import WorkerJoined, WorkerLeft
+from .._records import WorkerStatus
 from .._routing import WorkerCapabilities
-from ._records import TaskRecord, WorkerSlot
+from ._records import TaskRecord
 from ._state import ControlPlaneState
 
 log = logging.getLogger("fastworker.control_plane")
@@ -18,7 +19,7 @@ class Workers(ControlPlaneState):
     """Keeps the worker table; redelivers or quarantines what a lost worker ran."""
 
     def _worker_joined(self, msg: WorkerJoined) -> None:
-        old = self.workers.get(msg.id)
+        old = self.pool.get(msg.id)
         if old is not None:
             self._worker_left(
                 WorkerLeft(
@@ -27,11 +28,15 @@ class Workers(ControlPlaneState):
                     "replaced",
                 )
             )
-        self.workers[msg.id] = WorkerSlot(
-            msg.id, msg.ref, msg.slots, msg.busy, msg.local, msg.prefetch
+        self.pool.join(
+            msg.id,
+            msg.ref,
+            msg.slots,
+            busy=msg.busy,
+            local=msg.local,
+            prefetch=msg.prefetch,
+            runs_to=msg.runs_to,
         )
-        if msg.runs_to is not None:
-            self.workers[msg.id].runs_to = msg.runs_to
         if msg.tasks is not None:
             self._announce(msg.infos, msg.tasks)
         self.queue.set_worker(
@@ -41,21 +46,22 @@ class Workers(ControlPlaneState):
                 None if msg.queues is None else frozenset(msg.queues),
             ),
         )
-        self._update_local()
         log.info("worker %s joined with %d slots", msg.id, msg.slots)
-        self.events.worker_changed(msg.id, "joined")
+        self.events.worker_changed(msg.id, WorkerStatus.JOINED.value)
 
     def _worker_left(self, msg: WorkerLeft) -> None:
-        worker = self.workers.pop(msg.id, None)
+        in_flight = self.pool.leave(msg.id)
         self.queue.remove_worker(msg.id)
         running = list(msg.running)
-        if worker is not None:
+        if in_flight is not None:
             # Work dispatched after the connection took its in-flight snapshot (it was
-            # already gone, so the RunTasks was dead-lettered) is lost with it too.
+            # already gone, so the RunTasks was dead-lettered) is lost with it too. Runs
+            # go straight to a subworker's executor, so its connection's in-flight table
+            # does not list them: the order tasks were accepted stands in for dispatch's.
             reported = {task_id for task_id, _ in running}
             running += [
                 (task_id, self.tasks[task_id].attempts)
-                for task_id in self._in_task_order(worker.running)
+                for task_id in self.tasks.in_accept_order(in_flight)
                 if task_id not in reported
             ]
         lost = 0
@@ -103,25 +109,14 @@ class Workers(ControlPlaneState):
                 rec.worker = None
                 self._suspect(rec)
         self.journal_notes.lost(losses)
-        if worker is not None:
+        if in_flight is not None:
             log.warning(
                 "worker %s left (%s); %d tasks in flight handled",
                 msg.id,
                 msg.reason or "gone",
                 lost,
             )
-        self._update_local()
-        self.events.worker_changed(msg.id, "left")
-
-    def _in_task_order(self, ids: set[str]) -> list[str]:
-        """Known ``ids`` in the order their tasks were accepted (redelivery keeps it).
-
-        Runs go straight to a subworker's executor, so its connection's in-flight table
-        does not list them: the task table's order stands in for the dispatch order.
-        """
-        if not ids:
-            return []
-        return [task_id for task_id in self.tasks if task_id in ids]
+        self.events.worker_changed(msg.id, WorkerStatus.LEFT.value)
 
     def _worker_lost_error(self, rec: TaskRecord, msg: WorkerLeft) -> WireError:
         return WireError(
@@ -132,9 +127,3 @@ class Workers(ControlPlaneState):
             "running out of memory, os._exit) or blocks its event loop fails this way; "
             "max_worker_losses sets how many losses a task may cause",
         )
-
-    def _update_local(self) -> None:
-        """The local executor takes work only while no subworker is connected."""
-        local = self.workers.get(self.config.worker_name)
-        if local is not None:
-            local.accepting = not any(not w.local and not w.retiring for w in self.workers.values())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -21,9 +22,11 @@ import trio
 from actors import Actor, ActorRef, Context, Delivery
 
 from .. import _names as names
-from .._messages import Event, Events, Outcome, Results, Run, Submission, Unknown
+from .._messages import Events, Outcome, Results, Run, Submission, Unknown
 from .._protocol import EventSubscription, WatchIds
-from ._ring import Histogram, RecentTasks
+from .._records import Event, events_from_wire
+from ._counters import Histogram
+from ._ring import RecentTasks
 
 log = logging.getLogger("fastworker.dashboard")
 
@@ -45,7 +48,9 @@ class Hub(Actor):
 
     batch_limit = 4096
 
-    def __init__(self, control_plane: ActorRef, ring: RecentTasks, clock: Any) -> None:
+    def __init__(
+        self, control_plane: ActorRef, ring: RecentTasks, clock: Callable[[], float]
+    ) -> None:
         self.control_plane = control_plane
         self.ring = ring
         self.clock = clock
@@ -97,7 +102,7 @@ class Hub(Actor):
             kind = type(msg)
             if kind is Events:
                 if self.streams:
-                    self._fan_out(msg.events)
+                    self._fan_out(events_from_wire(msg.events))
             elif kind is Results:
                 self._wake(o.id for o in msg.outcomes)
             elif kind is Unknown:

@@ -17,7 +17,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import generate_latest
 
-from ._ring import Histogram, RecentTasks
+from ._counters import Histogram
+from ._ring import RecentTasks
 
 PRIORITIES = ("critical", "high", "normal", "low")
 

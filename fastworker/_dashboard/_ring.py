@@ -1,20 +1,34 @@
-"""Recent task summaries for the dashboard, bounded by count and bytes (trio-free).
+"""The dashboard's ring of recent task summaries, bounded by count and bytes (trio-free).
 
 ``RecentTasks`` is fed what the control plane reports (accepted submissions, attempts
-dispatched, retries and redeliveries, terminal outcomes) and keeps one ``TaskSummary``
-per task, oldest evicted first, so the page shows history without unbounded memory.
-It also counts per task name what ``/metrics`` exposes (submitted, started, succeeded,
-... and two histograms), whether or not the task is still in the ring.
+dispatched, retries and redeliveries, terminal outcomes) and keeps one entry per task
+(``_summary``), oldest evicted first, so the page shows history without unbounded
+memory. It also counts per task name what ``/metrics`` exposes (``_counters``), whether
+or not the task is still in the ring. Reading it is ``RingQueries`` (``_ring_queries``).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from .._messages import Outcome, Run, Submission, WireError
+from ._counters import TIME_BUCKETS, NameCounters, counters_of
+from ._ring_queries import RingQueries
+from ._summary import (
+    _ATTEMPTS,
+    _NAME,
+    _OUTCOME,
+    _QUEUED,
+    _SIZE,
+    _STARTED,
+    _STATUS,
+    _UPDATED,
+    _WORKER,
+    new_entry,
+)
 
 DEFAULT_RECENT_TASKS = 10_000
 """Task summaries kept for the page (oldest dropped first)."""
@@ -25,128 +39,10 @@ DEFAULT_KEEP_ARGUMENTS = 64 * 1024
 MAX_TRACEBACK = 16 * 1024
 """Longer tracebacks keep their last part."""
 
-MAX_NAMES = 1000
-"""Distinct task names counted for the metrics; later ones count as ``(other)``."""
-OTHER_NAMES = "(other)"
-
 _OVERHEAD = 400  # rough bytes per summary beyond ids, arguments and error text
-TERMINAL = frozenset({"success", "failure", "cancelled"})
-
-TIME_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-"""Histogram bucket bounds in seconds (run time, queue wait, journal commits)."""
 
 
-# A ring entry is a plain list (the cheapest object to make and update per task); a
-# TaskSummary is a read-only view of one, made only when someone reads.
-_SUB, _NAME, _STATUS, _SUBMITTED, _QUEUED, _STARTED, _UPDATED = range(7)
-_ATTEMPTS, _WORKER, _OUTCOME, _SIZE, _TOO_BIG = range(7, 12)
-
-
-class TaskSummary:
-    """What the page shows of one task (a view of its ring entry).
-
-    The entry holds the accepted ``Submission`` (for the arguments) and the terminal
-    ``Outcome`` (error, times) themselves rather than copies of their fields.
-    """
-
-    __slots__ = ("_entry", "id")
-
-    def __init__(self, id: str, entry: list[Any]) -> None:
-        self.id = id
-        self._entry = entry
-
-    name = property(lambda self: self._entry[_NAME], doc="The task name.")
-    status = property(lambda self: self._entry[_STATUS], doc="A TaskStatus value.")
-    submitted_at = property(lambda self: self._entry[_SUBMITTED], doc="Accepted at (POSIX).")
-    started_at = property(lambda self: self._entry[_STARTED], doc="Last attempt started at.")
-    updated_at = property(lambda self: self._entry[_UPDATED], doc="Last change at.")
-    attempts = property(lambda self: self._entry[_ATTEMPTS], doc="Attempts started.")
-    worker = property(lambda self: self._entry[_WORKER], doc="Worker of the last attempt.")
-    too_big = property(lambda self: self._entry[_TOO_BIG], doc="Size of arguments not kept.")
-    size = property(lambda self: self._entry[_SIZE], doc="Approximate bytes held.")
-
-    @property
-    def terminal(self) -> bool:
-        """True for success, failure and cancelled."""
-        return self._entry[_STATUS] in TERMINAL
-
-    @property
-    def payload(self) -> bytes | None:
-        """The packed arguments, if kept."""
-        sub = self._entry[_SUB]
-        return sub.payload if sub is not None else None
-
-    @property
-    def priority(self) -> int | None:
-        """The priority asked for at submission (None: the task's default)."""
-        sub = self._entry[_SUB]
-        return sub.priority if sub is not None else None
-
-    @property
-    def error(self) -> WireError | None:
-        """Why it failed or was cancelled."""
-        outcome = self._entry[_OUTCOME]
-        return outcome.error if outcome is not None else None
-
-    @property
-    def completed_at(self) -> float | None:
-        """When it finished (POSIX time)."""
-        outcome = self._entry[_OUTCOME]
-        return outcome.completed_at if outcome is not None else None
-
-
-def _entry(sub: Submission | None, name: str, status: str, at: float, size: int) -> list[Any]:
-    return [sub, name, status, at, None, None, at, 0, None, None, size, 0]
-
-
-class Histogram:
-    """Cumulative-ready bucket counts and a sum (Prometheus histogram semantics)."""
-
-    __slots__ = ("counts", "sum")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(TIME_BUCKETS) + 1)  # the last one is +Inf
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        """Count one observation (negative values, from clock steps, count as 0)."""
-        value = max(0.0, value)
-        self.counts[bisect_left(TIME_BUCKETS, value)] += 1
-        self.sum += value
-
-    def buckets(self) -> list[tuple[str, float]]:
-        """(upper bound, cumulative count) pairs ending with +Inf."""
-        out: list[tuple[str, float]] = []
-        total = 0
-        for bound, count in zip((*map(str, TIME_BUCKETS), "+Inf"), self.counts, strict=True):
-            total += count
-            out.append((bound, float(total)))
-        return out
-
-
-class NameCounters:
-    """Lifetime counters of one task name."""
-
-    __slots__ = (
-        "cancelled",
-        "failed",
-        "queue_wait",
-        "redelivered",
-        "retried",
-        "run_time",
-        "started",
-        "submitted",
-        "succeeded",
-    )
-
-    def __init__(self) -> None:
-        self.submitted = self.started = self.succeeded = self.failed = 0
-        self.cancelled = self.retried = self.redelivered = 0
-        self.run_time = Histogram()
-        self.queue_wait = Histogram()
-
-
-class RecentTasks:
+class RecentTasks(RingQueries):
     """The bounded ring of recent task summaries, and per-name counters.
 
     ``max_entries`` and ``max_bytes`` bound the ring (the oldest submission goes first);
@@ -175,62 +71,7 @@ class RecentTasks:
         self.change_count = 0
         """How many changes ever; ``changes`` holds the ids of the last ones."""
 
-    # -- reading ----------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    def get(self, task_id: str) -> TaskSummary | None:
-        """The summary of a task, or None if it was never seen or was dropped."""
-        entry = self._tasks.get(task_id)
-        return TaskSummary(task_id, entry) if entry is not None else None
-
-    def recent(
-        self, *, status: str | None = None, name: str | None = None, limit: int = 100
-    ) -> list[TaskSummary]:
-        """Newest first, filtered by exact status and by name (substring)."""
-        out: list[TaskSummary] = []
-        for task_id, entry in reversed(self._tasks.items()):
-            if status and entry[_STATUS] != status:
-                continue
-            if name and name not in entry[_NAME]:
-                continue
-            out.append(TaskSummary(task_id, entry))
-            if len(out) >= limit:
-                break
-        return out
-
-    def changed_since(self, seen: int, limit: int = 100) -> tuple[int, list[TaskSummary]]:
-        """Summaries changed after change number ``seen`` (newest first, each once)."""
-        fresh = min(self.change_count - seen, len(self.changes))
-        out: list[TaskSummary] = []
-        ids: set[str] = set()
-        recent = list(self.changes)[len(self.changes) - fresh :]
-        for task_id in reversed(recent):
-            if task_id in ids:
-                continue
-            ids.add(task_id)
-            entry = self._tasks.get(task_id)
-            if entry is not None:
-                out.append(TaskSummary(task_id, entry))
-                if len(out) >= limit:
-                    break
-        return self.change_count, out
-
-    def __iter__(self) -> Iterator[TaskSummary]:
-        return (TaskSummary(i, e) for i, e in self._tasks.items())
-
     # -- feeding ----------------------------------------------------------------------
-    def _counters(self, name: str) -> NameCounters:
-        counters = self.names.get(name)
-        if counters is None:
-            if len(self.names) >= MAX_NAMES:
-                # Names come from submitters: bound the metric labels they can create.
-                name = OTHER_NAMES
-                counters = self.names.get(name)
-            if counters is None:
-                counters = self.names[name] = NameCounters()
-        return counters
-
     def _evict(self) -> None:
         tasks = self._tasks
         order = self._order
@@ -256,7 +97,7 @@ class RecentTasks:
         for sub in submissions:
             name = sub.name
             if name != last_name:
-                counters = self._counters(name)
+                counters = counters_of(self.names, name)
                 last_name = name
             counters.submitted += 1
             task_id = sub.id
@@ -296,7 +137,7 @@ class RecentTasks:
         for run in runs:
             name = run.name
             if name != last_name:
-                counters = self._counters(name)
+                counters = counters_of(self.names, name)
                 last_name = name
             counters.started += 1
             entry = get(run.id)
@@ -323,7 +164,7 @@ class RecentTasks:
         (the journal could not record it: it is forgotten)."""
         tasks = self._tasks
         for task_id, name, why in items:
-            counters = self._counters(name)
+            counters = counters_of(self.names, name)
             entry = tasks.get(task_id)
             if why == "refused":
                 # Never accepted after all (the journal failed): the submitter was told.
@@ -335,7 +176,7 @@ class RecentTasks:
             if why == "periodic":
                 counters.submitted += 1
                 if entry is None:
-                    entry = tasks[task_id] = _entry(None, name, "queued", at, _OVERHEAD)
+                    entry = tasks[task_id] = new_entry(None, name, "queued", at, _OVERHEAD)
                     self._order.append(task_id)
                     self.bytes += _OVERHEAD
                     self._evict()
@@ -368,7 +209,7 @@ class RecentTasks:
                 continue
             name = entry[_NAME] if entry is not None else outcome.name
             if name != last_name:
-                counters = self._counters(name)
+                counters = counters_of(self.names, name)
                 last_name = name
             status = outcome.status
             if status == "success":
@@ -401,7 +242,7 @@ class RecentTasks:
                     error = outcome.error
                 grow += len(error.message) + len(error.traceback)  # type: ignore[union-attr]
             if entry is None:
-                entry = tasks[task_id] = _entry(None, name, status, at, _OVERHEAD + grow)
+                entry = tasks[task_id] = new_entry(None, name, status, at, _OVERHEAD + grow)
                 self._order.append(task_id)
                 grow += _OVERHEAD
             else:
@@ -439,13 +280,3 @@ class RecentTasks:
             outcome.worker,
             outcome.name,
         )
-
-    def statistics(self) -> dict[str, Any]:
-        """Entries, bytes and limits."""
-        return {
-            "entries": len(self._tasks),
-            "bytes": self.bytes,
-            "max_entries": self.max_entries,
-            "max_bytes": self.max_bytes,
-            "evicted": self.evicted,
-        }

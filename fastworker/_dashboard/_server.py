@@ -6,18 +6,16 @@ import errno
 import ipaddress
 import logging
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
 
 from .. import _names as names
 from .._errors import ConfigurationError
+from ._host import ControlPlaneHost
 from ._hub import HUB, Hub
 from ._ring import DEFAULT_KEEP_ARGUMENTS, DEFAULT_RECENT_BYTES, DEFAULT_RECENT_TASKS, RecentTasks
-
-if TYPE_CHECKING:
-    from .._control_plane_node import ControlPlaneNode
 
 log = logging.getLogger("fastworker.dashboard")
 
@@ -122,14 +120,17 @@ def _url(sock: socket.socket) -> str:
 
 
 async def serve_dashboard(
-    node: ControlPlaneNode,
+    node: ControlPlaneHost,
     config: DashboardConfig,
     cluster: str,
     max_payload: int,
     *,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until cancelled; reports the dashboard's URL, or None if it was skipped.
+    """Serve ``node``'s dashboard until cancelled; reports its URL, or None if skipped.
+
+    ``node`` is the control plane node, known here only by what the dashboard uses of
+    it (``ControlPlaneHost``): the Hub becomes its control plane's observer.
 
     Raises:
         ConfigurationError: an explicit address that is taken or cannot be bound.

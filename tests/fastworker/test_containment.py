@@ -68,7 +68,7 @@ async def test_a_task_that_takes_down_its_worker_twice_fails_with_worker_lost(
             await sample_tasks.started("poison").wait()
             rec = core.tasks[poison]
             assert rec.suspect and rec.losses == 1
-            assert core.workers[rec.worker].running == {poison}
+            assert core.pool[rec.worker].running == {poison}
             await cluster.kill_subworker(_index_running(cluster, poison))
             result = await client.result(poison)
             neighbours = {tag: await client.result(ids[tag]) for tag in tags}
@@ -106,7 +106,7 @@ async def test_suspects_never_share_a_worker(autojump_clock: Any) -> None:
             extra = await client.delay("note", "after")
             for tag, task_id in zip(tags, ids, strict=True):
                 await sample_tasks.started(tag).wait()
-                worker = core.workers[core.tasks[task_id].worker]
+                worker = core.pool[core.tasks[task_id].worker]
                 assert worker.running == {task_id}, worker.running
                 sample_tasks.gate(tag).set()
                 assert (await client.result(task_id)).ok
@@ -206,7 +206,7 @@ async def test_a_cancelled_suspect_releases_the_worker_kept_for_it(autojump_cloc
             c, d = await client.delay_batch([("hold", ("c",)), ("hold", ("d",))])
             await sample_tasks.started("c").wait()
             await sample_tasks.started("d").wait()  # both slots in use at once
-            assert not any(w.reserved or w.solo for w in core.workers.values())
+            assert not any(w.reserved or w.solo for w in core.pool)
             sample_tasks.gate("c").set()
             sample_tasks.gate("d").set()
             assert (await client.result(c)).ok and (await client.result(d)).ok

@@ -82,16 +82,24 @@ def make_plane(max_queue: int = 100) -> tuple[ControlPlane, FakeRef]:
     return plane, cache
 
 
-def submit(plane: ControlPlane, *subs: tuple[str, str], priority: int | None = None) -> FakeReply:
-    """Accept one group of (id, task name) submissions; dispatch like the actor loop does."""
+async def tell(plane: ControlPlane, *messages: Any) -> None:
+    """Deliver ``messages`` as one batch, as the actor's loop does: each through
+    ``receive`` (its handler table), then the batch's end (dispatch, flush)."""
+    for message in messages:
+        await plane.receive(None, message)  # type: ignore[arg-type]
+    plane.end_batch(None)  # type: ignore[arg-type]
+
+
+async def submit(
+    plane: ControlPlane, *subs: tuple[str, str], priority: int | None = None
+) -> FakeReply:
+    """Accept one group of (id, task name) submissions, as one batch of the actor."""
     reply = FakeReply()
     group = [
         Submission(task_id, name, pack_arguments((task_id,), {}), priority)
         for task_id, name in subs
     ]
-    plane._accept(Accept([(group, reply, None)]))  # type: ignore[list-item]
-    plane._dispatch()
-    plane._flush()
+    await tell(plane, Accept([(group, reply, None)]))  # type: ignore[list-item]
     return reply
 
 
@@ -109,12 +117,11 @@ async def test_work_is_sent_only_for_free_slots() -> None:
     """A worker with 2 slots gets 2 runs; the rest wait until a completion returns credit."""
     plane, _ = make_plane()
     worker = FakeRef("w1")
-    plane._worker_joined(WorkerJoined("w1", worker, 2))  # type: ignore[arg-type]
-    submit(plane, ("a", "job"), ("b", "job"), ("c", "job"))
+    await tell(plane, WorkerJoined("w1", worker, 2))  # type: ignore[arg-type]
+    await submit(plane, ("a", "job"), ("b", "job"), ("c", "job"))
     assert worker.runs() == [("a", 1), ("b", 1)]
     assert plane.tasks["c"].status is TaskStatus.QUEUED
-    plane._completed(WorkerCompleted("w1", [outcome("a", 1)], credits=1))
-    plane._dispatch()
+    await tell(plane, WorkerCompleted("w1", [outcome("a", 1)], credits=1))
     assert worker.runs() == [("a", 1), ("b", 1), ("c", 1)]
 
 
@@ -122,31 +129,31 @@ async def test_a_worker_joining_with_busy_slots_gets_only_the_free_ones() -> Non
     """A subworker re-registering with busy=1 of 2 slots is sent one task."""
     plane, _ = make_plane()
     worker = FakeRef("w1")
-    plane._worker_joined(WorkerJoined("w1", worker, 2, busy=1))  # type: ignore[arg-type]
-    submit(plane, ("a", "job"), ("b", "job"))
+    await tell(plane, WorkerJoined("w1", worker, 2, busy=1))  # type: ignore[arg-type]
+    await submit(plane, ("a", "job"), ("b", "job"))
     assert worker.runs() == [("a", 1)]
 
 
 async def test_a_group_is_accepted_whole_or_refused_whole() -> None:
     """With room for 3, a group of 4 is refused (QueueFull) and nothing of it is kept."""
     plane, _ = make_plane(max_queue=3)
-    reply = submit(plane, ("a", "job"), ("b", "job"), ("c", "job"), ("d", "job"))
+    reply = await submit(plane, ("a", "job"), ("b", "job"), ("c", "job"), ("d", "job"))
     assert isinstance(reply.error, QueueFull)
     assert plane.tasks == {}
     assert len(plane.queue) == 0
-    assert submit(plane, ("a", "job"), ("b", "job"), ("c", "job")).value == 3
+    assert (await submit(plane, ("a", "job"), ("b", "job"), ("c", "job"))).value == 3
 
 
 async def test_a_resubmission_of_the_same_ids_is_idempotent() -> None:
     """The same ids submitted again (after a dropped link) are not queued twice or re-run."""
     plane, _ = make_plane()
     worker = FakeRef("w1")
-    plane._worker_joined(WorkerJoined("w1", worker, 4))  # type: ignore[arg-type]
-    submit(plane, ("a", "job"), ("b", "job"))
-    submit(plane, ("a", "job"), ("b", "job"))
+    await tell(plane, WorkerJoined("w1", worker, 4))  # type: ignore[arg-type]
+    await submit(plane, ("a", "job"), ("b", "job"))
+    await submit(plane, ("a", "job"), ("b", "job"))
     assert worker.runs() == [("a", 1), ("b", 1)]
-    plane._completed(WorkerCompleted("w1", [outcome("a", 1)], credits=1))
-    submit(plane, ("a", "job"))
+    await tell(plane, WorkerCompleted("w1", [outcome("a", 1)], credits=1))
+    await submit(plane, ("a", "job"))
     assert worker.runs() == [("a", 1), ("b", 1)]
     assert plane.submitted == 2
 
@@ -155,17 +162,15 @@ async def test_a_late_result_of_a_lost_attempt_is_fenced_off() -> None:
     """After redelivery, attempt 1's late result is ignored; attempt 2's result counts once."""
     plane, cache = make_plane()
     first, second = FakeRef("w1"), FakeRef("w2")
-    plane._worker_joined(WorkerJoined("w1", first, 1))  # type: ignore[arg-type]
-    submit(plane, ("a", "job"))
-    plane._worker_joined(WorkerJoined("w2", second, 1))  # type: ignore[arg-type]
-    plane._worker_left(WorkerLeft("w1", [("a", 1)], "connection lost"))
-    plane._dispatch()
+    await tell(plane, WorkerJoined("w1", first, 1))  # type: ignore[arg-type]
+    await submit(plane, ("a", "job"))
+    await tell(plane, WorkerJoined("w2", second, 1))  # type: ignore[arg-type]
+    await tell(plane, WorkerLeft("w1", [("a", 1)], "connection lost"))
     assert second.runs() == [("a", 2)]
-    plane._completed(WorkerCompleted("w1", [outcome("a", 1, value=b"\xa3old")], credits=1))
+    await tell(plane, WorkerCompleted("w1", [outcome("a", 1, value=b"\xa3old")], credits=1))
     assert plane.tasks["a"].status is TaskStatus.RUNNING
-    plane._completed(WorkerCompleted("w2", [outcome("a", 2, value=b"\xa3new")], credits=1))
-    plane._completed(WorkerCompleted("w2", [outcome("a", 2, value=b"\xa3dup")], credits=0))
-    plane._flush()
+    await tell(plane, WorkerCompleted("w2", [outcome("a", 2, value=b"\xa3new")], credits=1))
+    await tell(plane, WorkerCompleted("w2", [outcome("a", 2, value=b"\xa3dup")], credits=0))
     assert [(o.id, o.attempt, o.value) for o in stored(cache)] == [("a", 2, b"\xa3new")]
     assert plane.redelivered == 1
 
@@ -175,22 +180,20 @@ async def test_work_dispatched_to_a_worker_already_gone_is_redelivered() -> None
     in flight) is re-queued when the worker's departure is handled, not lost."""
     plane, _ = make_plane()
     gone, other = FakeRef("w1"), FakeRef("w2")
-    plane._worker_joined(WorkerJoined("w1", gone, 1))  # type: ignore[arg-type]
-    submit(plane, ("a", "job"))  # dispatched to w1, whose connection just stopped
+    await tell(plane, WorkerJoined("w1", gone, 1))  # type: ignore[arg-type]
+    await submit(plane, ("a", "job"))  # dispatched to w1, whose connection just stopped
     assert gone.runs() == [("a", 1)]
-    plane._worker_left(WorkerLeft("w1", [], "connection lost"))  # its snapshot: nothing
-    plane._worker_joined(WorkerJoined("w2", other, 1))  # type: ignore[arg-type]
-    plane._dispatch()
+    await tell(plane, WorkerLeft("w1", [], "connection lost"))  # its snapshot: nothing
+    await tell(plane, WorkerJoined("w2", other, 1))  # type: ignore[arg-type]
     assert other.runs() == [("a", 2)]
 
 
 async def test_a_task_that_opts_out_of_redelivery_fails_with_worker_lost() -> None:
     """redeliver=False: the lost task ends failed (WorkerLost) instead of being re-queued."""
     plane, cache = make_plane()
-    plane._worker_joined(WorkerJoined("w1", FakeRef("w1"), 2))  # type: ignore[arg-type]
-    submit(plane, ("a", "once"), ("b", "job"))
-    plane._worker_left(WorkerLeft("w1", [("a", 1), ("b", 1)], "connection lost"))
-    plane._flush()
+    await tell(plane, WorkerJoined("w1", FakeRef("w1"), 2))  # type: ignore[arg-type]
+    await submit(plane, ("a", "once"), ("b", "job"))
+    await tell(plane, WorkerLeft("w1", [("a", 1), ("b", 1)], "connection lost"))
     [lost] = stored(cache)
     assert (lost.id, lost.status) == ("a", "failure")
     assert lost.error is not None
@@ -207,11 +210,11 @@ async def test_a_retryable_failure_goes_to_the_scheduler_with_backoff() -> None:
         return None
 
     fastworker.task(registry=registry, name="flaky", retries=2, retry_backoff=4.0)(flaky)
-    plane._worker_joined(WorkerJoined("w1", FakeRef("w1"), 1))  # type: ignore[arg-type]
-    submit(plane, ("a", "flaky"))
+    await tell(plane, WorkerJoined("w1", FakeRef("w1"), 1))  # type: ignore[arg-type]
+    await submit(plane, ("a", "flaky"))
     error = WireError("RuntimeError", "nope")
-    plane._completed(
-        WorkerCompleted("w1", [outcome("a", 1, "failure", error=error, retryable=True)], 1)
+    await tell(
+        plane, WorkerCompleted("w1", [outcome("a", 1, "failure", error=error, retryable=True)], 1)
     )
     assert plane.tasks["a"].status is TaskStatus.RETRYING
     scheduler = plane.scheduler
@@ -219,22 +222,20 @@ async def test_a_retryable_failure_goes_to_the_scheduler_with_backoff() -> None:
     [(task_id, at)] = scheduler.messages[-1].items
     assert task_id == "a"
     assert 2.0 <= at - trio.current_time() <= 4.0  # 4 s backoff, jittered to [0.5, 1]
-    plane._completed(
-        WorkerCompleted("w1", [outcome("a", 1, "failure", error=error, retryable=True)], 0)
+    await tell(
+        plane, WorkerCompleted("w1", [outcome("a", 1, "failure", error=error, retryable=True)], 0)
     )
-    plane._flush()
     assert stored(cache) == []
 
 
 async def test_a_non_retryable_failure_is_final() -> None:
     """A failure marked not retryable is stored at once even with retries left."""
     plane, cache = make_plane()
-    plane._worker_joined(WorkerJoined("w1", FakeRef("w1"), 1))  # type: ignore[arg-type]
-    submit(plane, ("a", "job"))
-    plane._completed(
-        WorkerCompleted("w1", [outcome("a", 1, "failure", retryable=False)], credits=1)
+    await tell(plane, WorkerJoined("w1", FakeRef("w1"), 1))  # type: ignore[arg-type]
+    await submit(plane, ("a", "job"))
+    await tell(
+        plane, WorkerCompleted("w1", [outcome("a", 1, "failure", retryable=False)], credits=1)
     )
-    plane._flush()
     assert [o.status for o in stored(cache)] == ["failure"]
 
 
@@ -242,7 +243,7 @@ async def test_a_non_retryable_failure_is_final() -> None:
 async def test_submission_priority_overrides_the_task_default(level: Priority) -> None:
     """A submission's priority wins over the task's declared one."""
     plane, _ = make_plane()
-    submit(plane, ("a", "job"), priority=int(level))
+    await submit(plane, ("a", "job"), priority=int(level))
     assert plane.tasks["a"].priority == int(level)
     queued = plane.statistics().queued
     depths = [queued.critical, queued.high, queued.normal, queued.low]

@@ -1,7 +1,7 @@
 """The control plane's pure parts, tested directly (no actor, no trio).
 
-The unique-key table, the pending cancels, the recent ids, a worker slot's backlog
-estimate, and the actor's handler table.
+The unique-key table, the pending cancels, the recent ids, the event feed, the journal
+notes, and the actor's handler table (the worker pool: test_worker_pool.py).
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import attrs
 import pytest
 
 from actors import MailboxFull
-from fastworker._control_plane import ControlPlane, TaskRecord, WorkerSlot
+from fastworker._control_plane import ControlPlane, TaskRecord
 from fastworker._control_plane._events import EVENTS_PER_MESSAGE, EventFeed
 from fastworker._control_plane._journaling import JournalNotes
 from fastworker._control_plane._tables import PendingCancels, RecentIds, UniqueKeys
 from fastworker._messages import Events, Outcome, TaskInfo
 from fastworker._model import TaskStatus
-from fastworker._protocol import Announce, Lost, Record, WorkerCompleted
+from fastworker._protocol import Announce, Lost, Record
 
 
 @attrs.frozen
@@ -138,17 +138,6 @@ def test_recent_ids_keep_the_newest_up_to_the_limit() -> None:
     recent.add("e")
     assert list(recent) == ["c", "d", "e"]
     assert "e" in recent and "a" not in recent
-
-
-def test_a_freed_slot_starts_the_most_urgent_of_the_backlog() -> None:
-    """The backlog estimate drops finished and returned ids, then one per freed slot."""
-    worker = WorkerSlot("w", ref=None, slots=1, busy=0, local=False, prefetch=4)  # type: ignore[arg-type]
-    worker.waiting = {"low": (3, 0), "high": (0, 1), "done": (1, 2), "back": (1, 3)}
-    outcome = Outcome(id="done", status="success", attempt=1)
-    # Three credits: one for "done" (it was in the backlog), one for "back" (returned,
-    # held no slot), one freed slot that started the most urgent waiting attempt.
-    worker.backlog_started(WorkerCompleted("w", [outcome], 3, returned=[("back", 1)]))
-    assert worker.waiting == {"low": (3, 0)}
 
 
 class Subscriber:

@@ -114,7 +114,7 @@ def test_top_shows_tasks_waiting_for_a_worker() -> None:
     """`fastworker top` prints how many queued tasks wait for a worker that has each name."""
     from rich.console import Console
 
-    from fastworker._messages import ClusterStats, QueueStats
+    from fastworker import ClusterStats, QueueStats
     from fastworker._top import render_stats
 
     stats = ClusterStats(
