@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import trio
+from support import wait_until
 
 from fastworker import _bench_common as common
 
@@ -17,9 +18,12 @@ async def test_tree_rss_cpu_and_stop_see_a_real_child_process() -> None:
         [sys.executable, "-c", "import time; time.sleep(60)"], stdout=subprocess.DEVNULL
     )
     try:
-        with trio.fail_after(30):
-            while child.pid not in common.tree(os.getpid()):  # noqa: ASYNC110
-                await trio.sleep(0.01)
+        await wait_until(
+            lambda: child.pid in common.tree(os.getpid()),
+            timeout=30,
+            what="the child in this process's tree",
+            observe=lambda: common.tree(os.getpid()),
+        )
         assert child.pid in common.children(os.getpid())
         assert common.rss_mib([child.pid]) > 0
         assert common.cpu_seconds([os.getpid()]) > 0

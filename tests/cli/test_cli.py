@@ -25,11 +25,11 @@ from typing import Any
 import attrs
 import pytest
 import trio
-from support import free_tcp_port, free_udp_port
+from support import free_tcp_port, free_udp_port, wait_until
 from support.process import children, cmdline, kill_if_ours, kill_tree
 
 import fastworker
-from fastworker import ConnectionFailed, TaskStatus
+from fastworker import ClusterStats, ConnectionFailed, TaskStatus
 
 HERE = Path(__file__).resolve().parent
 TASKS = "cli_tasks"
@@ -136,16 +136,21 @@ class Server:
             self._check_alive()
             try:
                 async with self.client(connect_timeout=1.0) as client:
-                    while True:
-                        self._check_alive()
-                        stats = await client.stats()
-                        if sum(w.id != "local" for w in stats.workers) >= subworkers:
-                            self.subworker_pids()
-                            return
-                        await trio.sleep(0.05)
+                    await wait_until(
+                        partial(self._registered, client, subworkers),
+                        timeout=30,  # within the caller's 40 s: say what was missing
+                        what=f"{subworkers} subworkers registered",
+                    )
+                    self.subworker_pids()
+                    return
             except* ConnectionFailed:  # open_client wraps it in an ExceptionGroup today
                 pass
-            await trio.sleep(0.1)
+            await trio.sleep(0.1)  # not listening yet: try again (the caller owns the timeout)
+
+    async def _registered(self, client: fastworker.Client, subworkers: int) -> bool:
+        self._check_alive()
+        stats = await client.stats()
+        return sum(w.id != "local" for w in stats.workers) >= subworkers
 
     def _check_alive(self) -> None:
         if self.process.returncode is not None:
@@ -318,6 +323,16 @@ async def test_run_actor_system_runs_cli_and_client_tasks() -> None:
 # -- 2: a killed subworker is restarted and loses nothing ------------------------------------
 
 
+async def completed(client: fastworker.Client, count: int) -> bool:
+    """Whether the control plane counts at least ``count`` completed tasks."""
+    return (await client.stats()).completed >= count
+
+
+async def running(client: fastworker.Client, task_id: str) -> bool:
+    """Whether the task is running now."""
+    return await client.status(task_id) is TaskStatus.RUNNING
+
+
 async def test_sigkill_of_a_subworker_restarts_it_and_loses_no_task() -> None:
     """SIGKILL of one subworker mid-run: a new child process replaces it, every task succeeds.
 
@@ -334,10 +349,9 @@ async def test_sigkill_of_a_subworker_restarts_it_and_loses_no_task() -> None:
             async with server.client() as client:
                 workers = {w.id for w in (await client.stats()).workers if w.id != "local"}
                 ids = await client.delay_batch([("nap", (0.05,), {"value": i}) for i in range(200)])
-                while True:  # some done, most still to run
-                    if (await client.stats()).completed >= 40:
-                        break
-                    await trio.sleep(0.01)
+                await wait_until(  # some done, most still to run
+                    lambda: completed(client, 40), timeout=60, what="40 tasks completed"
+                )
                 os.kill(victim, signal.SIGKILL)
 
                 results = await client.gather(ids)
@@ -345,13 +359,20 @@ async def test_sigkill_of_a_subworker_restarts_it_and_loses_no_task() -> None:
                 assert [r.value for r in results] == list(range(200))
                 assert any(r.attempts > 1 for r in results), "nothing was in flight on the victim"
 
-                while True:  # the replacement: a new pid, registered with the control plane
+                async def replaced() -> tuple[set[int], ClusterStats] | None:
                     now = server.subworker_pids()
                     stats = await client.stats()
                     remote = {w.id for w in stats.workers if w.id != "local"}
                     if len(now) == 2 and now - before and len(remote) == 2 and remote - workers:
-                        break
-                    await trio.sleep(0.05)
+                        return now, stats
+                    return None
+
+                now, stats = await wait_until(
+                    replaced,
+                    timeout=60,
+                    what="a new subworker pid, registered with the control plane",
+                    observe=lambda: server.subworker_pids(),
+                )
                 assert victim not in now and (before - {victim}) <= now
                 assert stats.redelivered >= 1, stats
                 assert await client.call("add", 20, 22) == 42
@@ -375,10 +396,9 @@ async def test_sigint_lets_a_running_task_finish_and_exits_zero() -> None:
             pids = server.subworker_pids()
             async with server.client() as client:
                 task_id = await client.delay("nap", 2.0, value=42)
-                while True:
-                    if await client.status(task_id) is TaskStatus.RUNNING:
-                        break
-                    await trio.sleep(0.02)
+                await wait_until(
+                    lambda: running(client, task_id), timeout=60, what="the nap running"
+                )
                 got: list[Any] = []
 
                 async def wait_result() -> None:
@@ -415,15 +435,16 @@ async def test_second_sigint_stops_at_once_and_leaves_no_subworker() -> None:
             pids = server.subworker_pids()
             async with server.client() as client:
                 task_id = await client.delay("nap", 60.0)
-                while True:
-                    if await client.status(task_id) is TaskStatus.RUNNING:
-                        break
-                    await trio.sleep(0.02)
+                await wait_until(
+                    lambda: running(client, task_id), timeout=60, what="the nap running"
+                )
             server.process.send_signal(signal.SIGINT)
-            while True:  # the first signal is being handled: draining
-                if "draining" in server.output():
-                    break
-                await trio.sleep(0.02)
+            await wait_until(  # the first signal is being handled: draining
+                lambda: "draining" in server.output(),
+                timeout=60,
+                what="'draining' in the server's output",
+                observe=lambda: server.output()[-2000:],
+            )
             signalled = time.monotonic()
             code = await server.interrupt(within=10.0)
             assert code == 130, server.output()

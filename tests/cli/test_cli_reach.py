@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import trio
+from support import wait_until
 from test_cli import base_env, fastworker_cli, kill_tree, run_actor_system
 
 from fastworker._cli import build_parser
@@ -87,8 +88,12 @@ async def test_the_banner_command_runs_as_pasted() -> None:
     """The start-up banner's "submit one" line, run exactly as printed, succeeds."""
     with trio.fail_after(60):
         async with run_actor_system(subworkers=0) as server:
-            while "submit one:" not in server.output():  # noqa: ASYNC110 (a log file)
-                await trio.sleep(0.05)
+            await wait_until(
+                lambda: "submit one:" in server.output(),
+                timeout=50,
+                what="the banner's 'submit one:' line",
+                observe=server.output,
+            )
             line = next(x for x in server.output().splitlines() if "submit one:" in x)
             words = shlex.split(line.split("submit one:", 1)[1])
             assert words[0] == "fastworker" and "..." not in words

@@ -24,6 +24,7 @@ from drill_support import (
     start_system,
     wait_for_subworkers,
 )
+from support import wait_until
 
 import fastworker
 from fastworker import JournalWriteFailed, TaskStatus
@@ -89,6 +90,11 @@ async def test_a_task_that_kills_a_single_process_system_is_not_replayed_forever
     assert result.error is not None and "died 2 times" in result.error.message
 
 
+async def one_running(client: fastworker.Client) -> bool:
+    """Whether the control plane counts a running task."""
+    return (await client.stats()).running >= 1
+
+
 async def test_a_drain_that_runs_out_of_time_tells_waiting_clients(tmp_path: Path) -> None:
     """SIGINT with a task running past ``--shutdown-timeout``: the client waiting on it gets
     WorkerLost (and one waiting on a queued task ShuttingDown) instead of silence, and the
@@ -101,8 +107,7 @@ async def test_a_drain_that_runs_out_of_time_tells_waiting_clients(tmp_path: Pat
                 await wait_for_subworkers(client, system, 1)
                 running = await client.delay("nap", 30.0)
                 queued = await client.delay("nap", 30.0)
-                while (await client.stats()).running < 1:  # noqa: ASYNC110 (remote, no event)
-                    await trio.sleep(0.05)
+                await wait_until(lambda: one_running(client), timeout=50, what="a nap running")
                 results: dict[str, fastworker.TaskResult] = {}
                 async with trio.open_nursery() as nursery:
 

@@ -27,6 +27,7 @@ from drill_support import (
     wait_for_completed,
     wait_for_subworkers,
 )
+from support import wait_until
 
 import fastworker
 
@@ -139,8 +140,9 @@ async def test_sigkill_of_the_control_plane_with_a_journal_loses_no_acknowledged
                     waited = list(acked)
                     nursery.start_soon(gather_early, waited)
                     nursery.start_soon(result_of, waited[-1])
-                    while waited[-1] not in client._waiters:  # noqa: ASYNC110 (no event)
-                        await trio.sleep(POLL)
+                    # The client is in this run: once every task is blocked, the gather()
+                    # and the result() are waiting for answers (registered and sent).
+                    await trio.testing.wait_all_tasks_blocked()
                     waiting_at_crash = not early and not single
                     nursery.start_soon(submit_across_the_crash)
                     await trio.testing.wait_all_tasks_blocked()  # sent, not yet answered
@@ -155,9 +157,13 @@ async def test_sigkill_of_the_control_plane_with_a_journal_loses_no_acknowledged
                 crossing_results = await client.gather(crossing)
                 links = client.peer.links_opened
                 stats = await client.stats()
-            with trio.fail_after(30):
-                while unfinished_in(journal):  # noqa: ASYNC110 (a file, no event)
-                    await trio.sleep(POLL)
+            await wait_until(
+                lambda: not unfinished_in(journal),
+                timeout=30,
+                what="no unfinished task left in the journal",
+                observe=lambda: unfinished_in(journal),
+                max_poll=POLL,
+            )
     finally:
         await first.stop()
         if second is not None:
@@ -179,6 +185,12 @@ async def test_sigkill_of_the_control_plane_with_a_journal_loses_no_acknowledged
     expect_sums(early, pairs[: len(waited)])
     assert [r.value for r in single] == [sum(pairs[len(waited) - 1])]
     assert links >= 2  # the same client, reconnected
+
+
+async def dropped_one(client: fastworker.Client) -> fastworker.ClusterStats | None:
+    """The cluster's stats once it no longer counts two subworkers, else None."""
+    stats = await client.stats()
+    return stats if len(remote_workers(stats)) != 2 else None
 
 
 def unfinished_in(journal: Path) -> int:
@@ -209,8 +221,12 @@ async def test_a_frozen_subworker_is_detected_by_heartbeat_and_its_stale_results
                 os.kill(victim, signal.SIGSTOP)
                 frozen_at = trio.current_time()
                 try:
-                    while len(remote_workers(stats := await client.stats())) == 2:  # noqa: ASYNC110
-                        await trio.sleep(POLL)
+                    stats = await wait_until(
+                        lambda: dropped_one(client),
+                        timeout=60,
+                        what="the frozen subworker dropped by the heartbeat",
+                        max_poll=POLL,  # the detection time is measured: look often
+                    )
                     detected_after = trio.current_time() - frozen_at
                 finally:
                     os.kill(victim, signal.SIGCONT)

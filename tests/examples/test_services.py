@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import trio
 from examples_support import FASTWORKER, PYTHON, REPO, Background, background, free_port, run
+from support import wait_until
 
 import fastworker
 from fastworker import TaskStatus
@@ -25,6 +26,17 @@ async def worker_ids(client: fastworker.Client) -> set[str]:
     return {w.id.split("/")[0] for w in stats.workers if w.id != "local"}
 
 
+async def gone_from(client: fastworker.Client, worker_id: str) -> bool:
+    """Whether ``worker_id`` has left the control plane's worker table."""
+    return worker_id not in await worker_ids(client)
+
+
+async def waiting_for(client: fastworker.Client, name: str) -> fastworker.ClusterStats | None:
+    """The cluster's stats once tasks named ``name`` are shown as waiting, else None."""
+    stats = await client.stats()
+    return stats if name in stats.waiting else None
+
+
 @asynccontextmanager
 async def subworker(
     client: fastworker.Client, url: str, tasks: str, *extra: str
@@ -33,9 +45,13 @@ async def subworker(
     before = await worker_ids(client)
     command = [*FASTWORKER, "subworker", "--join", url, "--tasks", tasks, *extra]
     async with background(command) as process:
-        while not (new := await worker_ids(client) - before):  # noqa: ASYNC110 (polling)
-            await trio.sleep(0.05)
-        (worker,) = new
+
+        async def joined() -> set[str]:
+            return await worker_ids(client) - before
+
+        (worker,) = await wait_until(
+            joined, timeout=60, what=f"a subworker for {tasks} joined", observe=lambda: str(process)
+        )
         yield process, worker
 
 
@@ -61,13 +77,22 @@ async def test_two_services_behind_a_control_plane_that_imports_neither() -> Non
                     await routed_limited_and_unique(client, billing_id, images_1, images_2)
                     # The billing service leaves ...
                     assert await billing.interrupt() == 0, str(billing)
-                while billing_id in await worker_ids(client):  # noqa: ASYNC110 (polling)
-                    await trio.sleep(0.05)
+                await wait_until(
+                    lambda: gone_from(client, billing_id),
+                    timeout=60,
+                    what="the billing service gone from the worker table",
+                )
                 # ... its task waits queued, shown as waiting, and runs once it is back.
+                # No worker left has billing.invoice, so nothing can run it: the control
+                # plane shows it as waiting (at admission) and it stays queued.
                 waiting = await client.delay("billing.invoice", "late")
-                await trio.sleep(0.5)
+                stats = await wait_until(
+                    lambda: waiting_for(client, "billing.invoice"),
+                    timeout=60,
+                    what="billing.invoice shown as waiting",
+                )
                 assert await client.status(waiting) is TaskStatus.QUEUED
-                assert (await client.stats()).waiting == {"billing.invoice": 1}
+                assert stats.waiting == {"billing.invoice": 1}
                 async with subworker(client, url, BILLING) as (_, billing_again):
                     result = await client.result(waiting)
                     assert result.value == "invoice for late"

@@ -12,6 +12,7 @@ from typing import Any
 
 import sample_tasks
 import trio
+import trio.testing
 
 from fastworker import TaskStatus
 from fastworker.testing import Cluster, open_cluster
@@ -169,13 +170,17 @@ async def test_a_slow_cancel_does_not_block_the_clients_other_requests(
                     answers.append(await client.cancel(task_id))
 
                 nursery.start_soon(cancel)
-                await trio.sleep(0.1)
-                before = trio.current_time()
-                assert await client.status(task_id) is TaskStatus.RUNNING
-                assert await client.call("async_add", 1, 2) == 3
-                assert trio.current_time() - before < 1.0
-                assert not answers  # still waiting for the task to confirm
-                sample_tasks.gate("c").set()
+                # Memory transport in this run: once every task is blocked the cancel
+                # has reached the subworker and waits there for the stubborn task.
+                await trio.testing.wait_all_tasks_blocked()
+                try:
+                    before = trio.current_time()
+                    assert await client.status(task_id) is TaskStatus.RUNNING
+                    assert await client.call("async_add", 1, 2) == 3
+                    assert trio.current_time() - before < 1.0
+                    assert not answers  # still waiting for the task to confirm
+                finally:  # a failed check must not leave the stubborn task (and us) hanging
+                    sample_tasks.gate("c").set()
             assert answers == [False]  # it finished (success) before it saw the cancel
 
 

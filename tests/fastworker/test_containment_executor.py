@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sample_tasks
 import trio
+from support import wait_until
 
 import actors
 from actors import open_actor_system
@@ -41,10 +42,13 @@ async def test_a_redelivered_attempt_adopts_the_run_still_in_progress(
             link = node.peer.link
             assert link is not None
             link.connection.freeze()  # type: ignore[attr-defined]
-            while True:  # lost, re-registered, handed the new attempt
-                if node.registrations >= 2 and node.executor.adopted:
-                    break
-                await trio.sleep(0.5)
+            await wait_until(
+                lambda: node.registrations >= 2 and node.executor.adopted,
+                timeout=100,  # virtual seconds
+                what="the subworker lost, re-registered and handed the new attempt",
+                observe=lambda: (node.registrations, node.executor.adopted),
+                max_poll=0.5,
+            )
             assert sample_tasks.calls == {"a": 1}
             sample_tasks.gate("a").set()
             result = await client.result(task_id)

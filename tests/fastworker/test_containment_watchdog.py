@@ -14,15 +14,29 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+from support import wait_until
 
 import fastworker
 from fastworker import TaskStatus
 from fastworker._watchdog import LoopWatchdog, Stall, describe_frame
 
 HERE = Path(__file__).resolve().parent
+
+
+async def workers(client: fastworker.Client) -> bool:
+    """Whether any worker registered with the client's control plane."""
+    return bool((await client.stats()).workers)
+
+
+def blocked_line_in(log: Any) -> str:
+    """The whole log once the watchdog's report is in it, else ""."""
+    log.seek(0)
+    text = str(log.read().decode())
+    return text if "blocked the event loop for" in text else ""
 
 
 @pytest.mark.parametrize("seconds", [3.0, 8.0])
@@ -52,21 +66,19 @@ async def test_a_blocking_async_task_is_named_by_the_watchdog_in_a_real_subworke
             )
             try:
                 async with fastworker.open_client(cp.url, cluster=cluster) as client:
+                    await wait_until(
+                        lambda: workers(client), timeout=60, what="the subworker registered"
+                    )
                     with trio.fail_after(60):
-                        while True:
-                            if (await client.stats()).workers:
-                                break
-                            await trio.sleep(0.1)
                         blocker = await client.delay("block_loop", seconds)
                         others = [await client.delay("big_now", 10) for _ in range(6)]
                         results = await client.gather([blocker, *others])
                         stats = await client.stats()
-                        while True:
-                            log.seek(0)
-                            text = log.read().decode()
-                            if "blocked the event loop for" in text:
-                                break
-                            await trio.sleep(0.1)
+                    text = await wait_until(
+                        lambda: blocked_line_in(log),
+                        timeout=60,
+                        what="the watchdog's 'blocked the event loop for' line in the log",
+                    )
             finally:
                 process.kill()
                 await process.wait()
@@ -97,11 +109,9 @@ async def test_the_watchdog_notices_a_stall_within_its_threshold() -> None:
         assert stalls == []
         started = time.monotonic()
         _hold_the_loop(1.5)
-        with trio.fail_after(10):
-            while True:
-                if len(stalls) >= 2:
-                    break
-                await trio.sleep(0.05)
+        await wait_until(
+            lambda: len(stalls) >= 2, timeout=10, what="two stall reports", observe=lambda: stalls
+        )
     (noticed, noticed_at), (ended, _) = stalls
     assert not noticed.ended and ended.ended
     assert "_hold_the_loop" in noticed.culprit and ended.culprit == noticed.culprit

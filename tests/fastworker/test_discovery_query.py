@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 import trio
+import trio.testing
 
 import actors
 import fastworker
@@ -36,12 +37,23 @@ def control_plane(cluster: str, port: int, **options: object) -> object:
     )
 
 
+async def beacon_sent() -> None:
+    """Return once the control plane's start-up beacon is out (the next is a minute away).
+
+    The control plane runs in this trio run: its beacon task sends at once after start,
+    then sleeps. Once every task is blocked, that datagram went to the sockets bound at
+    the time, so a client that binds afterwards can only learn the URL by asking.
+    """
+    with trio.fail_after(10):
+        await trio.testing.wait_all_tasks_blocked()
+
+
 async def test_a_client_is_answered_at_once_not_at_the_next_beacon() -> None:
     """With beacons a minute apart, a client started after the first one still connects
     within seconds: the control plane answered its query."""
     port, cluster = free_udp_port(), f"ask-{uuid.uuid4().hex[:8]}"
     async with control_plane(cluster, port) as cp:  # type: ignore[attr-defined]
-        await trio.sleep(0.2)  # the start-up beacon is gone by now
+        await beacon_sent()
         with trio.fail_after(10):
             async with fastworker.open_client(cluster=cluster, discovery_port=port) as client:
                 assert client.url == cp.url
@@ -94,7 +106,7 @@ async def test_the_subworker_finds_the_control_plane_by_asking_too() -> None:
     """open_subworker(url=None) uses the same query: it joins long before a beacon."""
     port, cluster = free_udp_port(), f"sw-{uuid.uuid4().hex[:8]}"
     async with control_plane(cluster, port, local_concurrency=0) as cp:  # type: ignore[attr-defined]
-        await trio.sleep(0.2)
+        await beacon_sent()
         with trio.fail_after(10):
             async with (
                 fastworker.open_subworker(

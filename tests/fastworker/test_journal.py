@@ -19,6 +19,7 @@ import pytest
 import sample_tasks
 import trio
 import trio.testing
+from support import wait_until
 
 import fastworker
 from fastworker import ConfigurationError, TaskStatus
@@ -301,14 +302,23 @@ async def test_compaction_removes_results_past_their_ttl(
         journal = journal_of(cluster)
         old = await client.delay_batch([("add", (i, 1)) for i in range(5)])
         await client.gather(old)
-        while journal.outcomes_written < len(old):  # noqa: ASYNC110 (a counter, no event)
-            await trio.sleep(0.5)
+        await wait_until(
+            lambda: journal.outcomes_written >= len(old),
+            timeout=30,  # virtual seconds, like every wait here
+            what="the five outcomes written",
+            observe=lambda: journal.outcomes_written,
+        )
         assert sorted(rows(path, "results")) == sorted(old)
         await trio.sleep(40)
         young = await client.delay("add", 0, 0)
         await client.result(young)
-        while set(rows(path, "results")) & set(old):  # noqa: ASYNC110 (a file, no event)
-            await trio.sleep(1)
+        await wait_until(
+            lambda: not set(rows(path, "results")) & set(old),
+            timeout=100,
+            what="the expired results compacted away",
+            observe=lambda: rows(path, "results"),
+            max_poll=1.0,  # each look reads the database
+        )
         expired_at = trio.current_time()
         left = rows(path, "results")
         assert await client.get_result(old[0]) is None

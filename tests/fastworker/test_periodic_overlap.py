@@ -12,6 +12,7 @@ import threading
 import time
 
 import trio
+from support import wait_until
 
 from fastworker import Registry, task
 from fastworker.testing import open_cluster
@@ -47,9 +48,13 @@ async def test_a_timed_out_periodic_sync_run_is_not_overlapped_by_the_next_tick(
         sync_tasks_in_threads=True,
         transport="websocket",
     ) as cluster:
+        await wait_until(
+            lambda: probe["runs"] >= 4,  # a thread's counter: no event to wait on
+            timeout=30,
+            what="four runs of overrunning_tick",
+            observe=lambda: dict(probe),
+        )
         with trio.fail_after(30):
-            while probe["runs"] < 4:  # noqa: ASYNC110 (a thread's counter: no event)
-                await trio.sleep(0.05)
             stats = await cluster.control_plane.statistics()
     assert probe["peak"] == 1, probe
     assert stats.failed >= 2  # the earlier runs' TaskTimeout

@@ -11,6 +11,7 @@ from typing import Any
 
 import sample_tasks
 import trio
+from support import wait_until
 
 from fastworker import Priority, TaskStatus
 from fastworker.testing import open_cluster
@@ -33,12 +34,6 @@ async def worker_free(cluster: Any, node_id: str | None = None) -> list[int]:
     ]
 
 
-async def wait_until(predicate: Any) -> None:
-    """Poll (virtual time) until ``predicate()`` (async) is true."""
-    while not await predicate():  # noqa: ASYNC110 (polls the control plane's stats)
-        await trio.sleep(0.01)
-
-
 async def test_backlog_runs_in_priority_order_and_critical_reclaims_normal(
     autojump_clock: Any,
 ) -> None:
@@ -52,11 +47,11 @@ async def test_backlog_runs_in_priority_order_and_critical_reclaims_normal(
             await client.delay("hold", "blocker")
             await sample_tasks.started("blocker").wait()
             normal_1 = await client.delay("note", "normal-1", priority=Priority.NORMAL)
-            await wait_until(lambda: _backlog(cluster, 1))
+            await wait_until(lambda: _backlog(cluster, 1), timeout=10)
             normal_2 = await client.delay("note", "normal-2", priority=Priority.NORMAL)
             critical = await client.delay("note", "critical", priority=Priority.CRITICAL)
             low = await client.delay("note", "low", priority=Priority.LOW)
-            await wait_until(lambda: _queued(cluster, critical=1, normal=2, low=1))
+            await wait_until(lambda: _queued(cluster, critical=1, normal=2, low=1), timeout=10)
             assert await worker_free(cluster) == [0]  # the backlog came back
             sample_tasks.gate("blocker").set()
             for task_id in (normal_1, normal_2, critical, low):
@@ -86,7 +81,7 @@ async def test_critical_never_waits_behind_unstarted_normals(autojump_clock: Any
             for tag in blockers:
                 await sample_tasks.started(tag).wait()
             normals = [await client.delay("note", f"normal-{i}") for i in range(8)]
-            await wait_until(lambda: _all_backlogged(cluster))
+            await wait_until(lambda: _all_backlogged(cluster), timeout=10)
             criticals = [
                 await client.delay("note", f"critical-{i}", priority=Priority.CRITICAL)
                 for i in range(4)
@@ -116,7 +111,7 @@ async def test_draining_worker_gives_back_unstarted_work(autojump_clock: Any) ->
             await client.delay("hold", "blocker")
             await sample_tasks.started("blocker").wait()
             queued = await client.delay("note", "prefetched")
-            await wait_until(lambda: _backlog(cluster, 1))
+            await wait_until(lambda: _backlog(cluster, 1), timeout=10)
             draining = cluster.subworkers[0]
             other = await cluster.add_subworker()
             async with trio.open_nursery() as nursery:
@@ -138,7 +133,7 @@ async def test_lost_worker_backlog_is_requeued_and_runs_once(autojump_clock: Any
             await client.delay("hold", "blocker")
             await sample_tasks.started("blocker").wait()
             queued = await client.delay("note", "prefetched")
-            await wait_until(lambda: _backlog(cluster, 1))
+            await wait_until(lambda: _backlog(cluster, 1), timeout=10)
             await cluster.kill_subworker(0)
             sample_tasks.gate("blocker").set()
             await cluster.add_subworker()
@@ -155,7 +150,7 @@ async def test_cancel_a_prefetched_task(autojump_clock: Any) -> None:
             await client.delay("hold", "blocker")
             await sample_tasks.started("blocker").wait()
             queued = await client.delay("note", "prefetched")
-            await wait_until(lambda: _backlog(cluster, 1))
+            await wait_until(lambda: _backlog(cluster, 1), timeout=10)
             assert await client.cancel(queued) is True
             result = await client.result(queued)
             assert result.status is TaskStatus.CANCELLED, result
@@ -198,7 +193,7 @@ async def test_a_worker_running_a_suspect_alone_gets_no_prefetch(autojump_clock:
             await cluster.add_subworker()
             await sample_tasks.started("suspect").wait()  # again, alone
             notes = [await client.delay("note", f"n{i}") for i in range(3)]
-            await wait_until(lambda: _queued(cluster, normal=3))
+            await wait_until(lambda: _queued(cluster, normal=3), timeout=10)
             assert await worker_free(cluster) == [1]  # one slot busy, nothing prefetched
             sample_tasks.gate("suspect").set()
             assert (await client.result(suspect)).ok

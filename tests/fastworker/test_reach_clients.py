@@ -278,9 +278,16 @@ def test_a_call_cancelled_in_the_trio_thread_cancels_the_asyncio_side() -> None:
 
     portal = Portal()
 
+    running = threading.Event()
+
+    async def call() -> None:
+        running.set()
+        await trio.sleep_forever()
+
     async def app() -> str:
-        waiting = asyncio.ensure_future(portal.run_async(trio.sleep_forever))
-        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(portal.run_async(call))
+        # The stop must come while the call runs in the trio thread: wait for that.
+        assert await asyncio.to_thread(running.wait, 30), "the call never started"
         threading.Thread(target=portal.stop).start()
         try:
             await asyncio.wait_for(waiting, 30)

@@ -39,6 +39,7 @@ import attrs
 import pytest
 import trio
 from mh_netns import NetnsLab
+from support import wait_until
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable  # the repo venv's interpreter when pytest runs from it
@@ -223,10 +224,11 @@ def by_host(results: list[dict[str, Any]]) -> dict[str, set[str]]:
 async def claimed_by(claim: Path) -> str:
     """The host whose subworker started the ``hold`` task with this claim file."""
     path = trio.Path(claim)
-    with trio.fail_after(15):
-        while not (await path.exists() and await path.read_text()):  # noqa: ASYNC110 (a file)
-            await trio.sleep(0.02)
-    return await path.read_text()
+
+    async def host() -> str:
+        return await path.read_text() if await path.exists() else ""
+
+    return await wait_until(host, timeout=15, what=f"a host's name in {claim}")
 
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -403,9 +405,9 @@ async def test_partitioned_host_rejoins_when_the_link_heals(
     await trio.Path(f"{claim}.release").touch()
     after = by_host((await cluster.client("spread", "8", "0.3"))["results"])
     assert set(after) == set(SUBWORKER_HOSTS), after  # the rejoined subworker takes work
-    with trio.fail_after(10):
-        while not await trio.Path(f"{claim}.done").exists():  # noqa: ASYNC110 (a file)
-            await trio.sleep(0.02)
+    await wait_until(
+        trio.Path(f"{claim}.done").exists, timeout=10, what="the first attempt's .done file"
+    )
     # Idle means the late report came through (its credit freed the held slot) ...
     settled = await cluster.client("workers", "2", "--idle", limit=15.0)
     # ... and was fenced: counted once, the client's result untouched.

@@ -27,6 +27,7 @@ from support.link import MiB
 from support.link import RawClient as RawClient
 from support.link import make_hello as make_hello
 from support.net import host_port as host_port
+from support.wait import WaitTimeout, wait_until
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -433,9 +434,13 @@ class ServerThread:
         """Wait until the good client has had ``count`` correct answers in all."""
 
         async def wait() -> None:
-            with trio.fail_after(timeout):
-                while self.answered < count:  # noqa: ASYNC110 (no event for it)
-                    await trio.sleep(0.005)
+            await wait_until(
+                lambda: self.answered >= count,
+                timeout=timeout,
+                what=f"{count} correct answers to the good client",
+                observe=lambda: self.answered,
+                max_poll=0.005,  # one wait per fuzz example: keep it short
+            )
 
         self.acall(wait)
 
@@ -449,12 +454,14 @@ class ServerThread:
             assert self.system is not None
             system = self.system
             try:
-                with trio.fail_after(timeout):
-                    while len(system.peers()) > peers or (  # noqa: ASYNC110 (no event)
-                        tasks is not None and count_tasks() > tasks
-                    ):
-                        await trio.sleep(0.01)
-            except trio.TooSlowError:
+                await wait_until(
+                    lambda: (
+                        len(system.peers()) <= peers and (tasks is None or count_tasks() <= tasks)
+                    ),
+                    timeout=timeout,
+                    max_poll=0.01,  # once per fuzz example: keep it short
+                )
+            except WaitTimeout:
                 pass  # the caller's assertions say what is left
 
         self.acall(wait)

@@ -30,7 +30,7 @@ from security_support import (
     raw_client,
     serving,
 )
-from support import free_tcp_port, free_udp_port
+from support import free_tcp_port, free_udp_port, wait_until
 from trio_websocket import CloseReason
 
 from actors import (
@@ -186,16 +186,19 @@ async def test_a_captured_beacon_replayed_after_max_age_is_ignored() -> None:
     listener_config = DiscoveryConfig(port=listen_port, secret=SECRET, max_age=0.5, expiry=60.0)
     datagram = await capture_beacon(sender, capture_port)
     async with open_discovery_listener(listener_config) as listener:
-        await trio.sleep(0.7)  # older than max_age now
+        await trio.sleep(0.7)  # real time that must pass: the capture is older than max_age
         await send_datagram(datagram, listen_port)
         payload, signature = msgpack.unpackb(datagram)
         fields = msgpack.unpackb(payload)
         fields[-1] = time.time()
         redated = msgpack.packb([msgpack.packb(fields), signature])
         await send_datagram(redated, listen_port)
-        with trio.fail_after(TIMEOUT):
-            while listener.statistics().received < 2:  # noqa: ASYNC110 (no event for it)
-                await trio.sleep(0.01)
+        await wait_until(
+            lambda: listener.statistics().received >= 2,
+            timeout=TIMEOUT,
+            what="the stale and the re-dated replay received",
+            observe=listener.statistics,
+        )
         stats = listener.statistics()
         assert stats.ignored == {"stale": 1, "bad-signature": 1}, stats
         assert listener.peers() == {}

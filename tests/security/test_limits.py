@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from security_support import (
     raw_client,
     serving,
 )
+from support import wait_until
 from trio_websocket import CloseReason, ConnectionRejected
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Request
@@ -132,6 +134,19 @@ async def test_connections_still_in_their_http_upgrade_count_against_the_cap() -
         await alongside_good_client(server, attack)
 
 
+async def linked_and_answered(url: str, number: int, *, refused: str = "") -> bool:
+    """Link a new client to ``url`` and have "calc" double ``number``: True once it did,
+    False while the server refuses the link (whose error must mention ``refused``)."""
+    try:
+        async with open_actor_system(link=QUICK) as late:
+            peer = await late.connect(url, reconnect=False)
+            assert await peer.ref("calc").ask(number) == 2 * number
+    except ConnectFailed as exc:
+        assert refused in str(exc)
+        return False
+    return True
+
+
 async def test_a_slot_is_free_again_once_its_connection_is_gone() -> None:
     """Closing an idle connection, or the handshake timeout closing it, frees its slot: a
     new client then links and is answered (the cap is a count of open connections)."""
@@ -140,16 +155,12 @@ async def test_a_slot_is_free_again_once_its_connection_is_gone() -> None:
             idle = [await open_idle_websocket(stack, server.url) for _ in range(2)]
             assert (await rejected(server.url)).status_code == 503
             await idle[0].aclose()
-            with trio.fail_after(TIMEOUT):
-                while True:  # the server notices the close asynchronously
-                    try:
-                        async with open_actor_system(link=QUICK) as late:
-                            peer = await late.connect(server.url, reconnect=False)
-                            assert await peer.ref("calc").ask(4) == 8
-                        break
-                    except ConnectFailed as exc:
-                        assert "HTTP 503" in str(exc)
-                        await trio.sleep(0.02)
+            # The server notices the close asynchronously; until then it answers 503.
+            await wait_until(
+                partial(linked_and_answered, server.url, 4, refused="HTTP 503"),
+                timeout=TIMEOUT,
+                what="a slot freed by the closed connection",
+            )
     async with serving(max_connections=2, handshake_timeout=0.5) as server:
         async with AsyncExitStack() as stack:
             ws = await open_idle_websocket(stack, server.url)
@@ -212,15 +223,11 @@ async def test_many_refused_connections_leave_no_trace() -> None:
             for _ in range(200):
                 assert (await rejected(server.url)).status_code == 503
         assert len(server.system.peers()) == before
-        with trio.fail_after(TIMEOUT):
-            while True:
-                try:
-                    async with open_actor_system(link=QUICK) as late:
-                        peer = await late.connect(server.url, reconnect=False)
-                        assert await peer.ref("calc").ask(6) == 12
-                    break
-                except ConnectFailed:
-                    await trio.sleep(0.02)
+        await wait_until(
+            partial(linked_and_answered, server.url, 6),
+            timeout=TIMEOUT,
+            what="a free slot after the refused connections",
+        )
         await server.check_good_client()
 
 

@@ -24,7 +24,7 @@ import support
 import trio
 import trustme
 from security_support import TIMEOUT, alongside_good_client, host_port, serving
-from support import free_tcp_port, free_udp_port
+from support import free_tcp_port, free_udp_port, wait_until
 from support.process import children, kill_if_ours
 
 import fastworker
@@ -263,6 +263,25 @@ def output(log: Any) -> str:
     return str(log.read().decode(errors="replace"))
 
 
+async def subworker_joined_over_tls(
+    url: str, certs: Certs, processes: list[tuple[trio.Process, Any]]
+) -> bool:
+    """Whether a TLS client of ``url`` sees a subworker registered (False while the
+    server does not answer yet); fails at once with its output if a process exited."""
+    for process, log in processes:
+        if process.returncode is not None:
+            pytest.fail(f"a process exited:\n{output(log)}", pytrace=False)
+    joined = False
+    try:
+        async with fastworker.open_client(
+            url, ssl_context=certs.client, connect_timeout=1
+        ) as client:
+            joined = any(w.id != "local" for w in (await client.stats()).workers)
+    except* fastworker.ConnectionFailed:
+        pass  # not listening yet
+    return joined
+
+
 async def test_the_cli_serves_wss_with_tls_cert_and_key_and_clients_use_tls_ca(
     certs: Certs,
 ) -> None:
@@ -277,20 +296,11 @@ async def test_the_cli_serves_wss_with_tls_cert_and_key_and_clients_use_tls_ca(
     async with cli_server(
         "run-actor-system", *args, *tls, "--subworkers", "1", "--local-concurrency", "0"
     ) as (process, log):
-        with trio.fail_after(60):
-            while True:  # ready once the subworker child registered over wss://
-                if process.returncode is not None:
-                    pytest.fail(f"the server exited:\n{output(log)}", pytrace=False)
-                try:
-                    async with fastworker.open_client(
-                        url, ssl_context=certs.client, connect_timeout=1
-                    ) as client:
-                        stats = await client.stats()
-                        if any(w.id != "local" for w in stats.workers):
-                            break
-                except* fastworker.ConnectionFailed:
-                    pass
-                await trio.sleep(0.1)
+        await wait_until(  # ready once the subworker child registered over wss://
+            partial(subworker_joined_over_tls, url, certs, [(process, log)]),
+            timeout=60,
+            what="a subworker registered over wss://",
+        )
         assert f"FastWorker control plane at {url}" in output(log)
         assert f"--tls-ca {certs.cert_file}" in output(log)
         code, out, err = await run_cli(
@@ -336,21 +346,19 @@ async def test_the_cli_control_plane_and_a_subworker_process_over_wss(certs: Cer
             "--connect-timeout", "30",
         ) as (subworker, subworker_log),
     ):  # fmt: skip
+        await wait_until(
+            partial(
+                subworker_joined_over_tls,
+                url,
+                certs,
+                [(server, server_log), (subworker, subworker_log)],
+            ),
+            timeout=60,
+            what="the subworker process registered over wss://",
+        )
         with trio.fail_after(60):
-            while True:
-                for process, log in ((server, server_log), (subworker, subworker_log)):
-                    if process.returncode is not None:
-                        pytest.fail(f"a process exited:\n{output(log)}", pytrace=False)
-                try:
-                    async with fastworker.open_client(
-                        url, ssl_context=certs.client, connect_timeout=1
-                    ) as client:
-                        if any(w.id != "local" for w in (await client.stats()).workers):
-                            assert await client.call("security_add", 3, 4) == 7
-                            break
-                except* fastworker.ConnectionFailed:
-                    pass
-                await trio.sleep(0.1)
+            async with fastworker.open_client(url, ssl_context=certs.client) as client:
+                assert await client.call("security_add", 3, 4) == 7
 
 
 @pytest.mark.parametrize(
