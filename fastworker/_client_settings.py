@@ -9,8 +9,8 @@ import attrs
 
 import actors
 
-from ._errors import ConfigurationError
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._settle import hidden, settle
 
 
 @attrs.frozen(kw_only=True)
@@ -25,7 +25,7 @@ class ClientSettings:
 
     url: str | None = None
     cluster: str = "default"
-    secret: str | bytes | None = None
+    secret: str | bytes | None = attrs.field(default=None, repr=hidden)
     connect_timeout: float = 10.0
     reconnect_timeout: float = 10.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
@@ -44,18 +44,4 @@ def client_settings(
         ConfigurationError: ``settings`` is not a ClientSettings, or comes together
             with options other than their defaults (named in the message).
     """
-    if settings is None:
-        return ClientSettings(**options)
-    if not isinstance(settings, ClientSettings):
-        raise ConfigurationError(
-            f"{caller} settings= takes a fastworker.ClientSettings, "
-            f"not {type(settings).__name__}"
-        )
-    defaults = attrs.asdict(ClientSettings(), recurse=False)
-    passed = sorted(k for k, v in options.items() if v is not defaults[k] and v != defaults[k])
-    if passed:
-        raise ConfigurationError(
-            f"{caller} got settings= and {', '.join(passed)}: put them in the "
-            "settings (attrs.evolve(settings, ...)) or pass no settings"
-        )
-    return settings
+    return settle(ClientSettings, settings, options, caller)

@@ -37,7 +37,8 @@ from ._registry import Registry, default_registry, import_task_modules
 from ._result_cache import DirectCacheRef, ResultCache, ResultStore
 from ._scheduler import Scheduler
 from ._serialization import DEFAULT_MAX_PAYLOAD
-from ._settings import ControlPlaneSettings, settle
+from ._settings import ControlPlaneSettings
+from ._settle import settle
 
 log = logging.getLogger("fastworker.control_plane")
 

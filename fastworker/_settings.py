@@ -6,27 +6,19 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import attrs
 
 import actors
 
-from ._errors import ConfigurationError
 from ._serialization import DEFAULT_MAX_PAYLOAD
+from ._settle import hidden
 from ._watchdog import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
     from ._dashboard import DashboardConfig
     from ._registry import Registry
-
-S = TypeVar("S", "ControlPlaneSettings", "SubworkerSettings")
-
-
-def _hidden(value: object) -> str:
-    """A secret's repr: whether there is one, never what it is."""
-    return "None" if value is None else "'<hidden>'"
-
 
 @attrs.frozen(kw_only=True)
 class ControlPlaneSettings:
@@ -41,7 +33,7 @@ class ControlPlaneSettings:
     host: str = "127.0.0.1"
     port: int = 0
     cluster: str = "default"
-    secret: str | bytes | None = attrs.field(default=None, repr=_hidden)
+    secret: str | bytes | None = attrs.field(default=None, repr=hidden)
     result_cache_size: int = 10_000
     result_ttl: float = 3600.0
     max_queue: int = 100_000
@@ -65,7 +57,7 @@ class ControlPlaneSettings:
     start_time: float | datetime | None = None
     journal_compact_interval: float = 60.0
     dashboard: str | bool | DashboardConfig | None = None
-    dashboard_token: str | None = attrs.field(default=None, repr=_hidden)
+    dashboard_token: str | None = attrs.field(default=None, repr=hidden)
 
 
 @attrs.frozen(kw_only=True)
@@ -80,7 +72,7 @@ class SubworkerSettings:
     url: str | None = None
     concurrency: int = 8
     cluster: str = "default"
-    secret: str | bytes | None = attrs.field(default=None, repr=_hidden)
+    secret: str | bytes | None = attrs.field(default=None, repr=hidden)
     registry: Registry | None = None
     max_payload: int = DEFAULT_MAX_PAYLOAD
     ssl_context: ssl.SSLContext | None = None
@@ -91,33 +83,3 @@ class SubworkerSettings:
     loop_watchdog: float | None = DEFAULT_THRESHOLD
     queues: Iterable[str] | str | None = None
     prefetch: int | None = None
-
-
-def settle(kind: type[S], settings: S | None, options: dict[str, Any], opener: str) -> S:
-    """The settings to run with: ``settings`` as given, or a ``kind`` of the options.
-
-    Args:
-        kind: the settings class, whose defaults are the opener's.
-        settings: what the caller passed as ``settings=`` (None: use ``options``).
-        options: the opener's other options, as passed (or defaulted).
-        opener: the function's name, for the error.
-
-    Raises:
-        ConfigurationError: ``settings`` is not a ``kind``, or came with options that
-            differ from their defaults; it names them and says how to combine them.
-    """
-    if settings is None:
-        return kind(**options)
-    if not isinstance(settings, kind):
-        raise ConfigurationError(
-            f"{opener} settings= takes a fastworker.{kind.__name__}, "
-            f"not {type(settings).__name__}"
-        )
-    defaults = attrs.asdict(kind(), recurse=False)
-    passed = sorted(k for k, v in options.items() if v is not defaults[k] and v != defaults[k])
-    if passed:
-        raise ConfigurationError(
-            f"{opener} got settings= and {', '.join(passed)}: put them in the "
-            "settings (attrs.evolve(settings, ...)) or pass no settings"
-        )
-    return settings

@@ -26,7 +26,8 @@ from ._messages import Completed, Drain, Outcome, RegisterWorker, Retire, Run
 from ._node import node_config, secret_bytes
 from ._registry import Registry, default_registry, import_task_modules
 from ._serialization import DEFAULT_MAX_PAYLOAD
-from ._settings import SubworkerSettings, settle
+from ._settings import SubworkerSettings
+from ._settle import settle
 from ._tls import check_tls
 from ._watchdog import DEFAULT_THRESHOLD, LoopWatchdog
 from ._wire import Sender, drop_outcome_value, outcome_size

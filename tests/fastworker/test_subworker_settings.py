@@ -139,11 +139,12 @@ async def test_settings_are_checked_as_the_options_are(
 
 
 def test_secrets_stay_out_of_the_settings_repr() -> None:
-    """Logging a settings record does not leak the cluster secret or the dashboard
-    token; it still shows whether one is set."""
+    """Logging a settings record (subworker, control plane or client) does not leak the
+    cluster secret or the dashboard token; it still shows whether one is set."""
     sub = SubworkerSettings(secret="hunter2-sub")
     plane = fastworker.ControlPlaneSettings(secret=b"hunter2-cp", dashboard_token="tok-xyz")
-    for text in (repr(sub), repr(plane)):
+    client = fastworker.ClientSettings(secret="hunter2-client")
+    for text in (repr(sub), repr(plane), repr(client)):
         assert "hunter2" not in text and "tok-xyz" not in text
         assert "<hidden>" in text
     assert "secret=None" in repr(SubworkerSettings())
