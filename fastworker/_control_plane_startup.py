@@ -4,7 +4,6 @@ The node itself is assembled in ``_control_plane_node``."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Any
 
@@ -15,7 +14,7 @@ from ._clock import WallClock
 from ._control_plane import ControlPlane
 from ._errors import ConfigurationError
 from ._journal import Journal, JournalFile
-from ._node import run_blocking
+from ._node import is_loopback, run_blocking
 from ._protocol import JournaledFlow, Restore, RestoreFlows, Store
 from ._settings import ControlPlaneSettings
 
@@ -31,7 +30,7 @@ def check_settings(s: ControlPlaneSettings, secret_key: bytes | None) -> str:
             names it).
     """
     if s.url is None:
-        if secret_key is None and not _is_loopback(s.host) and not s.allow_unauthenticated_remote:
+        if secret_key is None and not is_loopback(s.host) and not s.allow_unauthenticated_remote:
             raise ConfigurationError(
                 f"refusing to listen on {s.host} without a cluster secret: anyone who can reach "
                 "it could submit tasks or register as a worker. Set a secret (--secret-file), "
@@ -56,15 +55,6 @@ def check_settings(s: ControlPlaneSettings, secret_key: bytes | None) -> str:
             f"journal_compact_interval must be > 0, got {s.journal_compact_interval}"
         )
     return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def replay_journal(

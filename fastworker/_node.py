@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,6 +13,16 @@ import actors
 from ._errors import ConfigurationError
 
 T = TypeVar("T")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (what needs no secret or token)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def secret_bytes(secret: str | bytes | None) -> bytes | None:

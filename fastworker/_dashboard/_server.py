@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import socket
 from typing import Any
@@ -13,6 +12,7 @@ import trio
 
 from .. import _names as names
 from .._errors import ConfigurationError
+from .._node import is_loopback
 from ._host import ControlPlaneHost
 from ._hub import HUB, Hub
 from ._ring import DEFAULT_KEEP_ARGUMENTS, DEFAULT_RECENT_BYTES, DEFAULT_RECENT_TASKS, RecentTasks
@@ -41,15 +41,6 @@ class DashboardConfig:
     recent_bytes: int = DEFAULT_RECENT_BYTES
     keep_arguments: int = DEFAULT_KEEP_ARGUMENTS
 
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_address(text: str) -> tuple[str, int]:
