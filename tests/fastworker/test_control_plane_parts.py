@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
 import pytest
+from support.fakes import Keyed as Sub
+from support.fakes import SettableClock as Clock
 
 from actors import MailboxFull
 from fastworker._control_plane import ControlPlane, TaskRecord
@@ -19,24 +20,6 @@ from fastworker._control_plane._tables import PendingCancels, RecentIds, UniqueK
 from fastworker._messages import Events, Outcome, TaskInfo
 from fastworker._model import TaskStatus
 from fastworker._protocol import Announce, Lost, Record
-
-
-@attrs.frozen
-class Sub:
-    """A submission as the unique-key table sees it."""
-
-    id: str
-    unique_key: str | None = None
-
-
-class Clock:
-    """A settable clock for the tables' ``now``."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class Reply:
@@ -253,5 +236,5 @@ def test_every_in_process_message_has_a_handler() -> None:
 async def test_an_unknown_message_is_a_type_error() -> None:
     """``receive`` names the message type it does not handle."""
     plane = ControlPlane.__new__(ControlPlane)
-    with pytest.raises(TypeError, match="does not handle Sub"):
+    with pytest.raises(TypeError, match="does not handle Keyed"):
         await plane.receive(None, Sub("x"))  # type: ignore[arg-type]

@@ -7,31 +7,14 @@ one periodic run per name.
 
 from __future__ import annotations
 
-import attrs
 import pytest
+from support.fakes import Keyed as Sub
+from support.fakes import SettableClock as Clock
 
 from fastworker._control_plane import TaskRecord, TaskTable
 from fastworker._errors import QueueFull
 from fastworker._messages import TaskInfo
 from fastworker._model import TaskStatus
-
-
-@attrs.frozen
-class Sub:
-    """A submission as the table sees it."""
-
-    id: str
-    unique_key: str | None = None
-
-
-class Clock:
-    """A settable clock for the unique keys' time to live."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def record(task_id: str, name: str = "t", periodic: bool = False) -> TaskRecord:
