@@ -352,7 +352,7 @@ class Drain:
 class SubmitFlow:
     """Accept a workflow under the id ``id``.
 
-    ``nodes`` is the graph packed compactly (see ``fastworker._workflow``: a list of
+    ``nodes`` is the graph packed compactly (see ``fastworker._workflow_format``: a list of
     nodes, root first; each task member only its name, its own packed arguments and its
     options). Answered once accepted (with a journal, once durable). With ``watch`` its
     result is pushed back like a task's.

@@ -37,6 +37,45 @@ log = logging.getLogger("fastworker.subworker")
 ROLE = names.ROLE_SUBWORKER
 
 
+class Outlet:
+    """Where the executor's outcomes and given-back attempts go: the control plane's
+    connection actor for this worker once registered (``target``), nowhere before.
+
+    Made before the executor (which reports through it) and kept by the node, which
+    points it at the control plane on each registration.
+    """
+
+    __slots__ = ("sender", "target")
+
+    def __init__(self) -> None:
+        self.target: actors.ActorRef | None = None
+        self.sender: Sender[Outcome] = _outcome_sender()
+
+    def report(self, outcomes: list[Outcome], credits: int) -> None:
+        """Send outcomes and freed slots to the control plane (never blocks)."""
+        target = self.target
+        if target is None:
+            if outcomes:
+                log.warning(
+                    "%d outcomes not reported: not registered with the control plane "
+                    "(it redelivers what this worker held when the link dropped)",
+                    len(outcomes),
+                )
+            return
+        # Split to fit the link's frames; what finds the link's outbox full is sent in
+        # order as soon as there is room; a result too big for the link becomes that
+        # task's PayloadTooLarge failure.
+        self.sender.send_nowait(target, outcomes, credits)
+
+    def give_back(self, runs: list[Run]) -> None:
+        """Hand unstarted attempts back (ids and attempts only: the control plane has them)."""
+        target = self.target
+        if target is None:
+            return  # not registered: the control plane re-queues what we held
+        back = [Run(run.id, run.name, b"", run.attempt, priority=run.priority) for run in runs]
+        target.tell_nowait(Completed([], len(back), back))
+
+
 @attrs.define
 class SubworkerNode:
     """A running subworker (from ``open_subworker``)."""
@@ -45,10 +84,10 @@ class SubworkerNode:
     system: actors.ActorSystem
     executor: Executor
     peer: actors.Peer
+    outlet: Outlet = attrs.field(factory=Outlet)
+    """Where the executor's outcomes go (the control plane, once registered)."""
     registrations: int = 0
     watchdog: LoopWatchdog | None = None
-    _target: actors.ActorRef | None = None
-    _sender: Sender[Outcome] = attrs.field(factory=lambda: _outcome_sender())
 
     @property
     def node_id(self) -> str:
@@ -66,36 +105,13 @@ class SubworkerNode:
         The control plane is told first, so it sends nothing more; whatever was already
         on its way still runs. Results keep flowing to the control plane meanwhile.
         """
-        target = self._target
+        target = self.outlet.target
         if target is not None:
             try:
                 await target.ask(Retire())
             except actors.ActorError as exc:  # the link is down: nothing more comes anyway
                 log.debug("could not tell the control plane we retire: %s", exc)
         await self.system.ref(names.EXECUTOR).ask(Drain())
-
-    def _report(self, outcomes: list[Outcome], credits: int) -> None:
-        target = self._target
-        if target is None:
-            if outcomes:
-                log.warning(
-                    "%d outcomes not reported: not registered with the control plane "
-                    "(it redelivers what this worker held when the link dropped)",
-                    len(outcomes),
-                )
-            return
-        # Split to fit the link's frames; what finds the link's outbox full is sent in
-        # order as soon as there is room; a result too big for the link becomes that
-        # task's PayloadTooLarge failure.
-        self._sender.send_nowait(target, outcomes, credits)
-
-    def _give_back(self, runs: list[Run]) -> None:
-        """Hand unstarted attempts back (ids and attempts only: the control plane has them)."""
-        target = self._target
-        if target is None:
-            return  # not registered: the control plane re-queues what we held
-        back = [Run(run.id, run.name, b"", run.attempt, priority=run.priority) for run in runs]
-        target.tell_nowait(Completed([], len(back), back))
 
 
 def _completed(outcomes: list[Outcome], last: bool, credits: int) -> Completed:
@@ -228,29 +244,21 @@ async def _open_subworker(
             raise AuthenticationFailed(f"the control plane at {url} refused us: {exc}") from None
         except actors.HandshakeError as exc:
             raise ConnectionFailed(f"cannot join the control plane at {url}: {exc}") from None
-        holder: dict[str, SubworkerNode] = {}
-
-        def report(outcomes: list[Outcome], credits: int) -> None:
-            holder["node"]._report(outcomes, credits)
-
-        def give_back(runs: list[Run]) -> None:
-            holder["node"]._give_back(runs)
-
+        outlet = Outlet()
         executor = Executor(
             registry,
             s.concurrency,
-            report,
+            outlet.report,
             system.node_id[:8],
             max_result_size=s.max_payload,
             clock=s.clock or time.time,
             threads=s.sync_tasks_in_threads,
             prefetch=prefetch,
-            give_back=give_back,
+            give_back=outlet.give_back,
         )
         await system.spawn(names.EXECUTOR, executor, capacity=100_000)
-        node = SubworkerNode(url, system, executor, peer)
-        node._sender.start(system.nursery)
-        holder["node"] = node
+        node = SubworkerNode(url, system, executor, peer, outlet)
+        outlet.sender.start(system.nursery)
         if s.loop_watchdog is None:
             await system.nursery.start(_keep_registered, node, registry, s.concurrency, queue_names)
             yield node
@@ -317,14 +325,14 @@ async def _keep_registered(
                 raise ConnectionFailed(f"the control plane refused this subworker: {exc}") from None
             await trio.sleep(1.0)
             continue
-        node._target = peer.ref(name)
+        node.outlet.target = peer.ref(name)
         node.registrations += 1
         log.info("registered with the control plane at %s as %s", node.url, name)
         if first:
             first = False
             task_status.started()
         await peer.wait_disconnected()
-        node._target = None
+        node.outlet.target = None
         # Unstarted work: the control plane re-queues it when it sees the link drop.
         node.executor.drop_backlog()
         log.warning("lost the control plane at %s; reconnecting", node.url)

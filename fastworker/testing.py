@@ -207,7 +207,7 @@ class Cluster:
         """
         slot = self._slots.pop(index)
         node = slot.node
-        node._target = None  # nothing more leaves this "process"
+        node.outlet.target = None  # nothing more leaves this "process"
         link = node.peer.link
         if link is not None and isinstance(link.connection, actors.MemoryConnection):
             link.connection.sever()

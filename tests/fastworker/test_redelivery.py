@@ -120,7 +120,7 @@ async def test_a_worker_that_stops_answering_is_declared_dead(autojump_clock: An
             link = frozen.peer.link
             assert link is not None
             link.connection.freeze()  # type: ignore[attr-defined]
-            frozen._target = None  # a hung process reports nothing, even after a reconnect
+            frozen.outlet.target = None  # a hung process reports nothing, even after a reconnect
             sample_tasks.gate("a").set()
             sample_tasks.gate("b").set()
             start = trio.current_time()
