@@ -49,7 +49,7 @@ async def test_a_burst_of_large_results_is_all_delivered(
         stats = await client.stats()
         assert stats.running == 0
         assert stats.completed == 24
-        sender = cluster.subworkers[0]._sender
+        sender = cluster.subworkers[0].outlet.sender
         assert sender.split >= 1  # the outcomes went in several messages
         if outbox_limit == 2:
             assert sender.waited >= 1  # some found the outbox full and waited for room
