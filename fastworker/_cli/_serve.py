@@ -23,7 +23,7 @@ import trio
 from .._control_plane_node import open_control_plane
 from .._errors import ConnectionFailed
 from .._registry import default_registry
-from .._settings import SubworkerSettings
+from .._settings import ControlPlaneSettings, SubworkerSettings
 from .._subworker_node import run_subworker
 from .._usage import UsageError
 from ._exits import EXIT_INTERRUPTED, EXIT_OK
@@ -34,9 +34,15 @@ from ._supervisor import ChildSupervisor
 log = logging.getLogger("fastworker.cli")
 
 
-def _server_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "tasks": args.tasks,
+def control_plane_settings(args: argparse.Namespace) -> ControlPlaneSettings:
+    """The options of ``control-plane`` / ``run-actor-system`` (all but ``--tasks``) as
+    a ControlPlaneSettings.
+
+    Raises:
+        UsageError: the secret or token file cannot be read or is empty, or both
+            ``--dashboard`` and ``--no-dashboard`` were given.
+    """
+    options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
         "cluster": args.cluster,
@@ -58,6 +64,7 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
         "ssl_context": server_tls(args),
         **_dashboard_options(args),
     }
+    return ControlPlaneSettings(**options)
 
 
 def _dashboard_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,7 +116,7 @@ async def _serve_until_stopped(
 ) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(shutdown.watch, nursery.cancel_scope.cancel)
-        async with open_control_plane(**_server_options(args)) as node:
+        async with open_control_plane(args.tasks, settings=control_plane_settings(args)) as node:
             names = ", ".join(default_registry.names()) or (
                 "none of its own: it runs what subworkers announce"
             )

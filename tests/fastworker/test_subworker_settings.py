@@ -16,7 +16,7 @@ import trio
 import fastworker
 from fastworker import ConfigurationError, SubworkerSettings
 from fastworker._cli import build_parser
-from fastworker._cli._serve import subworker_settings
+from fastworker._cli._serve import control_plane_settings, subworker_settings
 
 TASKS = ["sample_tasks"]
 
@@ -184,3 +184,32 @@ def test_the_subworker_command_builds_its_settings(tmp_path: Path) -> None:
         secret=b"s3cret",
         discovery_port=9999,
     )
+
+
+def test_the_control_plane_command_builds_its_settings(tmp_path: Path) -> None:
+    """``fastworker control-plane``'s flags become one ControlPlaneSettings (all but
+    --tasks), the same record ``open_control_plane(settings=...)`` takes."""
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    args = build_parser().parse_args(
+        [
+            "control-plane",
+            "--tasks",
+            "sample_tasks",
+            "--port",
+            "9123",
+            "--cluster",
+            "c2",
+            "--secret-file",
+            str(secret),
+            "--max-queue",
+            "50",
+            "--no-dashboard",
+            "--no-discovery",
+        ]
+    )
+    settings = control_plane_settings(args)
+    assert isinstance(settings, fastworker.ControlPlaneSettings)
+    assert (settings.port, settings.cluster, settings.secret) == (9123, "c2", b"s3cret")
+    assert (settings.max_queue, settings.dashboard, settings.discovery) == (50, None, False)
+    assert settings.local_concurrency == 4  # no subworker processes: it runs tasks itself
