@@ -6,7 +6,6 @@ and from threads, the same trio client runs in the process's trio thread.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,12 +15,11 @@ import trio
 import actors
 from actors import Actor, Context
 
-from .._client_settings import ClientSettings, client_settings
+from .._client_settings import ClientSettings
 from .._discovery import discover_control_plane
 from .._errors import AuthenticationFailed, ConnectionFailed
 from .._messages import Events, Results, Unknown
 from .._node import node_config, secret_bytes
-from .._serialization import DEFAULT_MAX_PAYLOAD
 from .._tls import check_tls
 from ._calls import Client
 from ._connection import INBOX, ROLE
@@ -45,44 +43,18 @@ class _Inbox(Actor):
 
 
 @asynccontextmanager
-async def open_trio_client(
-    url: str | None = None,
-    *,
-    cluster: str = "default",
-    secret: str | bytes | None = None,
-    connect_timeout: float = 10.0,
-    reconnect_timeout: float = 10.0,
-    max_payload: int = DEFAULT_MAX_PAYLOAD,
-    ssl_context: ssl.SSLContext | None = None,
-    link: actors.LinkConfig | None = None,
-    discovery_port: int = actors.DEFAULT_DISCOVERY_PORT,
-    settings: ClientSettings | None = None,
-) -> AsyncIterator[Client]:
-    """open_client's trio side (see there for the arguments); the asyncio and blocking
-    clients run it in the process's trio thread.
+async def open_trio_client(settings: ClientSettings) -> AsyncIterator[Client]:
+    """open_client's trio side, on one ClientSettings record (``fastworker.open_client``
+    settles its options into one); the asyncio and blocking clients run it in the
+    process's trio thread.
 
     Raises:
-        ConfigurationError: ``settings`` together with other options, a bad URL or
-            secret, or a TLS context for a ws:// URL.
+        ConfigurationError: a bad URL or secret, or a TLS context for a ws:// URL.
         ConnectionFailed: no control plane found or reached within ``connect_timeout``
             (or two answer for the cluster), or the hello was refused.
         AuthenticationFailed: the control plane refused the secret.
     """
-    options = {k: v for k, v in locals().items() if k != "settings"}
-    s = client_settings("open_client", settings, options)
-    async with _open_trio_client(s) as client:
-        yield client
-
-
-@asynccontextmanager
-async def _open_trio_client(s: ClientSettings) -> AsyncIterator[Client]:
-    """open_trio_client's body, on one ClientSettings record.
-
-    Raises:
-        ConfigurationError: as ``open_trio_client`` (a bad URL, secret or TLS context).
-        ConnectionFailed: as ``open_trio_client``.
-        AuthenticationFailed: as ``open_trio_client``.
-    """
+    s = settings
     url, connect_timeout = s.url, s.connect_timeout
     secret_key = secret_bytes(s.secret)
     config = node_config(
