@@ -34,14 +34,19 @@ class Overflow(enum.Enum):
 
 
 class Delivery:
-    """One message in a mailbox, with who sent it and where an answer goes (for an ask)."""
+    """One message in a mailbox, with who sent it and where an answer goes (for an ask).
 
-    __slots__ = ("message", "reply", "sender")
+    ``notice`` marks a runtime notice (a peer up/down, put in the system lane): it stays
+    one if it is given back unhandled, so dropping it on close is logged at debug only.
+    """
+
+    __slots__ = ("message", "notice", "reply", "sender")
 
     def __init__(self, message: Any, sender: ActorRef | None = None, reply: Reply | None = None):
         self.message = message
         self.sender = sender
         self.reply = reply
+        self.notice = False
 
     def __repr__(self) -> str:
         return f"Delivery({self.message!r}, sender={self.sender!r}, ask={self.reply is not None})"
@@ -212,6 +217,7 @@ class Mailbox:
 
     def put_system(self, delivery: Delivery) -> None:
         """Queue a runtime notice past the bound; dropped (dead-lettered) if closed."""
+        delivery.notice = True
         if self._closed:
             self._dead.add(self.name, delivery.message, "actor stopped", notice=True)
             return
@@ -249,7 +255,8 @@ class Mailbox:
         while self._system:
             self._discard(self._system.popleft(), reason, notice=True)
         while self._queue:
-            self._discard(self._queue.popleft(), reason)
+            delivery = self._queue.popleft()
+            self._discard(delivery, reason, notice=delivery.notice)
         self._senders.unpark_all()
         self._receivers.unpark_all()
 

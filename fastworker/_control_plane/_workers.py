@@ -50,6 +50,8 @@ class Workers(ControlPlaneState):
         self.events.worker_changed(msg.id, WorkerStatus.JOINED.value)
 
     def _worker_left(self, msg: WorkerLeft) -> None:
+        slot = self.pool.workers.get(msg.id)
+        retired = slot is not None and slot.retiring
         in_flight = self.pool.leave(msg.id)
         self.queue.remove_worker(msg.id)
         running = list(msg.running)
@@ -109,7 +111,10 @@ class Workers(ControlPlaneState):
                 rec.worker = None
                 self._suspect(rec)
         self.journal_notes.lost(losses)
-        if in_flight is not None:
+        if in_flight is not None and retired and not lost:
+            # A drained worker going away (Ctrl-C, a rolling restart): nothing to warn about.
+            log.info("worker %s retired and left (%s)", msg.id, msg.reason or "gone")
+        elif in_flight is not None:
             log.warning(
                 "worker %s left (%s); %d tasks in flight handled",
                 msg.id,

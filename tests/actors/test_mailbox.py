@@ -635,3 +635,26 @@ def test_notices_to_a_stopped_actor_are_counted_but_not_warned(
         caplog.clear()
         dead.add("conn", "an ordinary message", "actor stopped")
         assert [r.levelname for r in caplog.records] == ["WARNING"]
+
+
+async def test_a_notice_given_back_unhandled_stays_a_notice(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An actor that stops while handling one peer notice gives back the rest of its
+    batch (another link's notice, an ordinary message); closing its mailbox then logs the
+    notice at debug level, as if it had never left the system lane, and still warns for
+    the ordinary message (a connection actor stopping on its own link's close used to
+    warn about every other link's notice)."""
+    dead = actors.DeadLetters()
+    mailbox = actors.Mailbox("conn", 10, Overflow.REJECT, dead)
+    mailbox.put_system(actors.Delivery("its own link is down"))
+    mailbox.put_system(actors.Delivery("another link is down"))
+    mailbox.put_nowait(actors.Delivery("an ordinary message"))
+    batch = await mailbox.get_batch()
+    assert [d.message for d in batch][:2] == ["its own link is down", "another link is down"]
+    mailbox.give_back(batch[1:])  # it stopped after the first, as handle_batch does
+    with caplog.at_level("DEBUG", logger="actors.mailbox"):
+        mailbox.close()
+    assert dead.count == 2
+    levels = {r.getMessage().rsplit(": ", 1)[-1]: r.levelname for r in caplog.records}
+    assert levels == {"'another link is down'": "DEBUG", "'an ordinary message'": "WARNING"}

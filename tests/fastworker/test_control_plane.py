@@ -21,6 +21,7 @@ from fastworker._control_plane import (
     WorkerCompleted,
     WorkerJoined,
     WorkerLeft,
+    WorkerRetiring,
 )
 from fastworker._errors import QueueFull
 from fastworker._messages import Outcome, RunTasks, Submission, WireError
@@ -248,3 +249,24 @@ async def test_submission_priority_overrides_the_task_default(level: Priority) -
     queued = plane.statistics().queued
     depths = [queued.critical, queued.high, queued.normal, queued.low]
     assert depths == [1 if i == int(level) else 0 for i in range(4)]
+
+
+async def test_a_drained_worker_leaving_is_not_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A worker that retired (drained, as on Ctrl-C or a rolling restart) and then
+    leaves with nothing in flight is logged at info level; one lost with work in flight
+    still warns, naming how many tasks it handled."""
+    plane, _ = make_plane()
+    await tell(plane, WorkerJoined("w1", FakeRef("w1"), 2))  # type: ignore[arg-type]
+    await tell(plane, WorkerJoined("w2", FakeRef("w2"), 2))  # type: ignore[arg-type]
+    await submit(plane, ("a", "job"))
+    worker_of_a = plane.tasks["a"].worker
+    idle = "w2" if worker_of_a == "w1" else "w1"
+    with caplog.at_level("INFO", logger="fastworker.control_plane"):
+        await tell(plane, WorkerRetiring(idle))
+        await tell(plane, WorkerLeft(idle, [], "connection closed"))
+        await tell(plane, WorkerLeft(worker_of_a, [("a", 1)], "connection lost"))
+    left = [(r.levelname, r.getMessage()) for r in caplog.records if " left" in r.getMessage()]
+    assert left == [
+        ("INFO", f"worker {idle} retired and left (connection closed)"),
+        ("WARNING", f"worker {worker_of_a} left (connection lost); 1 tasks in flight handled"),
+    ]
