@@ -134,9 +134,9 @@ class Client(SubmittingMixin):
         future = self._waiter(flow_id)
         try:
             await self._delay_flow(flow, args, kwargs, None, None, None, True, flow_id)
-        except BaseException:
-            self._waiters.pop(flow_id, None)
-            raise
-        result = to_result(await future.wait())
+            outcome = await future.wait()
+        finally:  # also when cancelled while waiting: no waiter left behind
+            self._drop_waiter(flow_id, future)
+        result = to_result(outcome)
         raise_for(result)
         return result.value

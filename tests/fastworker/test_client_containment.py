@@ -76,3 +76,18 @@ async def test_a_submission_over_the_servers_frame_limit_fails_at_once() -> None
                 # The client is still usable afterwards.
                 assert await client.call("add", 1, 2) == 3
             assert client.statistics().submitting == 0
+
+
+async def test_workflow_calls_cancelled_while_waiting_leave_no_entries(
+    autojump_clock: Any,
+) -> None:
+    """call() of a workflow cancelled while it waits for the workflow (the caller's
+    timeout) leaves no waiter behind, as call() of a task does."""
+    async with open_cluster(TASKS, subworkers=1, concurrency=2) as cluster:
+        client = cluster.client
+        for _ in range(20):
+            with trio.move_on_after(0.5):
+                await client.call(fastworker.chain(fastworker.sig("sleepy", 10.0)))
+        stats = client.statistics()
+        assert (stats.waited_ids, stats.waiters, stats.submitting) == (0, 0, 0)
+        assert await client.call(fastworker.chain(fastworker.sig("add", 2, 2))) == 4
