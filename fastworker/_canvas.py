@@ -23,23 +23,50 @@ __all__ = ["Chain", "Chord", "Flow", "Group", "Signature", "chain", "chord", "gr
 
 
 def task_name(task: Any) -> str:
-    """The registered name of a ``@task`` function, or the name itself.
+    """The registered name of a task given by name or as its ``@task`` function.
 
     Raises:
         ConfigurationError: ``task`` is an empty string, or neither a name nor a
-            ``@task`` function.
+            ``@task`` function (a plain function that is not a task).
     """
     if isinstance(task, str):
         if not task:
             raise ConfigurationError("a task name must be a non-empty string")
         return task
     spec = getattr(task, "fastworker_task", None)
-    if spec is not None:
-        return str(spec.name)
+    name = getattr(spec, "name", None)
+    if isinstance(name, str):
+        return name
     raise ConfigurationError(
-        f"{task!r} is not a task: pass a @task function or a registered task's name"
+        f"{task!r} is not a task: pass a function decorated with @task, or a task's name"
     )
 
+
+def priority_number(priority: Priority | str | int) -> int:
+    """A priority option (a Priority, its name or its number) as its number.
+
+    Raises:
+        ConfigurationError: not a known priority.
+    """
+    try:
+        return int(Priority.parse(priority))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def countdown_seconds(countdown: Any) -> float:
+    """A countdown option as seconds from now (negative ones as 0).
+
+    Raises:
+        ConfigurationError: not a finite number.
+    """
+    if (
+        not isinstance(countdown, int | float)
+        or isinstance(countdown, bool)
+        or not math.isfinite(countdown)
+    ):
+        raise ConfigurationError(f"countdown must be a number of seconds, got {countdown!r}")
+    return max(0.0, float(countdown))
 
 @attrs.frozen
 class Signature:
@@ -70,20 +97,9 @@ class Signature:
         """
         changes: dict[str, Any] = {}
         if priority is not None:
-            try:
-                changes["priority"] = int(Priority.parse(priority))
-            except ValueError as exc:
-                raise ConfigurationError(str(exc)) from None
+            changes["priority"] = priority_number(priority)
         if countdown is not None:
-            if (
-                not isinstance(countdown, int | float)
-                or isinstance(countdown, bool)
-                or not math.isfinite(countdown)
-            ):
-                raise ConfigurationError(
-                    f"countdown must be a number of seconds, got {countdown!r}"
-                )
-            changes["countdown"] = max(0.0, float(countdown))
+            changes["countdown"] = countdown_seconds(countdown)
         if immutable is not None:
             changes["immutable"] = bool(immutable)
         return attrs.evolve(self, **changes)

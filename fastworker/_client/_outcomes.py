@@ -1,12 +1,13 @@
-"""Translations: a task reference to its name, a wire Outcome to the public TaskResult
-(and to the error it raises), and an actor-layer error to the FastWorker error tree."""
+"""Translations: a task reference to its name (``_canvas.task_name``, shared with
+``sig``), a wire Outcome to the public TaskResult (and to the error it raises), and an
+actor-layer error to the FastWorker error tree."""
 
 from __future__ import annotations
 
 import actors
 
+from .._canvas import task_name
 from .._errors import (
-    ConfigurationError,
     FastWorkerError,
     JournalWriteFailed,
     NotSerializable,
@@ -22,28 +23,6 @@ from .._errors import (
 from .._messages import Outcome
 from .._model import ErrorInfo, TaskResult, TaskStatus
 from .._serialization import unpack
-from ._types import TaskRef
-
-
-def task_name(task: TaskRef) -> str:
-    """The registered name of a task given by name or as its ``@task`` function.
-
-    Raises:
-        ConfigurationError: ``task`` is an empty string, or neither a name nor a
-            ``@task`` function (a plain function that is not a task).
-    """
-    if isinstance(task, str):
-        if not task:
-            raise ConfigurationError("a task name must be a non-empty string")
-        return task
-    spec = getattr(task, "fastworker_task", None)
-    name = getattr(spec, "name", None)
-    if isinstance(name, str):
-        return name
-    raise ConfigurationError(
-        f"{task!r} is not a task: pass a function decorated with @task, or a task's name"
-    )
-
 
 _SUBMISSION_ERRORS: dict[str, type[FastWorkerError]] = {
     "TaskNotRegistered": TaskNotRegistered,
@@ -105,3 +84,6 @@ def translate(exc: actors.ActorError) -> FastWorkerError:
     if isinstance(exc, actors.MessageTooLarge):
         return PayloadTooLarge(str(exc))
     return FastWorkerError(f"the control plane refused the request: {exc}")
+
+
+__all__ = ["raise_for", "task_name", "to_result", "translate"]

@@ -9,8 +9,17 @@ from typing import Any, overload
 
 import actors
 
-from .._canvas import FLOWS, Chain, Chord, Group, Signature, flatten
-from .._errors import ConfigurationError, FastWorkerError, PayloadTooLarge, TaskNotRegistered
+from .._canvas import (
+    FLOWS,
+    Chain,
+    Chord,
+    Group,
+    Signature,
+    countdown_seconds,
+    flatten,
+    priority_number,
+)
+from .._errors import ConfigurationError, FastWorkerError, PayloadTooLarge
 from .._messages import Submission, Submit, SubmitFlow
 from .._model import Priority
 from .._serialization import pack_arguments
@@ -44,15 +53,7 @@ class SubmittingMixin(EventsMixin):
         if countdown is not None and eta is not None:
             raise ConfigurationError("give countdown or eta, not both")
         if countdown is not None:
-            if (
-                not isinstance(countdown, int | float)
-                or isinstance(countdown, bool)
-                or not math.isfinite(countdown)
-            ):
-                raise ConfigurationError(
-                    f"countdown must be a number of seconds, got {countdown!r}"
-                )
-            delay = max(0.0, float(countdown))
+            delay = countdown_seconds(countdown)
         elif eta is not None:
             if isinstance(eta, datetime):
                 if eta.tzinfo is None:
@@ -62,12 +63,7 @@ class SubmittingMixin(EventsMixin):
                 when = float(eta)
             else:
                 raise ConfigurationError(f"eta must be a datetime or a timestamp, got {eta!r}")
-        prio = None
-        if priority is not None:
-            try:
-                prio = int(Priority.parse(priority))
-            except ValueError as exc:
-                raise ConfigurationError(str(exc)) from None
+        prio = None if priority is None else priority_number(priority)
         if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
             raise ConfigurationError(f"unique_key must be a non-empty string, got {unique_key!r}")
         return Submission(task_id or self.new_id(), name, payload, prio, when, delay, unique_key)
@@ -338,12 +334,7 @@ class SubmittingMixin(EventsMixin):
                 "a workflow has no countdown or eta of its own: set it on a member, "
                 "sig(task, ...).set(countdown=...)"
             )
-        prio = None
-        if priority is not None:
-            try:
-                prio = int(Priority.parse(priority))
-            except ValueError as exc:
-                raise ConfigurationError(str(exc)) from None
+        prio = None if priority is None else priority_number(priority)
         packed = flatten(flow, limit=self.max_payload, priority=prio)
         if len(packed) > self.max_payload:
             raise PayloadTooLarge(
@@ -363,11 +354,9 @@ class SubmittingMixin(EventsMixin):
                 except actors.PeerDown:
                     continue  # resubmitted after the reconnect: the id makes it idempotent
                 except actors.ActorError as exc:
-                    if isinstance(exc, actors.RemoteError):
-                        if exc.type_name == "TaskNotRegistered":
-                            raise TaskNotRegistered(exc.message) from None
-                        if exc.type_name == "FastWorkerError":
-                            raise FastWorkerError(exc.message) from None
+                    # A refusal of the workflow itself says why in its own words.
+                    if isinstance(exc, actors.RemoteError) and exc.type_name == "FastWorkerError":
+                        raise FastWorkerError(exc.message) from None
                     raise self._translate(exc) from None
         finally:
             self._submitting.difference_update(ids)
