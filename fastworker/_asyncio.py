@@ -188,5 +188,7 @@ class open_asyncio_client(AbstractAsyncContextManager[Client]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        if not self._portal.alive:  # the thread ended (or a forked child): closed with it
+            return None
         await asyncio.shield(self._portal.run_async(self._holder.close))
         return None

@@ -78,6 +78,13 @@ class Portal:
     ) -> trio.CancelScope:
         """Run ``fn(*args)`` in the trio thread; ``done`` gets ("ok", v), ("err", e) or
         _CANCELLED there. The returned scope cancels it (through ``cancel``)."""
+        if self.pid != os.getpid():
+            # A forked child: the thread is the parent's, and nothing here would ever
+            # run the call (it would wait forever).
+            raise ConnectionFailed(
+                "this client's trio thread belongs to the process this one was forked "
+                "from: open the client again in this process"
+            )
         scope = trio.CancelScope()
         assert self._token is not None and self._nursery is not None
         nursery = self._nursery

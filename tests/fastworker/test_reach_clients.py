@@ -298,3 +298,31 @@ def test_a_call_cancelled_in_the_trio_thread_cancels_the_asyncio_side() -> None:
     assert asyncio.run(app()) == "cancelled"
     with pytest.raises(fastworker.ConnectionFailed):
         portal.run(trio.sleep_forever)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_connection_failed_from_the_parents_trio_thread() -> None:
+    """A call through a trio thread made before fork fails at once in the child with
+    ConnectionFailed (the thread is the parent's); it does not wait forever."""
+    from fastworker._portal import Portal
+
+    portal = Portal()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 on ConnectionFailed; SIGALRM ends a hang
+            code = 1
+            try:
+                import signal
+
+                signal.alarm(20)
+                try:
+                    portal.run(trio.sleep, 0)
+                except fastworker.ConnectionFailed:
+                    code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert portal.run(trio.sleep, 0) is None  # the parent's thread still serves it
+    finally:
+        portal.stop()
