@@ -64,16 +64,16 @@ class AsyncioClient(Client):
         return self._inner.statistics()
 
     async def submit(self, *args: Any, **kwargs: Any) -> str:
-        return await self._portal.run_async(_kw(self._inner.submit, kwargs), *args)
+        return await self._portal.run_async(self._inner.submit, *args, **kwargs)
 
     async def delay(self, *args: Any, **kwargs: Any) -> str:
-        return await self._portal.run_async(_kw(self._inner.delay, kwargs), *args)
+        return await self._portal.run_async(self._inner.delay, *args, **kwargs)
 
     async def delay_batch(self, *args: Any, **kwargs: Any) -> list[str]:
-        return await self._portal.run_async(_kw(self._inner.delay_batch, kwargs), *args)
+        return await self._portal.run_async(self._inner.delay_batch, *args, **kwargs)
 
     async def call(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._portal.run_async(_kw(self._inner.call, kwargs), *args)
+        return await self._portal.run_async(self._inner.call, *args, **kwargs)
 
     async def result(self, task_id: str) -> TaskResult:
         return await self._portal.run_async(self._inner.result, task_id)
@@ -158,17 +158,6 @@ class _AsyncioEventStream(EventStream):
     async def aclose(self) -> None:
         """Unsubscribe and end the stream; idempotent."""
         await self._events.aclose()
-
-
-def _kw(fn: Any, kwargs: dict[str, Any]) -> Any:
-    """``fn`` with its keyword arguments bound (the portal passes positionals only)."""
-    if not kwargs:
-        return fn
-
-    async def bound(*args: Any) -> Any:
-        return await fn(*args, **kwargs)
-
-    return bound
 
 
 class open_asyncio_client(AbstractAsyncContextManager[Client]):

@@ -74,9 +74,10 @@ class Portal:
         self,
         fn: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         done: Callable[[Any], None],
     ) -> trio.CancelScope:
-        """Run ``fn(*args)`` in the trio thread; ``done`` gets ("ok", v), ("err", e) or
+        """Run ``fn(*args, **kwargs)`` in the trio thread; ``done`` gets ("ok", v), ("err", e) or
         _CANCELLED there. The returned scope cancels it (through ``cancel``)."""
         if self.pid != os.getpid():
             # A forked child: the thread is the parent's, and nothing here would ever
@@ -101,7 +102,7 @@ class Portal:
             try:
                 with scope:
                     try:
-                        result = ("ok", await fn(*args))
+                        result = ("ok", await fn(*args, **kwargs))
                     except Exception as exc:
                         result = ("err", exc)
             finally:
@@ -133,15 +134,15 @@ class Portal:
         except trio.RunFinishedError:
             pass
 
-    def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run ``fn(*args)`` in the trio thread and block this thread until it ends.
+    def run(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` in the trio thread and block this thread until it ends.
 
         KeyboardInterrupt (or any exception) while waiting cancels the trio side.
         """
         if threading.current_thread() is self._thread:
             raise RuntimeError("a blocking client call from inside its own trio thread")
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        scope = self._start(fn, args, future.set_result)
+        scope = self._start(fn, args, kwargs, future.set_result)
         try:
             result = future.result()
         except BaseException:
@@ -149,8 +150,10 @@ class Portal:
             raise
         return _unwrap(result)
 
-    async def run_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Await ``fn(*args)`` run in the trio thread from an asyncio task.
+    async def run_async(
+        self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """Await ``fn(*args, **kwargs)`` run in the trio thread from an asyncio task.
 
         Cancelling the awaiting asyncio task cancels the trio side; a trio side that is
         cancelled there (the thread stopping) cancels the awaiting task.
@@ -168,7 +171,7 @@ class Portal:
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
 
-        scope = self._start(fn, args, done)
+        scope = self._start(fn, args, kwargs, done)
         try:
             result = await future
         except asyncio.CancelledError:
@@ -189,9 +192,9 @@ class Portal:
             return
         self._thread.join(timeout)
 
-    def start_nowait(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> trio.CancelScope:
+    def start_nowait(self, fn: Callable[..., Awaitable[Any]], /, *args: Any) -> trio.CancelScope:
         """Start ``fn(*args)`` in the trio thread without waiting; errors are dropped."""
-        return self._start(fn, args, lambda result: None)
+        return self._start(fn, args, {}, lambda result: None)
 
 
 def _unwrap(result: Any) -> Any:

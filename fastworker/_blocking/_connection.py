@@ -111,12 +111,7 @@ class BlockingBase:
 
     def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
         portal, client = self._connected()
-        fn = getattr(client, method)
-
-        async def run() -> Any:
-            return await fn(*args, **kwargs)
-
-        return portal.run(run)
+        return portal.run(getattr(client, method), *args, **kwargs)
 
 
 def seconds(timeout: float | None) -> float:

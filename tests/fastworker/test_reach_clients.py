@@ -326,3 +326,24 @@ def test_a_forked_child_gets_connection_failed_from_the_parents_trio_thread() ->
         assert portal.run(trio.sleep, 0) is None  # the parent's thread still serves it
     finally:
         portal.stop()
+
+
+def test_the_portal_passes_keyword_arguments_through_even_one_named_fn() -> None:
+    """Portal.run and run_async hand keyword arguments to the call (a task's own
+    keyword argument may be called ``fn``), from a thread and from asyncio."""
+    from fastworker._portal import Portal
+
+    async def echo(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        await trio.lowlevel.checkpoint()
+        return args, kwargs
+
+    portal = Portal()
+    try:
+        assert portal.run(echo, 1, fn=2, b=3) == ((1,), {"fn": 2, "b": 3})
+
+        async def app() -> Any:
+            return await portal.run_async(echo, 4, fn=5)
+
+        assert asyncio.run(app()) == ((4,), {"fn": 5})
+    finally:
+        portal.stop()
