@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import trio
-from support import wait_until
+from support import free_tcp_port, wait_until
 
 from fastworker import _bench_common as common
 
@@ -35,9 +35,14 @@ async def test_tree_rss_cpu_and_stop_see_a_real_child_process() -> None:
 
 
 async def test_wait_port_returns_once_something_listens() -> None:
-    """``wait_port`` returns as soon as a listener accepts on the port."""
+    """``wait_port`` keeps waiting while nothing listens on the port, and returns as
+    soon as a listener accepts on it."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
+    closed = free_tcp_port()
+    with trio.move_on_after(0.5) as waiting:
+        await common.wait_port(closed)
+    assert waiting.cancelled_caught, "wait_port returned with nothing listening"
     try:
         with trio.fail_after(10):
             await common.wait_port(port)
