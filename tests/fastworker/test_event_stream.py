@@ -7,6 +7,7 @@ from typing import Any
 
 import trio
 import trio.testing
+from support import wait_until
 
 import fastworker
 from fastworker.testing import open_cluster
@@ -84,8 +85,9 @@ async def test_a_cancelled_wait_does_not_end_the_stream(autojump_clock: Any) -> 
 
 async def test_a_bare_async_for_that_breaks_unsubscribes(autojump_clock: Any) -> None:
     """``async for event in client.events(): break`` (no ``async with``) still gives the
-    subscription back once the stream is dropped."""
+    subscription back once the stream is dropped: the control plane stops pushing."""
     async with open_cluster(TASKS, subworkers=1) as cluster:
+        core = cluster.control_plane.control_plane
         client = cluster.client
 
         async def submit_later() -> None:
@@ -100,6 +102,13 @@ async def test_a_bare_async_for_that_breaks_unsubscribes(autojump_clock: Any) ->
                         break
             await trio.lowlevel.checkpoint()
             assert cluster.client.statistics().event_streams == 0
+            # The unsubscribe is a tell: wait for the control plane to take it in.
+            await wait_until(
+                lambda: core.events.subscribers == [],
+                timeout=5,
+                what="the control plane dropped the client's subscription",
+                observe=lambda: core.events.subscribers,
+            )
 
 
 async def test_asyncio_client_events_is_closable() -> None:
