@@ -113,9 +113,10 @@ async def test_a_bare_async_for_that_breaks_unsubscribes(autojump_clock: Any) ->
 
 async def test_asyncio_client_events_is_closable() -> None:
     """Under asyncio, ``async with client.events() as stream`` works the same way and
-    gives the subscription back on exit."""
+    gives the subscription back on exit: the control plane stops pushing while the
+    client is still connected."""
 
-    async def app(url: str) -> tuple[str, int, int]:
+    async def app(url: str, core: Any) -> tuple[str, int, int, list[Any]]:
         async with fastworker.open_client(url) as client:
             async with client.events() as stream:
                 assert isinstance(stream, fastworker.EventStream)
@@ -135,14 +136,24 @@ async def test_asyncio_client_events_is_closable() -> None:
                 if client.statistics().event_streams == 0:
                     break
                 await asyncio.sleep(0.01)
-            return event.kind, during, client.statistics().event_streams
+            for _ in range(400):  # the unsubscribe is a tell to the control plane
+                if not core.events.subscribers:  # a read of its list, from this thread
+                    break
+                await asyncio.sleep(0.05)
+            return (
+                event.kind,
+                during,
+                client.statistics().event_streams,
+                list(core.events.subscribers),
+            )
 
     async with fastworker.open_control_plane(
         tasks=TASKS, port=0, discovery=False, local_concurrency=4
     ) as cp:
         with trio.fail_after(60):
-            kind, during, after = await trio.to_thread.run_sync(
-                asyncio.run, app(cp.url), abandon_on_cancel=True
+            kind, during, after, subscribers = await trio.to_thread.run_sync(
+                asyncio.run, app(cp.url, cp.control_plane), abandon_on_cancel=True
             )
     assert kind in ("task", "worker")
     assert during == 1 and after == 0
+    assert subscribers == []
