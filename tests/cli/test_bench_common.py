@@ -79,3 +79,15 @@ async def test_stop_process_finishes_when_its_caller_is_cancelled() -> None:
             child.kill()
             with trio.fail_after(30):
                 await child.wait()
+
+
+def test_percentiles_of_round_trips() -> None:
+    """The sequential figures every bench mode prints: the count, the median and the
+    99th percentile of the latencies (seconds in, milliseconds out), in any order."""
+    from fastworker._bench_client import percentiles
+
+    latencies = [i / 1000 for i in range(200, 0, -1)]  # 1..200 ms, reversed
+    figures = percentiles(latencies)
+    assert figures["seq_calls"] == 200
+    assert abs(figures["seq_p50_ms"] - 100.5) < 1e-9
+    assert abs(figures["seq_p99_ms"] - 199.0) < 1e-9
