@@ -1,7 +1,8 @@
-"""Outcomes wait for room in a full control-plane mailbox instead of being lost.
+"""Connection actors and reports wait for room in a full mailbox instead of losing messages.
 
-Both ways results reach the control plane: a subworker's through its SubworkerConnection,
-the in-process executor's through ``local_reporter``.
+Both ways results reach the control plane (a subworker's through its SubworkerConnection,
+the in-process executor's through ``local_reporter``), and a client connection's
+unsubscribing when its link goes.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import trio
 import trio.testing
 
 import actors
+from fastworker._client_connection import ClientConnection
 from fastworker._control_plane import LOCAL_WORKER
 from fastworker._control_plane_node import local_reporter
 from fastworker._messages import Completed, Outcome
 from fastworker._model import TaskStatus
-from fastworker._protocol import WorkerCompleted, WorkerJoined
+from fastworker._protocol import EventSubscription, Unsubscribe, WorkerCompleted, WorkerJoined
 from fastworker._subworker_connection import SubworkerConnection
 
 
@@ -37,6 +39,17 @@ class _SlowControlPlane(actors.Actor):
         self.seen.append(message)
         if sum(isinstance(m, WorkerCompleted) for m in self.seen) == self.completed:
             self.got.set()
+        return None
+
+
+class _Recorder(actors.Actor):
+    def __init__(self, seen: list[Any]) -> None:
+        self.seen = seen
+        self.got = trio.Event()
+
+    async def receive(self, ctx: actors.Context, message: Any) -> Any:
+        self.seen.append(message)
+        self.got.set()
         return None
 
 
@@ -121,3 +134,38 @@ async def test_local_executor_outcomes_wait_for_room_in_a_full_control_plane_mai
         WorkerCompleted(LOCAL_WORKER, [one], 1, []),
         WorkerCompleted(LOCAL_WORKER, [two], 2, []),
     ]
+
+
+async def test_client_connection_unsubscribes_through_a_full_cache_mailbox() -> None:
+    """A client's link going down unsubscribes it from the result cache and the control
+    plane's events even while the cache's mailbox is full (the connection used to crash
+    on MailboxFull first, so the gone client stayed subscribed to both)."""
+    release = trio.Event()
+    cache_seen: list[Any] = []
+    cp_seen: list[Any] = []
+    slow_cache = _SlowControlPlane(release, cache_seen, 0)
+    recorder = _Recorder(cp_seen)
+    async with actors.open_actor_system() as system:
+        cache = await system.spawn("cache", lambda: slow_cache, capacity=1)
+        cp = await system.spawn("cp", lambda: recorder)
+        inbox = await system.spawn("inbox", _Sink)
+        peer = _LocalPeer(system)
+        peer.connected = False
+        conn = await system.spawn(
+            "client/c1",
+            lambda: ClientConnection(peer, "inbox", cp, cache),  # type: ignore[arg-type]
+            restart=actors.Restart.TEMPORARY,
+        )
+        cache.tell_nowait("first")
+        with trio.fail_after(10):
+            await slow_cache.holding.wait()
+        cache.tell_nowait("filler")  # the cache's mailbox is full now
+        await conn.tell(actors.LinkDown(peer.node_id, "gone"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert system.lookup("client/c1") is not None, "the connection actor crashed"
+        release.set()
+        with trio.fail_after(10):
+            await recorder.got.wait()
+        await trio.testing.wait_all_tasks_blocked()
+    assert cache_seen == ["first", "filler", Unsubscribe(inbox)]
+    assert cp_seen == [EventSubscription(inbox, False)]
