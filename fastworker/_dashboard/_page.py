@@ -137,6 +137,14 @@ def _queues(stats: dict[str, Any]) -> str:
     return rows
 
 
+def _extra_text(value: Any) -> str:
+    """A table of counts as ``name: count, ...`` ("none" when empty); JSON otherwise
+    (dashboard.js's ``extraText`` renders live updates the same way)."""
+    if isinstance(value, dict) and all(isinstance(v, int | float) for v in value.values()):
+        return ", ".join(f"{k}: {v}" for k, v in sorted(value.items())) or "none"
+    return json.dumps(value, default=repr)
+
+
 def _extras(stats: dict[str, Any]) -> str:
     """Statistics this page has no special place for (e.g. fields added later)."""
     out = ""
@@ -145,7 +153,7 @@ def _extras(stats: dict[str, Any]) -> str:
             continue
         label = _LABELS.get(key, key.replace("_", " "))
         scalar = isinstance(value, int | float | str)
-        text = value if scalar else json.dumps(value, default=repr)
+        text = value if scalar else _extra_text(value)
         width = "" if scalar else " wide"
         out += (
             f"<div class='card{width}'><span class='label'>{escape(label)}</span>"

@@ -9,6 +9,19 @@
   var TERMINAL = { success: 1, failure: 1, cancelled: 1 };
   var last = null;
 
+  // A statistic the page has no special place for: "name: count, ..." for a table of
+  // counts ("none" when empty), JSON for anything else (the server renders the same).
+  function extraText(v) {
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      var keys = Object.keys(v).sort();
+      if (!keys.length) { return "none"; }
+      if (keys.every(function (k) { return typeof v[k] === "number"; })) {
+        return keys.map(function (k) { return k + ": " + v[k]; }).join(", ").slice(0, 400);
+      }
+    }
+    return typeof v === "object" ? JSON.stringify(v).slice(0, 400) : v;
+  }
+
   function headers(extra) {
     var h = extra || {};
     var token = localStorage.getItem(KEY);
@@ -77,7 +90,7 @@
     last = { at: at, done: done };
     document.querySelectorAll("[data-extra]").forEach(function (el) {
       var v = s[el.getAttribute("data-extra")];
-      el.textContent = typeof v === "object" ? JSON.stringify(v).slice(0, 400) : v;
+      el.textContent = extraText(v);
     });
     var tbody = document.querySelector("#workers tbody");
     if (tbody) {
