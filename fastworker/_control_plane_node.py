@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -62,7 +61,7 @@ def local_reporter(
     mailbox must not lose outcomes, which would hold their tasks and slots for ever.
     """
     sender: Sender[Outcome] = Sender(
-        "local outcomes", _local_completed, outcome_size, drop_outcome_value, budget=sys.maxsize
+        "local outcomes", _local_completed, outcome_size, drop_outcome_value, budget=None
     )
     sender.start(nursery)
 
