@@ -179,9 +179,7 @@ class Cluster:
         """
         while True:
             stats = await self.control_plane.statistics()
-            queued = stats.queued
-            busy = queued.critical + queued.high + queued.normal + queued.low
-            busy += stats.running + stats.suspects
+            busy = stats.queued.total + stats.running + stats.suspects
             if scheduled:
                 busy += stats.scheduled
             if not busy and not self.control_plane.control_plane.tasks.awaiting:
