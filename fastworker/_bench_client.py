@@ -20,7 +20,9 @@ import time
 from typing import Any
 
 
-def _percentiles(latencies: list[float]) -> dict[str, Any]:
+def percentiles(latencies: list[float]) -> dict[str, Any]:
+    """``seq_calls``, ``seq_p50_ms`` and ``seq_p99_ms`` of round-trip latencies (s);
+    sorts ``latencies`` in place."""
     latencies.sort()
     return {
         "seq_calls": len(latencies),
@@ -64,7 +66,7 @@ def run_fastworker(spec: dict[str, Any]) -> dict[str, Any]:
             _mark("pipelined")
             out["pipelined"] = await phases.pipelined(client, spec["n"], spec["senders"])
             _mark("sequential")
-            out |= _percentiles(await phases.sequential(client, spec["seconds"]))
+            out |= percentiles(await phases.sequential(client, spec["seconds"]))
             _mark("done")
         return out
 
@@ -135,7 +137,7 @@ def run_huey(spec: dict[str, Any]) -> dict[str, Any]:
         if value != i + 3:
             raise AssertionError(f"huey returned {value!r}, expected {i + 3}")
         i += 1
-    out |= _percentiles(latencies)
+    out |= percentiles(latencies)
     _mark("done")
     return out
 

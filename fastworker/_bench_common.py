@@ -78,14 +78,19 @@ def system_command(port: int, *flags: str, log_level: str = "warning") -> list[s
 
 
 async def stop_process(process: trio.Process, sig: int = signal.SIGINT) -> None:
-    """Send ``sig``; past 15 s, SIGKILL. Returns once the process has exited."""
+    """Send ``sig``; past 15 s, SIGKILL. Returns once the process has exited.
+
+    Shielded (it is cleanup, bounded by the 15 s and the kill): a cancelled bench
+    still stops what it started instead of leaving a system running.
+    """
     if process.returncode is None:
-        process.send_signal(sig)
-        with trio.move_on_after(15):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        with trio.CancelScope(shield=True):
+            process.send_signal(sig)
+            with trio.move_on_after(15):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
 
 async def start_system(
@@ -133,10 +138,9 @@ async def start_system(
 
 async def stop_system(process: trio.Process, journal_dir: str | None) -> None:
     """Stop the system (SIGINT, then SIGKILL past 15 s) and remove its journal."""
-    with trio.CancelScope(shield=True):
-        await stop_process(process)
-        if journal_dir is not None:
-            shutil.rmtree(journal_dir, ignore_errors=True)
+    await stop_process(process)
+    if journal_dir is not None:
+        shutil.rmtree(journal_dir, ignore_errors=True)
 
 
 # -- /proc ------------------------------------------------------------------------------

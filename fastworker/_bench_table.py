@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import trio
 
+from ._bench_client import percentiles
 from ._bench_common import (
     ADD,
     children,
@@ -123,11 +124,8 @@ async def bench_one(args: argparse.Namespace, subworkers: int, dashboard: bool =
                 row.dashboard_cpu_share = (await _dashboard_cpu(base) - dashboard_cpu) / spent
             if args.burst:
                 row.burst_seconds = await burst(client, args.burst, args.burst_size)
-            latencies = await sequential(client, args.seconds)
-            latencies.sort()
-            row.seq_calls = len(latencies)
-            row.seq_p50_ms = statistics.median(latencies) * 1000
-            row.seq_p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+            for field, value in percentiles(await sequential(client, args.seconds)).items():
+                setattr(row, field, value)  # seq_calls, seq_p50_ms, seq_p99_ms
             if not getattr(args, "no_client_kinds", False):
                 seconds = max(0.5, args.seconds / 2)
                 row.seq_p50_asyncio_ms, row.seq_p50_blocking_ms = await trio.to_thread.run_sync(

@@ -106,7 +106,7 @@ async def _pending_growth(args: argparse.Namespace, members: int, flows: bool) -
                     await client.delay_batch([(ADD, (base + i, 1)) for i in range(size)])
             while True:
                 q = (await client.stats()).queued
-                if q.critical + q.high + q.normal + q.low >= members + 100:
+                if q.total >= members + 100:
                     break
                 await trio.sleep(0.05)
             await trio.sleep(0.5)

@@ -101,15 +101,17 @@ class ClientConnection(Actor):
             return await self.control_plane.ask(GetClusterStats(cached))
         elif kind is LinkDown:
             if message.node_id == self.node_id and not self.peer.connected:
-                self._leave(ctx)
+                await self._leave(ctx)
         elif kind is LinkUp:
             pass
         else:
             raise TypeError(f"a client connection does not handle {kind.__name__}")
         return None
 
-    def _leave(self, ctx: Context) -> None:
+    async def _leave(self, ctx: Context) -> None:
         ctx.system.demonitor_peers(ctx.self)
-        self.cache.tell_nowait(Unsubscribe(self.inbox))
-        self.control_plane.tell_nowait(EventSubscription(self.inbox, False))
+        # Waits for room (a full mailbox must not crash this actor before it has
+        # unsubscribed: the gone client would keep being sent results and events).
+        await self.cache.tell(Unsubscribe(self.inbox))
+        await self.control_plane.tell(EventSubscription(self.inbox, False))
         ctx.stop()

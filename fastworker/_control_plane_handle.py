@@ -93,7 +93,7 @@ class ControlPlaneNode:
             except actors.ActorError as exc:
                 log.error("draining: the journal could not write the last outcomes: %s", exc)
         stats = await self.statistics()
-        left = stats.queued.critical + stats.queued.high + stats.queued.normal + stats.queued.low
+        left = stats.queued.total
         if left or stats.scheduled:
             log.warning(
                 "draining: %d queued and %d scheduled tasks were not started (%s)",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -39,12 +39,36 @@ from ._scheduler import Scheduler
 from ._serialization import DEFAULT_MAX_PAYLOAD
 from ._settings import ControlPlaneSettings
 from ._settle import settle
+from ._wire import Sender, drop_outcome_value, outcome_size
 
 log = logging.getLogger("fastworker.control_plane")
 
 
 ROLE = names.ROLE_CONTROL_PLANE
 DEFAULT_PORT = 8765
+
+
+def _local_completed(outcomes: list[Outcome], last: bool, credits: int) -> WorkerCompleted:
+    return WorkerCompleted(LOCAL_WORKER, outcomes, credits if last else 0)
+
+
+def local_reporter(
+    control_plane: actors.ActorRef, nursery: trio.Nursery
+) -> Callable[[list[Outcome], int], None]:
+    """The in-process executor's ``report``: WorkerCompleted to the control plane.
+
+    Sent at once while its mailbox has room, else (in order) as soon as it has: a full
+    mailbox must not lose outcomes, which would hold their tasks and slots for ever.
+    """
+    sender: Sender[Outcome] = Sender(
+        "local outcomes", _local_completed, outcome_size, drop_outcome_value, budget=None
+    )
+    sender.start(nursery)
+
+    def report(outcomes: list[Outcome], credits: int) -> None:
+        sender.send_nowait(control_plane, outcomes, credits)
+
+    return report
 
 
 @asynccontextmanager
@@ -172,14 +196,10 @@ async def _open_control_plane(
             await system.spawn(names.REGISTRATION, registration)
             executor = None
             if s.local_concurrency:
-
-                def report(outcomes: list[Outcome], credits: int) -> None:
-                    core_ref.tell_nowait(WorkerCompleted(LOCAL_WORKER, outcomes, credits))
-
                 executor = Executor(
                     registry,
                     s.local_concurrency,
-                    report,
+                    local_reporter(core_ref, system.nursery),
                     LOCAL_WORKER,
                     max_result_size=s.max_payload,
                     clock=clock.now,

@@ -78,6 +78,11 @@ class QueueStats:
     low: int
     """Queued LOW tasks."""
 
+    @property
+    def total(self) -> int:
+        """Queued tasks of every priority."""
+        return self.critical + self.high + self.normal + self.low
+
 
 @attrs.frozen
 class WorkerStats:

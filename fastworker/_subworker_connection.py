@@ -96,7 +96,7 @@ class SubworkerConnection(Actor):
             )
         )
         if not self.peer.connected:
-            self._leave(ctx, "the link dropped during registration")
+            await self._leave(ctx, "the link dropped during registration")
 
     async def receive(self, ctx: Context, message: Any) -> Any:
         """RunTasks, CancelRun, Reclaim from the control plane; Completed from the subworker."""
@@ -114,7 +114,9 @@ class SubworkerConnection(Actor):
             for task_id, attempt in returned:
                 if in_flight.get(task_id) == attempt:
                     del in_flight[task_id]
-            self.control_plane.tell_nowait(
+            # Waits for room: a full control-plane mailbox must not crash this actor
+            # (the outcomes, and with them the worker's slots, would be lost for good).
+            await self.control_plane.tell(
                 WorkerCompleted(self.worker_id, message.outcomes, message.credits, returned)
             )
         elif kind is CancelRun:
@@ -134,7 +136,7 @@ class SubworkerConnection(Actor):
             await self.control_plane.ask(WorkerRetiring(self.worker_id))
         elif kind is LinkDown:
             if message.node_id == self.node_id:
-                self._leave(ctx, message.reason)
+                await self._leave(ctx, message.reason)
         return None
 
     def _undeliverable(self, run: Run, exc: Exception) -> None:
@@ -169,9 +171,10 @@ class SubworkerConnection(Actor):
         outcome = Outcome(run.id, TaskStatus.FAILURE.value, run.attempt, None, error, name=run.name)
         self.control_plane.tell_nowait(WorkerCompleted(self.worker_id, [outcome], 1))
 
-    def _leave(self, ctx: Context, reason: str) -> None:
+    async def _leave(self, ctx: Context, reason: str) -> None:
         ctx.system.demonitor_peers(ctx.self)
         running = list(self.in_flight.items())
         self.in_flight.clear()
-        self.control_plane.tell_nowait(WorkerLeft(self.worker_id, running, reason))
+        # Waits for room, as Completed does: these tasks are redelivered only from here.
+        await self.control_plane.tell(WorkerLeft(self.worker_id, running, reason))
         ctx.stop()

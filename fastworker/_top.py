@@ -50,7 +50,7 @@ def render_stats(
         str(q.high),
         str(q.normal),
         str(q.low),
-        str(q.critical + q.high + q.normal + q.low),
+        str(q.total),
     )
     workers = Table(title="workers", show_edge=False)
     for name in ("worker", "slots", "free", "running", "completed"):

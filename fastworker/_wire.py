@@ -128,7 +128,8 @@ class Sender(Generic[T]):
     ``too_large(item, exc)`` replaces an item that alone is too large for the link
     (None: drop it); ``on_lost(ref, items, exc)`` hears of items that could not be sent
     (default: a warning); ``what`` names the messages in logs.
-    ``start(nursery)`` says where sends that wait for room run (without it, a send that
+    ``budget`` None sends each batch whole (a recipient in this process: no frame to
+    fit). ``start(nursery)`` says where sends that wait for room run (without it, a send that
     finds no room is lost, logged).
     """
 
@@ -139,7 +140,7 @@ class Sender(Generic[T]):
         size_of: Callable[[T], int],
         too_large: Callable[[T, Exception], T | None],
         *,
-        budget: int = MESSAGE_BUDGET,
+        budget: int | None = MESSAGE_BUDGET,
         on_lost: Callable[[actors.ActorRef, list[T], Exception], None] | None = None,
     ) -> None:
         self.what = what
@@ -169,7 +170,10 @@ class Sender(Generic[T]):
 
     def send_nowait(self, ref: actors.ActorRef, items: Sequence[T], extra: Any = None) -> None:
         """Send ``items`` to ``ref``: now where there is room, else as soon as there is."""
-        parts = chunks(items, self.size_of, self.budget)
+        if self.budget is None:  # in process: nothing to fit, no size to estimate
+            parts = [list(items)]
+        else:
+            parts = chunks(items, self.size_of, self.budget)
         if len(parts) > 1:
             self.split += 1
         last = len(parts) - 1

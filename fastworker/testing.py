@@ -95,8 +95,7 @@ class Cluster:
             yield client
 
     def _client_options(self) -> dict[str, Any]:
-        keep = ("cluster", "secret", "link")
-        return {k: v for k, v in self._options.items() if k in keep}
+        return _client_options(self._options)
 
     async def add_subworker(
         self,
@@ -180,9 +179,7 @@ class Cluster:
         """
         while True:
             stats = await self.control_plane.statistics()
-            queued = stats.queued
-            busy = queued.critical + queued.high + queued.normal + queued.low
-            busy += stats.running + stats.suspects
+            busy = stats.queued.total + stats.running + stats.suspects
             if scheduled:
                 busy += stats.scheduled
             if not busy and not self.control_plane.control_plane.tasks.awaiting:
@@ -214,6 +211,11 @@ class Cluster:
         slot.scope.cancel()
         await trio.lowlevel.checkpoint()
         return node
+
+
+def _client_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The cluster's options a client (and a subworker) of it needs too."""
+    return {k: v for k, v in options.items() if k in ("cluster", "secret", "link")}
 
 
 def _autojumping() -> bool:
@@ -286,8 +288,7 @@ async def open_cluster(
             cp_registry = default_registry.subset(import_task_modules(tasks))
         cp_options["registry"] = cp_registry
     async with open_control_plane(tasks, **cp_options) as cp, trio.open_nursery() as nursery:
-        client_options = {k: options[k] for k in ("cluster", "secret", "link") if k in options}
-        async with open_client(cp.url, **client_options) as client:
+        async with open_client(cp.url, **_client_options(options)) as client:
             cluster = Cluster(
                 client, cp, nursery, list(tasks) if tasks else None, concurrency, options
             )

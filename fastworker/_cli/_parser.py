@@ -11,6 +11,7 @@ import os
 from typing import Any, NoReturn
 
 from .._control_plane_node import DEFAULT_PORT
+from .._settings import ControlPlaneSettings, SubworkerSettings
 from .._version import VERSION
 from ..bench import add_bench_arguments
 from ._client_commands import (
@@ -25,6 +26,8 @@ from ._client_commands import (
 from ._exits import EXIT_USAGE
 from ._serve import cmd_control_plane, cmd_run_actor_system, cmd_subworker
 
+_CP = ControlPlaneSettings()
+"""The library's defaults, which the serving commands' flags default to (one source)."""
 _TYPE_METAVARS = {"_seconds": "SECONDS", "_positive_int": "N", "_ws_url": "URL"}
 _METAVARS = {
     "--port": "PORT",
@@ -112,7 +115,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--debug", action="store_true", help="show tracebacks (of errors, and of failed tasks)"
     )
     parser.add_argument(
-        "--discovery-port", type=_positive_int, default=8799, help="UDP port of discovery"
+        "--discovery-port",
+        type=_positive_int,
+        default=_CP.discovery_port,
+        help="UDP port of discovery",
     )
 
 
@@ -168,46 +174,55 @@ def _server_flags(parser: argparse.ArgumentParser, tasks_required: bool = True) 
         default=None,
         help="tasks the control plane runs itself while no subworker is connected (0: never; "
         "default: 0 for run-actor-system with subworkers, so a task that crashes its process "
-        "never takes the control plane down; else 4)",
+        f"never takes the control plane down; else {_CP.local_concurrency})",
     )
     parser.add_argument(
         "--max-worker-losses",
         type=_positive_int,
-        default=2,
+        default=_CP.max_worker_losses,
         help="a task in flight on this many lost workers (the last time alone) fails with "
         "WorkerLost instead of being redelivered",
     )
     parser.add_argument(
-        "--max-queue", type=_positive_int, default=100_000, help="unfinished tasks held (tasks)"
+        "--max-queue",
+        type=_positive_int,
+        default=_CP.max_queue,
+        help="unfinished tasks held (tasks)",
     )
     parser.add_argument(
-        "--result-cache-size", type=_positive_int, default=10_000, help="results kept (count)"
+        "--result-cache-size",
+        type=_positive_int,
+        default=_CP.result_cache_size,
+        help="results kept (count)",
     )
     parser.add_argument(
-        "--result-ttl", type=_seconds, default=3600.0, help="how long a result is kept (seconds)"
+        "--result-ttl",
+        type=_seconds,
+        default=_CP.result_ttl,
+        help="how long a result is kept (seconds)",
     )
     parser.add_argument(
         "--result-cache-bytes",
         type=_positive_int,
-        default=256 * 1024 * 1024,
+        default=_CP.result_cache_bytes,
         help="budget of the result cache (bytes)",
     )
     parser.add_argument(
         "--max-payload",
         type=_positive_int,
-        default=1024 * 1024,
+        default=_CP.max_payload,
         help="largest packed arguments or result (bytes)",
     )
     parser.add_argument(
         "--aging",
         type=_seconds,
-        default=60.0,
+        default=_CP.aging,
         help="seconds of waiting that promote a queued task one priority level (0: never)",
     )
     parser.add_argument(
         "--cancel-timeout",
         type=_seconds,
-        default=5.0,
+        default=_CP.cancel_timeout,
         help="seconds a cancel waits for a running task to confirm",
     )
     parser.add_argument("--journal", help="journal file, SQLite (durable queue)")
@@ -220,7 +235,7 @@ def _server_flags(parser: argparse.ArgumentParser, tasks_required: bool = True) 
     parser.add_argument("--no-discovery", action="store_true", help="do not send beacons")
     parser.add_argument(
         "--broadcast-address",
-        default="127.255.255.255",
+        default=_CP.broadcast_address,
         help="where beacons go: 127.255.255.255 (one host) or the subnet's broadcast address",
     )
     parser.add_argument(
@@ -303,7 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--join", type=_ws_url, help="control plane URL, ws://HOST:PORT (default: discover it)"
     )
-    p.add_argument("--concurrency", type=_positive_int, default=8, help="slots (tasks at once)")
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=SubworkerSettings().concurrency,
+        help="slots (tasks at once)",
+    )
     p.add_argument(
         "--prefetch",
         type=_positive_int,

@@ -80,7 +80,7 @@ def _local_concurrency(args: argparse.Namespace) -> int:
     """--local-concurrency, defaulting to 0 when the system has subworker processes."""
     if args.local_concurrency is not None:
         return int(args.local_concurrency)
-    return 0 if getattr(args, "subworkers", 0) else 4
+    return 0 if getattr(args, "subworkers", 0) else ControlPlaneSettings().local_concurrency
 
 
 async def _serve(args: argparse.Namespace, subworkers: int, concurrency: int) -> int:

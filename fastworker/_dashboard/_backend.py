@@ -26,6 +26,7 @@ from ._requests import max_body
 from ._responses import ApiError
 from ._ring import RecentTasks
 from ._shapes import expired_task_json, live_task_json, outcome_task_json, status_task_json
+from ._summary import TaskSummary
 
 STATS_INTERVAL = 0.9
 """The statistics the page shows are at most this old (shared by every open page)."""
@@ -108,10 +109,22 @@ class Backend:
 
     async def task_json(self, task_id: str) -> dict[str, Any] | None:
         """The API's JSON of a task, from whichever part knows it (None: unknown)."""
+        return (await self.task_detail(task_id))[0]
+
+    async def task_detail(
+        self, task_id: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The API's JSON of a task (as ``task_json``) and, for a queued or running task,
+        the control plane's TaskDetail answer it came from (else None)."""
         info = await self.core.ask(TaskDetail(task_id))
         summary = self.ring.get(task_id)
         if info is not None:
-            return live_task_json(task_id, info, summary)
+            return live_task_json(task_id, info, summary), info
+        return await self._settled_json(task_id, summary), None
+
+    async def _settled_json(
+        self, task_id: str, summary: TaskSummary | None
+    ) -> dict[str, Any] | None:
         # Not a queued or running task: perhaps a workflow (or a member waiting for its
         # turn), which the control plane knows by status only. Asked before the cache:
         # whatever finished before this answer is in the cache by the next question.

@@ -13,7 +13,6 @@ import trio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from .._protocol import TaskDetail
 from . import _page
 from ._backend import Backend
 from ._shapes import arguments_preview, summary_json
@@ -52,12 +51,11 @@ class PageRoutes:
         """GET /tasks/{id}: one task's detail."""
         backend = self.backend
         task_id = request.path_params["task_id"]
-        found = await backend.task_json(task_id)
+        found, info = await backend.task_detail(task_id)
         summary = backend.ring.get(task_id)
         payload = summary.payload if summary is not None else None
-        if payload is None:
-            info = await backend.core.ask(TaskDetail(task_id))
-            payload = info["payload"] if info is not None else None
+        if payload is None and info is not None:
+            payload = info["payload"]
         html = _page.render_task(
             cluster=backend.cluster,
             task_id=task_id,

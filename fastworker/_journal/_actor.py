@@ -150,9 +150,6 @@ class Journal(Actor):
         try:
             async with self._lock:
                 began = time.perf_counter()
-                await self._blocking(self.file.write, accepted, finished, self.ttl, self.wall())
-                if self.on_commit is not None:
-                    self.on_commit(time.perf_counter() - began)
                 await self._blocking(
                     self.file.write,
                     accepted,
@@ -164,6 +161,8 @@ class Journal(Actor):
                     flows,
                     catalogue,
                 )
+                if self.on_commit is not None:
+                    self.on_commit(time.perf_counter() - began)
         except Exception as exc:
             self._unrecorded_catalogue = catalogue  # names are few: kept for the next commit
             self._failed(exc, accepted, finished, lost, replies, syncs, notify)

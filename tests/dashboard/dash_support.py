@@ -21,6 +21,19 @@ import trio
 HERE = Path(__file__).resolve().parent
 _DASHBOARD = re.compile(r"dashboard: (http://\S+?)/?$", re.MULTILINE)
 
+#: The fields every task read of the HTTP API has, whichever source answers it.
+TASK_KEYS = {
+    "id",
+    "name",
+    "status",
+    "value",
+    "error",
+    "attempts",
+    "worker",
+    "started_at",
+    "completed_at",
+}
+
 
 def base_env() -> dict[str, str]:
     """Our environment without FASTWORKER_* settings."""

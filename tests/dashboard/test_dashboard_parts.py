@@ -12,6 +12,7 @@ from typing import Any
 
 import grimp
 import pytest
+from dash_support import TASK_KEYS
 
 from fastworker._dashboard import RecentTasks
 from fastworker._dashboard._counters import MAX_NAMES, OTHER_NAMES, Histogram, counters_of
@@ -38,18 +39,6 @@ from fastworker._messages import Outcome, Run, Submission, WireError
 from fastworker._model import Priority, TaskStatus
 from fastworker._records import Event, EventKind
 from fastworker._serialization import pack, pack_arguments, unpack_arguments
-
-TASK_KEYS = {
-    "id",
-    "name",
-    "status",
-    "value",
-    "error",
-    "attempts",
-    "worker",
-    "started_at",
-    "completed_at",
-}
 
 
 def _ids() -> Any:

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 import trio
-from dash_support import HERE, base_env, run_system
+from dash_support import HERE, TASK_KEYS, base_env, run_system
 
 
 async def test_submit_read_wait_and_bytes_round_trip() -> None:
@@ -27,17 +27,7 @@ async def test_submit_read_wait_and_bytes_round_trip() -> None:
         read = (await http.get(f"/api/v1/tasks/{task_id}", params={"wait": 30})).json()
         assert read["status"] == "success"
         assert read["value"] == 42
-        assert set(read) >= {
-            "id",
-            "name",
-            "status",
-            "value",
-            "error",
-            "attempts",
-            "worker",
-            "started_at",
-            "completed_at",
-        }
+        assert set(read) >= TASK_KEYS
         assert read["name"] == "dash.add" and read["attempts"] == 1 and read["worker"]
         assert read["completed_at"] >= read["started_at"] > 0
 

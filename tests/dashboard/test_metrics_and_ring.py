@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import uuid
 
 import httpx
 import pytest
@@ -291,3 +292,31 @@ async def test_tasks_waiting_for_a_worker_are_shown_and_counted() -> None:
             assert samples[key] == 1
             page = (await http.get("/")).text
             assert "waiting for a worker" in page and "docs.slow.add" in page
+
+
+async def test_the_page_of_a_queued_task_shows_arguments_the_ring_did_not_keep() -> None:
+    """A queued task whose arguments were over the ring's keep limit: its page shows
+    them, taken from the control plane's answer about the task (the one its JSON came
+    from); an unknown task's page is a 404."""
+    config = DashboardConfig("127.0.0.1", 0, keep_arguments=16)
+    cluster = f"dash-page-{uuid.uuid4().hex[:8]}"
+    async with fastworker.open_control_plane(
+        ["dash_tasks"], dashboard=config, discovery=False, local_concurrency=0, cluster=cluster
+    ) as node:
+        assert node.dashboard_url is not None
+        async with (
+            fastworker.open_client(node.url, cluster=cluster) as client,
+            httpx.AsyncClient(base_url=node.dashboard_url) as http,
+        ):
+            marker = "kept-by-the-control-plane-" + "x" * 64
+            task_id = await client.submit("dash.echo", [marker])
+            with trio.fail_after(30):
+                while True:
+                    page = await http.get(f"/tasks/{task_id}")
+                    if page.status_code == 200:
+                        break
+                    await trio.sleep(0.05)
+            assert marker in page.text
+            assert "not kept" not in page.text
+            unknown = await http.get("/tasks/no-such-task")
+            assert unknown.status_code == 404

@@ -23,6 +23,8 @@ from support import free_tcp_port as free_port  # noqa: F401 (the old name, re-e
 from support.process import alive as alive  # re-exported
 from support.process import children as children_of  # the old name, re-exported
 
+from fastworker._bench_common import wait_port as wait_for_port  # noqa: F401 (re-exported)
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 PYTHON = sys.executable
@@ -138,21 +140,6 @@ async def _stop(process: trio.Process) -> None:
     if process.returncode is None:
         process.kill()
         await process.wait()
-
-
-async def wait_for_port(port: int) -> None:
-    """Return once something accepts TCP connections on 127.0.0.1:``port``.
-
-    The caller owns the timeout.
-    """
-    while True:
-        try:
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-        except OSError:
-            await trio.sleep(0.05)
-            continue
-        await stream.aclose()
-        return
 
 
 async def http(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -40,3 +42,12 @@ async def wait_for_event(recorder: Recorder, **fields: Any) -> Any:
 def statuses_of(recorder: Recorder, task_id: str) -> list[str]:
     """The statuses of the task events recorded for ``task_id``, in order."""
     return [e.status for e in recorder.items if e.kind == "task" and e.id == task_id]
+
+
+def journal_rows(path: Path, table: str) -> list[str]:
+    """The ids in ``table`` of the journal at ``path``, read through a separate connection."""
+    db = sqlite3.connect(path)
+    try:
+        return [row[0] for row in db.execute(f"SELECT id FROM {table} ORDER BY rowid")]
+    finally:
+        db.close()

@@ -24,6 +24,24 @@ from fastworker.testing import open_cluster
 TASKS = ["sample_tasks", "containment_tasks"]
 
 
+def _one_subworker_with_a_real_link() -> Any:
+    """One subworker with two slots, over a link whose connection can be frozen."""
+    return open_cluster(
+        TASKS, subworkers=1, concurrency=2, local_concurrency=0, link=actors.LinkConfig()
+    )
+
+
+async def _hold_then_freeze_the_link(cluster: Any, tag: str) -> str:
+    """Submit ``hold(tag)``, wait until it runs, then freeze the subworker's link (its
+    reports are lost until the control plane declares it gone); the task's id."""
+    task_id: str = await cluster.client.delay("hold", tag)
+    await sample_tasks.started(tag).wait()
+    link = cluster.subworkers[0].peer.link
+    assert link is not None
+    link.connection.freeze()
+    return task_id
+
+
 async def test_a_redelivered_attempt_adopts_the_run_still_in_progress(
     autojump_clock: Any,
 ) -> None:
@@ -31,17 +49,11 @@ async def test_a_redelivered_attempt_adopts_the_run_still_in_progress(
     redelivers; the subworker reconnects with the old attempt still running and gets the
     new attempt. It runs once (no second start), its result counts under the new attempt
     number, and the task ends success instead of staying running forever."""
-    async with open_cluster(
-        TASKS, subworkers=1, concurrency=2, local_concurrency=0, link=actors.LinkConfig()
-    ) as cluster:
+    async with _one_subworker_with_a_real_link() as cluster:
         client = cluster.client
         node = cluster.subworkers[0]
         with trio.fail_after(120):
-            task_id = await client.delay("hold", "a")
-            await sample_tasks.started("a").wait()
-            link = node.peer.link
-            assert link is not None
-            link.connection.freeze()  # type: ignore[attr-defined]
+            task_id = await _hold_then_freeze_the_link(cluster, "a")
             await wait_until(
                 lambda: node.registrations >= 2 and node.executor.adopted,
                 timeout=100,  # virtual seconds
@@ -101,17 +113,11 @@ async def test_a_success_lost_with_the_link_is_not_run_again(autojump_clock: Any
     """A task finishes while its subworker's link is frozen, so its report is lost; the
     control plane redelivers it to the same subworker after the reconnect, which answers
     with the result it already has (under the new attempt) instead of running it again."""
-    async with open_cluster(
-        TASKS, subworkers=1, concurrency=2, local_concurrency=0, link=actors.LinkConfig()
-    ) as cluster:
+    async with _one_subworker_with_a_real_link() as cluster:
         client = cluster.client
         node = cluster.subworkers[0]
         with trio.fail_after(120):
-            task_id = await client.delay("hold", "b")
-            await sample_tasks.started("b").wait()
-            link = node.peer.link
-            assert link is not None
-            link.connection.freeze()  # type: ignore[attr-defined]
+            task_id = await _hold_then_freeze_the_link(cluster, "b")
             sample_tasks.gate("b").set()
             await sample_tasks.finished("b").wait()
             result = await client.result(task_id)

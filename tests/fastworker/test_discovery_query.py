@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pytest
 import trio
 import trio.testing
+from support import free_udp_port
 
 import actors
 import fastworker
 from actors._discovery import _listen_address, decode_beacon, decode_query, encode_query
 
 TASKS = ["sample_tasks"]
-
-
-def free_udp_port() -> int:
-    """A UDP port on this host that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def control_plane(cluster: str, port: int, **options: object) -> object:

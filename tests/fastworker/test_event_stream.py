@@ -7,6 +7,7 @@ from typing import Any
 
 import trio
 import trio.testing
+from support import wait_until
 
 import fastworker
 from fastworker.testing import open_cluster
@@ -84,8 +85,9 @@ async def test_a_cancelled_wait_does_not_end_the_stream(autojump_clock: Any) -> 
 
 async def test_a_bare_async_for_that_breaks_unsubscribes(autojump_clock: Any) -> None:
     """``async for event in client.events(): break`` (no ``async with``) still gives the
-    subscription back once the stream is dropped."""
+    subscription back once the stream is dropped: the control plane stops pushing."""
     async with open_cluster(TASKS, subworkers=1) as cluster:
+        core = cluster.control_plane.control_plane
         client = cluster.client
 
         async def submit_later() -> None:
@@ -100,13 +102,21 @@ async def test_a_bare_async_for_that_breaks_unsubscribes(autojump_clock: Any) ->
                         break
             await trio.lowlevel.checkpoint()
             assert cluster.client.statistics().event_streams == 0
+            # The unsubscribe is a tell: wait for the control plane to take it in.
+            await wait_until(
+                lambda: core.events.subscribers == [],
+                timeout=5,
+                what="the control plane dropped the client's subscription",
+                observe=lambda: core.events.subscribers,
+            )
 
 
 async def test_asyncio_client_events_is_closable() -> None:
     """Under asyncio, ``async with client.events() as stream`` works the same way and
-    gives the subscription back on exit."""
+    gives the subscription back on exit: the control plane stops pushing while the
+    client is still connected."""
 
-    async def app(url: str) -> tuple[str, int, int]:
+    async def app(url: str, core: Any) -> tuple[str, int, int, list[Any]]:
         async with fastworker.open_client(url) as client:
             async with client.events() as stream:
                 assert isinstance(stream, fastworker.EventStream)
@@ -126,14 +136,24 @@ async def test_asyncio_client_events_is_closable() -> None:
                 if client.statistics().event_streams == 0:
                     break
                 await asyncio.sleep(0.01)
-            return event.kind, during, client.statistics().event_streams
+            for _ in range(400):  # the unsubscribe is a tell to the control plane
+                if not core.events.subscribers:  # a read of its list, from this thread
+                    break
+                await asyncio.sleep(0.05)
+            return (
+                event.kind,
+                during,
+                client.statistics().event_streams,
+                list(core.events.subscribers),
+            )
 
     async with fastworker.open_control_plane(
         tasks=TASKS, port=0, discovery=False, local_concurrency=4
     ) as cp:
         with trio.fail_after(60):
-            kind, during, after = await trio.to_thread.run_sync(
-                asyncio.run, app(cp.url), abandon_on_cancel=True
+            kind, during, after, subscribers = await trio.to_thread.run_sync(
+                asyncio.run, app(cp.url, cp.control_plane), abandon_on_cancel=True
             )
     assert kind in ("task", "worker")
     assert during == 1 and after == 0
+    assert subscribers == []

@@ -18,7 +18,9 @@ async def test_join_waits_for_queued_scheduled_and_retrying_tasks(autojump_clock
     async with open_cluster(TASKS, subworkers=1, concurrency=2) as cluster:
         client = cluster.client
         with trio.fail_after(600):
+            before = trio.current_time()
             await cluster.join()  # idle
+            assert trio.current_time() - before < 1.0  # at once (virtual seconds)
             ids = [await client.delay("count_call", f"c{i}", countdown=30) for i in range(3)]
             ids.append(await client.delay("flaky_async", "f", 2))
             ids += await client.delay_batch([("note", (f"n{i}",)) for i in range(20)])

@@ -19,6 +19,7 @@ import pytest
 import sample_tasks
 import trio
 import trio.testing
+from fw_support import journal_rows
 from support import wait_until
 
 import fastworker
@@ -30,15 +31,6 @@ from fastworker.testing import Cluster, open_cluster
 TASKS = ["sample_tasks"]
 T0 = 1_750_000_000.0
 """A fixed wall-clock start (POSIX seconds) for the tests that reason about wall time."""
-
-
-def rows(path: Path, table: str) -> list[str]:
-    """The ids in ``table`` of the journal at ``path``, read through a separate connection."""
-    db = sqlite3.connect(path)
-    try:
-        return [row[0] for row in db.execute(f"SELECT id FROM {table} ORDER BY rowid")]
-    finally:
-        db.close()
 
 
 def journal_of(cluster: Cluster) -> Journal:
@@ -81,7 +73,7 @@ async def test_accepted_tasks_survive_a_restart_and_run_exactly_once(
         ids.append(await cluster.client.delay("count_call", keys[-1]))
         assert await queued(cluster) == len(keys)
     assert sample_tasks.calls == {}  # nothing ran: no worker at all
-    assert rows(path, "tasks") == ids
+    assert journal_rows(path, "tasks") == ids
 
     async with cluster_on(path, subworkers=1) as cluster:
         results = await cluster.client.gather(ids)
@@ -90,8 +82,8 @@ async def test_accepted_tasks_survive_a_restart_and_run_exactly_once(
         await cluster.control_plane.drain()
     assert [(r.status, r.value) for r in results] == [(TaskStatus.SUCCESS, k) for k in keys]
     assert sample_tasks.calls == dict.fromkeys(keys, 1)
-    assert rows(path, "tasks") == []
-    assert sorted(rows(path, "results")) == sorted(ids)
+    assert journal_rows(path, "tasks") == []
+    assert sorted(journal_rows(path, "results")) == sorted(ids)
 
 
 async def test_a_task_running_when_the_control_plane_stops_runs_again_after_restart(
@@ -103,7 +95,7 @@ async def test_a_task_running_when_the_control_plane_stops_runs_again_after_rest
     async with cluster_on(path, subworkers=1) as c:
         task_id = await c.client.delay("hold", "interrupted")
         await sample_tasks.started("interrupted").wait()
-    assert rows(path, "tasks") == [task_id]
+    assert journal_rows(path, "tasks") == [task_id]
     sample_tasks.gate("interrupted").set()
     async with cluster_on(path, subworkers=1) as c:
         result = await c.client.result(task_id)
@@ -180,7 +172,7 @@ async def test_a_finished_task_is_not_run_again_after_restart(
         ids = await c.client.delay_batch([("count_call", (k,)) for k in keys])
         await c.client.gather(ids)
         await c.control_plane.drain()
-    assert rows(path, "tasks") == []
+    assert journal_rows(path, "tasks") == []
     async with cluster_on(path, subworkers=1) as c:
         await trio.sleep(10)
         # The same id again, as a client's resubmission after a reconnect sends it.
@@ -223,10 +215,10 @@ async def test_drain_returns_only_once_the_last_outcomes_are_on_disk(
             nursery.start_soon(drain)
             await trio.testing.wait_all_tasks_blocked()
             assert not drained.is_set()  # the outcome is not on disk yet
-            assert rows(path, "results") == []
+            assert journal_rows(path, "results") == []
             gate.set()
-        assert rows(path, "results") == [task_id]
-    assert rows(path, "tasks") == []
+        assert journal_rows(path, "results") == [task_id]
+    assert journal_rows(path, "tasks") == []
     async with cluster_on(path, subworkers=1) as c:
         await trio.sleep(10)
         assert (await c.client.get_result(task_id)) is not None
@@ -246,10 +238,10 @@ async def test_an_acknowledged_delay_is_already_on_disk(
         client = cluster.client
         for i in range(5):
             task_id = await client.delay("add", i, i)
-            assert rows(path, "tasks")[-1] == task_id
+            assert journal_rows(path, "tasks")[-1] == task_id
         later = await client.delay("add", 1, 1, countdown=60, priority="high")
         batch = await client.delay_batch([("add", (i, 0)) for i in range(20)])
-        assert rows(path, "tasks")[-21:] == [later, *batch]
+        assert journal_rows(path, "tasks")[-21:] == [later, *batch]
         db = sqlite3.connect(path)
         try:
             name, priority, eta = db.execute(
@@ -282,7 +274,7 @@ async def test_concurrent_submissions_are_group_committed(
         commits = journal.commits - commits_before
         written = journal.tasks_written
     assert written == n
-    assert sorted(rows(path, "tasks")) == sorted(ids)
+    assert sorted(journal_rows(path, "tasks")) == sorted(ids)
     assert 1 <= commits <= n // 10, f"{commits} commits for {n} tasks"
 
 
@@ -308,19 +300,19 @@ async def test_compaction_removes_results_past_their_ttl(
             what="the five outcomes written",
             observe=lambda: journal.outcomes_written,
         )
-        assert sorted(rows(path, "results")) == sorted(old)
+        assert sorted(journal_rows(path, "results")) == sorted(old)
         await trio.sleep(40)
         young = await client.delay("add", 0, 0)
         await client.result(young)
         await wait_until(
-            lambda: not set(rows(path, "results")) & set(old),
+            lambda: not set(journal_rows(path, "results")) & set(old),
             timeout=100,
             what="the expired results compacted away",
-            observe=lambda: rows(path, "results"),
+            observe=lambda: journal_rows(path, "results"),
             max_poll=1.0,  # each look reads the database
         )
         expired_at = trio.current_time()
-        left = rows(path, "results")
+        left = journal_rows(path, "results")
         assert await client.get_result(old[0]) is None
     assert left == [young]
     assert expired_at < 100  # gone within a compaction interval or two, young not yet due
@@ -430,7 +422,7 @@ async def test_a_cancelled_queued_task_stays_cancelled_after_restart(
         assert await client.cancel(drop)
         assert await client.cancel(later)
         await c.control_plane.drain()
-    assert rows(path, "tasks") == [keep]
+    assert journal_rows(path, "tasks") == [keep]
     async with cluster_on(path, subworkers=1) as c:
         client = c.client
         kept = await client.result(keep)
@@ -469,8 +461,8 @@ async def test_periodic_runs_are_not_duplicated_by_replay(
     async with cluster_on(path, tasks=None, subworkers=1, registry=periodic_registry) as cluster:
         await beats["runs"].wait_for(3)
         await trio.sleep(1)  # the third run is in progress when the stop comes
-    assert rows(path, "tasks") == []
-    recorded = rows(path, "results")
+    assert journal_rows(path, "tasks") == []
+    recorded = journal_rows(path, "results")
     assert len(recorded) == 2 and all(r.startswith("beat@") for r in recorded)
 
     beats["runs"] = sample_tasks.Recorder()

@@ -224,6 +224,7 @@ def test_stats_records_own_their_waiting_dict() -> None:
         WireQueueStats(0, 0, 1, 0), 0, 0, [], 1, 0, 0, 0, 0, 0, False, {"add": 1}
     )
     record = stats_from_wire(wire)
+    assert record.waiting == {"add": 1}  # a copy of the wire's, not an empty one
     record.waiting["add"] = 5
     assert wire.waiting == {"add": 1}
 

@@ -213,3 +213,30 @@ def test_the_control_plane_command_builds_its_settings(tmp_path: Path) -> None:
     assert (settings.port, settings.cluster, settings.secret) == (9123, "c2", b"s3cret")
     assert (settings.max_queue, settings.dashboard, settings.discovery) == (50, None, False)
     assert settings.local_concurrency == 4  # no subworker processes: it runs tasks itself
+
+
+def test_the_serving_commands_default_to_the_librarys_defaults() -> None:
+    """A command line with no tuning flags runs what ``open_control_plane`` /
+    ``open_subworker`` would with no options: the flags' defaults are the settings
+    records' (one source, so the two cannot drift apart)."""
+    args = build_parser().parse_args(["control-plane", "--tasks", "sample_tasks"])
+    settings = control_plane_settings(args)
+    library = fastworker.ControlPlaneSettings()
+    shared = [
+        "host",
+        "cluster",
+        "result_cache_size",
+        "result_ttl",
+        "result_cache_bytes",
+        "max_payload",
+        "aging",
+        "cancel_timeout",
+        "max_queue",
+        "local_concurrency",
+        "max_worker_losses",
+        "discovery_port",
+        "broadcast_address",
+    ]
+    assert {f: getattr(settings, f) for f in shared} == {f: getattr(library, f) for f in shared}
+    args = build_parser().parse_args(["subworker", "--tasks", "sample_tasks"])
+    assert subworker_settings(args, None) == SubworkerSettings()

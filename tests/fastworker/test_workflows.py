@@ -12,7 +12,7 @@ import flow_tasks as ft
 import pytest
 import sample_tasks
 import trio
-from fw_support import start_following, statuses_of, wait_for_event
+from fw_support import journal_rows, start_following, statuses_of, wait_for_event
 
 import fastworker
 from fastworker import TaskStatus, chain, chord, group, sig
@@ -222,14 +222,6 @@ async def test_a_chord_over_ten_thousand_members(autojump_clock: Any) -> None:
     assert (result.status, result.value) == (TaskStatus.SUCCESS, sum(range(1, n + 1)))
     assert some.value == n
     assert ft.runs.count(f"total({n})") == 1
-
-
-def journal_rows(path: Path, table: str) -> list[str]:
-    db = sqlite3.connect(path)
-    try:
-        return [row[0] for row in db.execute(f"SELECT id FROM {table} ORDER BY rowid")]
-    finally:
-        db.close()
 
 
 async def test_a_journaled_workflow_survives_a_restart(tmp_path: Path, autojump_clock: Any) -> None:
